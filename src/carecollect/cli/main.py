@@ -1,0 +1,43 @@
+"""Entry point of the `carecollect` command.
+
+Each command group lives in its own module and is registered here. Every command accepts
+`--data-dir` (or CARECOLLECT_DATA_DIR). Exit codes: 0 success, 1 failure, 2 bad input; an
+error is one line on stderr that never contains PHI.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from carecollect.cli.output import fail
+from carecollect.errors import AppError
+
+app = typer.Typer(
+    name="carecollect",
+    help="First-party patient collections with HIPAA, TCPA and FDCPA/Reg F guardrails.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # Command groups register themselves here, one import each.
+    from carecollect.cli import core
+
+    core.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app(standalone_mode=True)
+    except AppError as exc:
+        fail(exc.message)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

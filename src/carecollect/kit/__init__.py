@@ -1,0 +1,1 @@
+"""Shared infrastructure for carecollect: no business rules live here."""

@@ -1,0 +1,1 @@
+"""Envelope encryption of PHI fields, key providers, blind indexes, rotation and shredding."""
