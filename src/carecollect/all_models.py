@@ -1,0 +1,30 @@
+"""Imports every model module so `Base.metadata` knows every table (migrations, tests)."""
+
+from __future__ import annotations
+
+from carecollect.consent import models as consent_models
+from carecollect.kit.crypto import models as crypto_models
+from carecollect.kit.models import Base
+from carecollect.ledger import models as ledger_models
+from carecollect.outreach import models as outreach_models
+from carecollect.patient import models as patient_models
+from carecollect.tenant import models as tenant_models
+
+__all__ = [
+    "Base",
+    "consent_models",
+    "crypto_models",
+    "ledger_models",
+    "outreach_models",
+    "patient_models",
+    "tenant_models",
+]
+
+
+def tenant_tables() -> list[str]:
+    """Names of every tenant-owned table (those carrying organization_id under RLS)."""
+    return sorted(
+        mapper.class_.__tablename__
+        for mapper in Base.registry.mappers
+        if getattr(mapper.class_, "__tenant__", False)
+    )

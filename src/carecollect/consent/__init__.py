@@ -1,0 +1,1 @@
+"""The consent ledger: consents with evidence, revocations, re-consent."""

@@ -1,0 +1,55 @@
+"""Consent-ledger models. Both tables are append-only histories: the latest event on a
+contact point wins (TCPA-RECONSENT), and nothing is deleted, so a decision can be
+reproduced and its evidence exported for a dispute."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carecollect.kit.crypto.types import Sealed, SealedType
+from carecollect.kit.models import Base, IdMixin, TenantMixin, TimestampMixin, UTCDateTime
+
+CONSENT_KINDS = (
+    "tcpa_pec",
+    "tcpa_pewc",
+    "email_use",
+    "esign",
+    "direct_prior_consent_extra_calls",
+    "inconvenient_time_ok",
+)
+
+
+class Consent(IdMixin, TenantMixin, TimestampMixin, Base):
+    __tablename__ = "consent"
+    __table_args__ = (Index("ix_consent_org_guarantor", "organization_id", "guarantor_id"),)
+
+    guarantor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantor.id", ondelete="CASCADE"))
+    contact_point_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contact_point.id", ondelete="CASCADE"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    given_to: Mapped[str] = mapped_column(String(16), default="creditor")
+    method: Mapped[str] = mapped_column(String(40))  # intake_form, portal, sms_keyword, ...
+    source: Mapped[str] = mapped_column(String(40), default="import")
+    wording_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    captured_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    evidence: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
+
+
+class Revocation(IdMixin, TenantMixin, TimestampMixin, Base):
+    __tablename__ = "revocation"
+    __table_args__ = (Index("ix_revocation_org_guarantor", "organization_id", "guarantor_id"),)
+
+    guarantor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantor.id", ondelete="CASCADE"))
+    contact_point_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contact_point.id", ondelete="CASCADE"), nullable=True
+    )
+    channel: Mapped[str] = mapped_column(String(16))  # sms|call|email|voicemail|letter|all
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    method: Mapped[str] = mapped_column(String(40))  # sms_keyword, free_text, phone, letter ...
+    text: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)

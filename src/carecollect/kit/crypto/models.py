@@ -1,0 +1,25 @@
+"""The `data_key` table: per-organization data keys, stored wrapped by the KEK."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carecollect.kit.models import Base, TenantMixin, UTCDateTime
+
+
+class DataKey(TenantMixin, Base):
+    """One wrapped data key. `id` is the 32-bit key id written into every ciphertext."""
+
+    __tablename__ = "data_key"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    purpose: Mapped[str] = mapped_column(String(16))  # encryption | blind_index
+    state: Mapped[str] = mapped_column(String(16))  # active | decrypt_only | retired
+    kek_id: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rotation_cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -1,0 +1,1 @@
+"""Patient accounts and their ledgers; balances and aging are derived, never stored."""

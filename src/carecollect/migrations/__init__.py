@@ -1,0 +1,1 @@
+"""Alembic migrations shipped inside the package so `carecollect db upgrade` needs no repo."""

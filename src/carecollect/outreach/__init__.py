@@ -1,0 +1,1 @@
+"""Outreach: contact history now; cadences, templates and sending in later work."""

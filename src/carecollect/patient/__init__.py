@@ -1,0 +1,1 @@
+"""Guarantors, patients, contact points and the flags on them."""

@@ -1,0 +1,1 @@
+"""Organizations (tenants), their locations and their business associates."""
