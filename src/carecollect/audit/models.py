@@ -1,0 +1,87 @@
+"""Audit trail tables.
+
+Four append-only tables (UPDATE and DELETE are rejected by database triggers, see
+migration 0002):
+
+* `audit_event`: one row per recorded action, written by `record()` in the caller's
+  transaction. `ordinal` is the database's insertion number (it may have gaps after
+  rollbacks); it is not the log position.
+* `audit_log_entry`: the integrator's gap-free sequence number for each event, with the
+  chain hash after that event.
+* `audit_tree_hash`: every stored Merkle tree hash (leaves and complete subtrees), keyed by
+  its stored-hash position (the numbering of golang.org/x/mod/sumdb/tlog), so that any
+  inclusion or consistency proof needs O(log n) reads.
+* `audit_checkpoint`: each signed checkpoint (C2SP tlog-checkpoint note).
+
+The audit tables are deliberately not tenant tables: the integrator and the verifier are
+cross-tenant, and an organization's crypto-shredding must not remove its audit history.
+`organization_id` is carried (nullable for system events) so repositories can scope
+access-log and export queries; there is no foreign key so that deleting an organization
+never cascades into the evidence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from carecollect.kit.models import Base, UTCDateTime
+
+# SQLite only aliases the rowid for a column declared exactly INTEGER PRIMARY KEY; that
+# alias is what makes appends cheap, so the 64-bit type is INTEGER there.
+BigIntegerKey = BigInteger().with_variant(Integer(), "sqlite")
+
+AUDIT_TABLES = ("audit_event", "audit_log_entry", "audit_tree_hash", "audit_checkpoint")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    ordinal: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), nullable=True)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The patient (guarantor) the event concerns, also when the subject is one of their
+    # accounts, consents or payments: the key of the per-patient access log and the
+    # FHIR AuditEvent entity with the patient role.
+    patient_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text())
+
+    __table_args__ = (
+        # The per-patient access log ("who viewed my record") is the only hot query.
+        Index("ix_audit_event_patient", "patient_id", "organization_id"),
+    )
+
+
+class AuditLogEntry(Base):
+    __tablename__ = "audit_log_entry"
+
+    seq: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=False)
+    event_ordinal: Mapped[int] = mapped_column(BigInteger(), unique=True)
+    chain_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditTreeHash(Base):
+    __tablename__ = "audit_tree_hash"
+
+    position: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    __tablename__ = "audit_checkpoint"
+
+    tree_size: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    chain_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,143 @@
+"""Every query of the audit domain.
+
+Repositories take the session and never commit (CONVENTIONS.md rule 1). Tenant-facing
+queries (access log, export) always filter by organization: the audit tables are not
+covered by row-level security because the integrator is cross-tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, insert, select
+from sqlalchemy.orm import Session
+
+from carecollect.audit.models import AuditCheckpoint, AuditEvent, AuditLogEntry, AuditTreeHash
+
+event_table = AuditEvent.__table__
+entry_table = AuditLogEntry.__table__
+tree_table = AuditTreeHash.__table__
+checkpoint_table = AuditCheckpoint.__table__
+
+_insert_event = insert(event_table)
+
+
+class AuditRepository:
+    """Reads and appends of the audit tables (append only: no update, no delete)."""
+
+    def insert_event(self, session: Session, row: dict[str, Any]) -> None:
+        session.execute(_insert_event, row)
+
+    def insert_events(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            session.execute(_insert_event, list(rows))
+
+    def access_log(
+        self,
+        session: Session,
+        *,
+        organization_id: uuid.UUID,
+        patient_id: str,
+        limit: int,
+    ) -> Sequence[Row[Any]]:
+        stmt = (
+            select(
+                event_table.c.recorded_at,
+                event_table.c.actor_type,
+                event_table.c.actor_id,
+                event_table.c.action,
+                event_table.c.outcome,
+                event_table.c.subject_type,
+                event_table.c.subject_id,
+                event_table.c.patient_id,
+                event_table.c.details,
+                event_table.c.id,
+                entry_table.c.seq,
+            )
+            .select_from(
+                event_table.outerjoin(
+                    entry_table, entry_table.c.event_ordinal == event_table.c.ordinal
+                )
+            )
+            .where(
+                event_table.c.patient_id == patient_id,
+                event_table.c.organization_id == organization_id,
+            )
+            .order_by(event_table.c.ordinal.desc())
+            .limit(limit)
+        )
+        return session.execute(stmt).all()
+
+    def export_rows(
+        self,
+        session: Session,
+        *,
+        organization_id: uuid.UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+        batch_size: int = 5000,
+    ) -> Iterator[Row[Any]]:
+        """Sequenced events in log order, optionally scoped and bounded in time."""
+        last = -1
+        while True:
+            conditions = [entry_table.c.seq > last]
+            if organization_id is not None:
+                conditions.append(event_table.c.organization_id == organization_id)
+            if since is not None:
+                conditions.append(event_table.c.recorded_at >= since)
+            if until is not None:
+                conditions.append(event_table.c.recorded_at < until)
+            stmt = (
+                select(entry_table.c.seq, event_table)
+                .select_from(
+                    entry_table.join(
+                        event_table, event_table.c.ordinal == entry_table.c.event_ordinal
+                    )
+                )
+                .where(and_(*conditions))
+                .order_by(entry_table.c.seq)
+                .limit(batch_size)
+            )
+            rows = session.execute(stmt).all()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].seq
+
+    def tree_size(self, session: Session) -> int:
+        value = session.execute(select(func.max(entry_table.c.seq))).scalar()
+        return 0 if value is None else int(value) + 1
+
+    def checkpoints(self, session: Session) -> Sequence[Row[Any]]:
+        return session.execute(select(checkpoint_table).order_by(checkpoint_table.c.tree_size)).all()
+
+    def latest_checkpoint(self, session: Session) -> Row[Any] | None:
+        return session.execute(
+            select(checkpoint_table).order_by(checkpoint_table.c.tree_size.desc()).limit(1)
+        ).first()
+
+    def tree_hashes(self, session: Session, positions: Sequence[int]) -> dict[int, bytes]:
+        if not positions:
+            return {}
+        rows = session.execute(
+            select(tree_table.c.position, tree_table.c.hash).where(
+                tree_table.c.position.in_(sorted(set(positions)))
+            )
+        ).all()
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
+    def sequenced_event(self, session: Session, seq: int) -> Row[Any] | None:
+        stmt = (
+            select(entry_table.c.seq, entry_table.c.chain_hash, event_table)
+            .select_from(
+                entry_table.join(event_table, event_table.c.ordinal == entry_table.c.event_ordinal)
+            )
+            .where(entry_table.c.seq == seq)
+        )
+        return session.execute(stmt).first()
+
+
+audit_repository = AuditRepository()

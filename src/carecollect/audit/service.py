@@ -1,0 +1,223 @@
+"""Recording audit events and reading them back.
+
+`record()` is the one function every domain calls: it inserts one `audit_event` row into
+the caller's transaction (no commit, CONVENTIONS.md rule 4), so the event exists exactly
+when the change it describes exists. Sequence numbers and hashes are assigned later by
+the integrator (`carecollect.audit.integrator`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from carecollect.audit.repository import audit_repository
+from carecollect.audit.schemas import ACTOR_TYPES, OUTCOMES, AccessLogEntry, Actor, Subject
+from carecollect.audit.vocabulary import is_valid_action
+from carecollect.kit.audit.canonical import canonical_details
+from carecollect.kit.ids import uuid7
+
+# Keys that would carry PHI values rather than ids, names of fields or counts. Details
+# say *which* fields changed, never *what* they contain (HIPAA minimum necessary,
+# 45 CFR 164.502(b)); the audit trail must itself stay free of PHI (PRODUCT.md).
+FORBIDDEN_DETAIL_KEYS = frozenset(
+    {
+        "name", "first_name", "last_name", "full_name", "dob", "date_of_birth",
+        "birth_date", "ssn", "phone", "phone_number", "email", "address", "street",
+        "city", "zip", "postal_code", "mrn", "diagnosis", "value", "values", "old_value",
+        "new_value", "old", "new", "password", "token", "secret", "card_number", "body",
+    }
+)
+
+# PostgreSQL: recording transactions hold this advisory lock in shared mode until they
+# end; the integrator takes it exclusively for an instant to learn the highest ordinal
+# below which every event is committed (identity values are handed out before commit, so
+# commit order can differ from ordinal order). See integrator.safe_frontier().
+RECORDING_LOCK_KEY = 0x6361_7265_6175_6401  # "careaud\x01"
+_LOCKED_TX_KEY = "carecollect.audit.shared_lock_tx"
+
+
+def _check_detail_keys(value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.lower() in FORBIDDEN_DETAIL_KEYS:
+                raise ValueError(f"audit detail key {key!r} would hold PHI; record field names")
+            _check_detail_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_detail_keys(item)
+
+
+def _hold_recording_lock(session: Session) -> None:
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get(_LOCKED_TX_KEY) is transaction:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": RECORDING_LOCK_KEY})
+    session.info[_LOCKED_TX_KEY] = session.get_transaction()
+
+
+def build_event_row(
+    *,
+    actor: Actor,
+    action: str,
+    subject: Subject | None,
+    outcome: str,
+    details: dict[str, Any] | None,
+    organization_id: uuid.UUID | None,
+    recorded_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Validate one event and return its `audit_event` row (without the ordinal)."""
+    if not isinstance(actor, Actor) or actor.type not in ACTOR_TYPES:
+        raise ValueError("actor must be an audit Actor (staff, patient, api_key, system, webhook)")
+    if not actor.id or len(actor.id) > 128:
+        raise ValueError("actor id must be 1 to 128 characters")
+    if not is_valid_action(action):
+        raise ValueError("action must be a dotted lower-case verb such as 'patient.read'")
+    if outcome not in OUTCOMES:
+        raise ValueError("outcome must be 'success', 'failure' or 'denied'")
+    details_text = canonical_details(details)
+    _check_detail_keys(details)
+    subject_type = subject_id = patient_id = None
+    if subject is not None:
+        subject_type = subject.type
+        subject_id = None if subject.id is None else str(subject.id)
+        if subject.patient_id is not None:
+            patient_id = str(subject.patient_id)
+        elif subject.type == "patient":
+            patient_id = subject_id
+        if subject.organization_id is not None:
+            if organization_id is not None and organization_id != subject.organization_id:
+                raise ValueError("subject organization differs from the session organization")
+            organization_id = subject.organization_id
+        if not subject_type or len(subject_type) > 64:
+            raise ValueError("subject type must be 1 to 64 characters")
+        for value in (subject_id, patient_id):
+            if value is not None and len(value) > 128:
+                raise ValueError("subject ids are limited to 128 characters")
+    when = recorded_at or datetime.now(UTC)
+    if when.tzinfo is None:
+        raise ValueError("recorded_at must be timezone-aware")
+    return {
+        "id": uuid7(),
+        "recorded_at": when,
+        "organization_id": organization_id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "patient_id": patient_id,
+        "outcome": outcome,
+        "details": details_text,
+    }
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    subject: Subject | None = None,
+    outcome: str = "success",
+    details: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Record one audit event in the caller's transaction and return its event id.
+
+    Nothing is committed here: the event becomes durable with the change it describes and
+    disappears with it on rollback. `details` holds ids, field names, counts and reasons,
+    never PHI values; non-JSON values, floats, PHI-named keys or more than 4 KiB raise
+    ValueError.
+    """
+    row = build_event_row(
+        actor=actor,
+        action=action,
+        subject=subject,
+        outcome=outcome,
+        details=details,
+        organization_id=session.info.get("organization_id"),
+    )
+    _hold_recording_lock(session)
+    audit_repository.insert_event(session, row)
+    return row["id"]  # type: ignore[no-any-return]
+
+
+def access_log(
+    session: Session,
+    organization_id: uuid.UUID,
+    patient_id: uuid.UUID | str,
+    *,
+    limit: int = 500,
+) -> list[AccessLogEntry]:
+    """Who viewed or changed this patient's records, when and why; newest first.
+
+    Serves the staff "access log" screen now and the patient's own "who viewed my
+    account" page later (HIPAA 45 CFR 164.528 accounting of disclosures). Scoped to the
+    organization; the caller records its own `audit.access_log` event.
+    """
+    rows = audit_repository.access_log(
+        session, organization_id=organization_id, patient_id=str(patient_id), limit=limit
+    )
+    return [
+        AccessLogEntry(
+            recorded_at=r.recorded_at,
+            actor_type=r.actor_type,
+            actor_id=r.actor_id,
+            action=r.action,
+            outcome=r.outcome,
+            subject_type=r.subject_type,
+            subject_id=r.subject_id,
+            patient_id=r.patient_id,
+            details=json.loads(r.details),
+            event_id=r.id,
+            seq=r.seq,
+        )
+        for r in rows
+    ]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def audited_read(
+    action: str, subject_of: Callable[[Any], Subject | None]
+) -> Callable[
+    [Callable[Concatenate[Any, Session, P], R]],
+    Callable[Concatenate[Any, Session, Actor, P], R],
+]:
+    """Decorate a repository method that reads PHI so that it needs an actor.
+
+    The decorated method is called as `repo.method(session, actor, ...)`: forgetting the
+    actor is a TypeError, and after a successful read the event `action` is recorded in
+    the same transaction with the subject `subject_of(result)` (e.g. the patient row).
+    Reads that return nothing record nothing.
+    """
+
+    def decorate(
+        method: Callable[Concatenate[Any, Session, P], R],
+    ) -> Callable[Concatenate[Any, Session, Actor, P], R]:
+        @wraps(method)
+        def wrapper(
+            self: Any, session: Session, actor: Actor, /, *args: P.args, **kwargs: P.kwargs
+        ) -> R:
+            if not isinstance(actor, Actor):
+                raise TypeError("a PHI read needs an audit Actor as its second argument")
+            result = method(self, session, *args, **kwargs)
+            subject = subject_of(result)
+            if subject is not None:
+                record(session, actor=actor, action=action, subject=subject)
+            return result
+
+        return wrapper
+
+    return decorate

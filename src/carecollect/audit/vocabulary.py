@@ -1,0 +1,72 @@
+"""The documented vocabulary of audit actions.
+
+Actions are dotted verbs, `<area>.<verb>` (more segments allowed). The table below lists
+the actions known today with the FHIR R4 AuditEvent action code each maps to (C create,
+R read/view/search, U update, D delete, E execute). Domains add their actions here when
+they start recording them; an action that is not listed is still accepted if it is well
+formed, and its FHIR code is derived from its last segment (see `fhir_action_code`).
+"""
+
+from __future__ import annotations
+
+import re
+
+ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+# HIPAA 45 CFR 164.312(b) (audit controls) and 164.528 (accounting of disclosures):
+# reads of PHI are recorded as well as changes.
+ACTIONS: dict[str, tuple[str, str]] = {
+    # action: (FHIR action code, description)
+    "patient.create": ("C", "a patient or guarantor record was created"),
+    "patient.read": ("R", "a patient's detail view or PHI fields were read"),
+    "patient.search": ("R", "a search returned patient records"),
+    "patient.update": ("U", "patient fields were changed (field names in details)"),
+    "patient.delete": ("D", "a patient record was deleted"),
+    "patient.reveal": ("R", "a masked PHI field was revealed to staff"),
+    "patient.export": ("R", "patient records were exported"),
+    "staff.login": ("E", "a staff sign-in attempt"),
+    "staff.logout": ("E", "a staff sign-out"),
+    "staff.break_glass": ("E", "emergency access outside the normal role"),
+    "portal.login": ("E", "a patient portal identity verification attempt"),
+    "portal.view": ("R", "the patient viewed their bill in the portal"),
+    "consent.change": ("U", "consent granted, revoked or changed"),
+    "outreach.decision": ("E", "the planner decided to send, block or re-time a message"),
+    "message.send": ("E", "a message was handed to a channel provider"),
+    "payment.post": ("C", "a payment was posted to the ledger"),
+    "payment.refund": ("C", "a refund was issued"),
+    "config.change": ("U", "a configuration or policy was changed"),
+    "key.rotate": ("E", "data keys were rotated"),
+    "import.run": ("C", "an import created or updated records"),
+    "audit.export": ("R", "the audit trail was exported"),
+    "audit.verify": ("E", "the audit trail was verified"),
+    "audit.access_log": ("R", "a patient's access log was viewed"),
+}
+
+_VERB_CODES = {
+    "create": "C",
+    "import": "C",
+    "post": "C",
+    "read": "R",
+    "view": "R",
+    "search": "R",
+    "list": "R",
+    "export": "R",
+    "reveal": "R",
+    "update": "U",
+    "change": "U",
+    "revoke": "U",
+    "delete": "D",
+    "remove": "D",
+}
+
+
+def is_valid_action(action: str) -> bool:
+    return len(action) <= 64 and ACTION_PATTERN.match(action) is not None
+
+
+def fhir_action_code(action: str) -> str:
+    """FHIR R4 AuditEvent.action code (C, R, U, D or E) for an action name."""
+    known = ACTIONS.get(action)
+    if known is not None:
+        return known[0]
+    return _VERB_CODES.get(action.rsplit(".", 1)[-1], "E")
