@@ -84,7 +84,8 @@ class ContactPoint(IdMixin, TenantMixin, TimestampMixin, Base):
     postal_code: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
     # wireless | landline | voip | hospital_patient_room | None (unknown)
     line_type: Mapped[str | None] = mapped_column(String(24), nullable=True)
-    area_code_tz: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Every zone the phone's area code may be in (PLAT-TZ-RESOLVE candidate zones).
+    area_code_tzs: Mapped[list[str]] = mapped_column(JSON, default=list)
     address_tz: Mapped[str | None] = mapped_column(String(64), nullable=True)
     owner: Mapped[str] = mapped_column(String(16), default="debtor")
     employer_provided: Mapped[bool] = mapped_column(Boolean, default=False)

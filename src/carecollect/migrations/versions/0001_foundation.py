@@ -136,7 +136,7 @@ def upgrade() -> None:
     sa.Column('value_bidx', sa.BigInteger(), nullable=True),
     sa.Column('postal_code', sa.LargeBinary(), nullable=True),
     sa.Column('line_type', sa.String(length=24), nullable=True),
-    sa.Column('area_code_tz', sa.String(length=64), nullable=True),
+    sa.Column('area_code_tzs', sa.JSON(), nullable=False),
     sa.Column('address_tz', sa.String(length=64), nullable=True),
     sa.Column('owner', sa.String(length=16), nullable=False),
     sa.Column('employer_provided', sa.Boolean(), nullable=False),
