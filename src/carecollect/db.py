@@ -54,7 +54,12 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for SQLite (embedded) or PostgreSQL (psycopg 3)."""
+    """Create an engine for SQLite (embedded) or PostgreSQL (psycopg 3).
+
+    `hide_parameters` keeps bound values (search terms, ciphertexts) out of every
+    database error message and log line.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
