@@ -66,7 +66,8 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str) -> Verifier:
-        parts = text.strip().split("+")
+        # The base64 key may itself contain '+': split off the first two fields only.
+        parts = text.strip().split("+", 2)
         if len(parts) != 3 or not _NAME_RE.match(parts[0]):
             raise CheckpointError("public key is not in the form name+keyid+base64")
         name, hex_id, encoded = parts
@@ -116,7 +117,7 @@ class Signer:
 
     @classmethod
     def parse(cls, text: str) -> Signer:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or not _NAME_RE.match(parts[2]):
             raise CheckpointError("signing key is not in the form PRIVATE+KEY+name+id+base64")
         try:
