@@ -80,13 +80,6 @@ class EncryptedTable:
 
 
 @dataclass(frozen=True)
-class RotationProgress:
-    table: str
-    batches: int
-    rows_reencrypted: int
-
-
-@dataclass(frozen=True)
 class RotationReport:
     organization_id: UUID
     new_key_id: int
@@ -96,6 +89,11 @@ class RotationReport:
     rows_reencrypted: int
     values_reencrypted: int
     retired: bool
+
+    @property
+    def reencrypted(self) -> int:
+        """Encrypted values moved to the new key."""
+        return self.values_reencrypted
 
 
 def encrypted_tables(metadata: MetaData | None = None) -> list[EncryptedTable]:
@@ -151,7 +149,7 @@ class _Rotator:
         new_key_id: int,
         old_key_ids: tuple[int, ...],
         batch_size: int,
-        progress: Callable[[RotationProgress], None] | None,
+        progress: Callable[[int], None] | None,
     ) -> None:
         self.db = db
         self.organization_id = organization_id
@@ -194,7 +192,7 @@ class _Rotator:
             self.rows += rows
             self.values += values
             if self.progress is not None:
-                self.progress(RotationProgress(table.name, self.batches, self.rows))
+                self.progress(self.values)
 
     def _batch(
         self, session: Session, target: EncryptedTable, last: Any
@@ -281,17 +279,19 @@ def rotate_organization_key(
     db: Database,
     organization_id: UUID,
     *,
-    key_manager: KeyManager,
+    keys: KeyManager,
     batch_size: int = 1000,
-    progress: Callable[[RotationProgress], None] | None = None,
+    progress: Callable[[int], None] | None = None,
     tables: Iterable[EncryptedTable] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RotationReport:
     """Rotate the organization's encryption key, or resume an interrupted rotation.
 
     Returns when every encrypted value of the organization is under the new key and the
-    old key is retired. Safe to call again after a crash at any point.
+    old key is retired. Safe to call again after a crash at any point. `progress` is
+    called after each committed batch with the number of values re-encrypted so far.
     """
+    key_manager = keys
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     targets = list(tables) if tables is not None else encrypted_tables()
