@@ -7,6 +7,7 @@ error is one line on stderr that never contains PHI.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -37,6 +38,12 @@ def main() -> None:
     except AppError as exc:
         fail(exc.message)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        # An unexpected error's text may quote data; show only its type unless debugging.
+        if os.environ.get("CARECOLLECT_DEBUG") == "1":
+            raise
+        fail(f"unexpected {type(exc).__name__}; rerun with CARECOLLECT_DEBUG=1 for details")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

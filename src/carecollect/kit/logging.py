@@ -60,11 +60,12 @@ def drop_phi(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> 
 _configured = False
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """JSON lines to stderr for both structlog and the standard library's loggers."""
+def configure_logging(level: str = "INFO", *, stream: Any = None, force: bool = False) -> None:
+    """JSON lines to stderr (or `stream`) for structlog and the standard library's loggers."""
     global _configured
-    if _configured:
+    if _configured and not force:
         return
+    stream = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -73,10 +74,10 @@ def configure_logging(level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, drop_phi, structlog.processors.JSONRenderer(sort_keys=True)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=not force,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -1,0 +1,140 @@
+"""The core commands through the real entry point: init, doctor, db upgrade, demo, and
+one clear line with the right exit code for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV_KEYS = ("CARECOLLECT_DATA_DIR", "CARECOLLECT_DATABASE_URL", "CARECOLLECT_KEY_PROVIDER")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "carecollect.cli.main", *args],
+        capture_output=True, text=True, env=clean, timeout=300, check=False,
+    )
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file() and not p.name.endswith("-shm")}
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def initialized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("cc") / "data"
+    result = run("init", "--data-dir", str(data), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["organization"] == "practice"
+    return data
+
+
+def test_init_creates_private_key_material(initialized: Path) -> None:
+    keyring = initialized / "keys" / "keyring.json"
+    signing = initialized / "keys" / "audit-signing.key"
+    assert stat.S_IMODE(keyring.stat().st_mode) == 0o600
+    assert stat.S_IMODE(signing.stat().st_mode) == 0o600
+    assert stat.S_IMODE((initialized / "keys").stat().st_mode) == 0o700
+    assert (initialized / "carecollect.db").is_file()
+
+
+def test_init_twice_refuses_and_changes_nothing(initialized: Path) -> None:
+    before = snapshot(initialized)
+    result = run("init", "--data-dir", str(initialized))
+    assert result.returncode == 1
+    assert "already initialized" in one_error_line(result)
+    assert snapshot(initialized) == before
+
+
+def test_doctor_passes_on_a_fresh_install(initialized: Path) -> None:
+    result = run("doctor", "--data-dir", str(initialized), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = {c["name"]: c["status"] for c in json.loads(result.stdout)}
+    assert checks["database schema"] == "ok"
+    assert checks["data keys"] == "ok"
+    assert checks["keyring permissions"] == "ok"
+
+
+def test_db_upgrade_is_idempotent(initialized: Path) -> None:
+    result = run("db", "upgrade", "--data-dir", str(initialized))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("database at revision ")
+
+
+def test_unknown_data_directory_is_one_clear_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = run("db", "upgrade", "--data-dir", str(missing))
+    assert result.returncode == 1
+    assert "does not exist" in one_error_line(result)
+    assert not missing.exists()
+
+
+def test_malformed_config_file_is_one_clear_line(initialized: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "carecollect.toml").write_text("planned_patients = [not toml", encoding="utf-8")
+    result = run("doctor", "--data-dir", str(data))
+    assert result.returncode == 1
+    assert "not valid TOML" in one_error_line(result)
+
+
+def test_invalid_setting_value_is_one_clear_line(tmp_path: Path) -> None:
+    result = run("doctor", "--data-dir", str(tmp_path), env={"CARECOLLECT_PORT": "seventy"})
+    assert result.returncode == 1
+    assert "invalid configuration: port" in one_error_line(result)
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    tmp_path.joinpath("data").mkdir()
+    result = run("db", "upgrade", "--data-dir", str(tmp_path / "data"), env={
+        "CARECOLLECT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    assert result.returncode == 1
+    assert "is unreachable" in one_error_line(result)
+
+
+def test_corrupt_keyring_fails_closed_and_changes_nothing(initialized: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(initialized), str(copy)], check=True)
+    keyring = copy / "keys" / "keyring.json"
+    keyring.write_text('{"version": 1, "current": "x", "keys": [', encoding="utf-8")
+    before = snapshot(copy)
+    result = run("demo", "--data-dir", str(copy), "--patients", "5", "--no-serve")
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "keyring" in line
+    assert snapshot(copy) == before
+
+
+def test_production_mode_refuses_insecure_settings(tmp_path: Path) -> None:
+    result = run("doctor", "--data-dir", str(tmp_path),
+                 env={"CARECOLLECT_ENVIRONMENT": "production", "CARECOLLECT_DEBUG": "true"})
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "refusing to run in production" in line
+    assert "debug is on" in line
+
+
+def test_demo_builds_a_practice_and_is_idempotent(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    first = run("demo", "--data-dir", str(data), "--patients", "60", "--seed", "3", "--no-serve")
+    assert first.returncode == 0, first.stderr
+    assert "60 patients" in first.stdout
+    second = run("demo", "--data-dir", str(data), "--patients", "60", "--no-serve")
+    assert second.returncode == 0, second.stderr
+    assert "already present" in second.stdout

@@ -1,0 +1,57 @@
+"""Canary test: PHI stored and searched through the services never reaches a log line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import date
+
+from carecollect.db import Database
+from carecollect.kit.logging import REDACTED, configure_logging, drop_phi, get_logger, scrub
+from carecollect.patient.service import patient_service
+from tests.factories import TEST_ACTOR, add_email, add_phone, create_guarantor, create_tenant
+
+CANARY_NAME = "Xylocanarius"
+CANARY_EMAIL = "xylo.canary.5521@example.net"
+CANARY_PHONE = "+13055550166"
+
+
+def test_processor_keeps_ids_and_redacts_everything_else() -> None:
+    event = drop_phi(None, "info", {
+        "event": "call to 305-555-0166 failed", "guarantor_id": "g-1", "last_name": "Doe",
+        "row_count": 3, "email": "a@b.example", "note": "DOB 1970-01-01",
+    })
+    assert event == {"event": f"call to {REDACTED} failed", "guarantor_id": "g-1",
+                     "last_name": REDACTED, "row_count": 3, "email": REDACTED, "note": REDACTED}
+    assert scrub("mail x.y@example.com on 03/04/1999") == f"mail {REDACTED} on {REDACTED}"
+
+
+def test_seeded_canary_never_reaches_a_log(db: Database) -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream, force=True)
+    engine_logger = logging.getLogger("sqlalchemy.engine")
+    engine_logger.setLevel(logging.INFO)  # statements are logged, parameters hidden
+    try:
+        tenant = create_tenant(db)
+        with db.tenant_session(tenant.id) as s:
+            g = create_guarantor(s, tenant, last_name=CANARY_NAME, date_of_birth=date(1912, 12, 12))
+            add_phone(s, tenant, g.id, CANARY_PHONE)
+            add_email(s, tenant, g.id, CANARY_EMAIL)
+        with db.tenant_session(tenant.id) as s:
+            patient_service.find_guarantors(s, keys=tenant.keys, actor=TEST_ACTOR,
+                                            email=CANARY_EMAIL)
+            patient_service.read_guarantor(s, keys=tenant.keys, actor=TEST_ACTOR,
+                                           guarantor_id=g.id)
+        log = get_logger("test")
+        log.info("patient found", guarantor_id=str(g.id), last_name=CANARY_NAME,
+                 phone=CANARY_PHONE)
+        log.warning(f"free text mentioning {CANARY_EMAIL} and {CANARY_PHONE}")
+    finally:
+        engine_logger.setLevel(logging.WARNING)
+    output = stream.getvalue()
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any("SELECT" in str(line.get("event")) for line in lines)  # logging did happen
+    assert any(line.get("guarantor_id") == str(g.id) for line in lines)
+    for canary in (CANARY_NAME, CANARY_EMAIL, CANARY_PHONE, "5550166", "1912-12-12"):
+        assert canary not in output
