@@ -66,18 +66,24 @@ def create_guarantor(session: Session, tenant: Tenant, **overrides: Any) -> Guar
     )
 
 
-def add_phone(session: Session, tenant: Tenant, guarantor_id: uuid.UUID, number: str,
-              **overrides: Any) -> ContactPoint:
-    data: dict[str, Any] = {"guarantor_id": guarantor_id, "kind": "phone", "value": number,
-                            "line_type": "wireless"}
+def add_phone(
+    session: Session, tenant: Tenant, guarantor_id: uuid.UUID, number: str, **overrides: Any
+) -> ContactPoint:
+    data: dict[str, Any] = {
+        "guarantor_id": guarantor_id,
+        "kind": "phone",
+        "value": number,
+        "line_type": "wireless",
+    }
     data.update(overrides)
     return patient_service.add_contact_point(
         session, keys=tenant.keys, actor=TEST_ACTOR, data=ContactPointCreate(**data)
     )
 
 
-def add_email(session: Session, tenant: Tenant, guarantor_id: uuid.UUID, address: str,
-              **overrides: Any) -> ContactPoint:
+def add_email(
+    session: Session, tenant: Tenant, guarantor_id: uuid.UUID, address: str, **overrides: Any
+) -> ContactPoint:
     data: dict[str, Any] = {"guarantor_id": guarantor_id, "kind": "email", "value": address}
     data.update(overrides)
     return patient_service.add_contact_point(
@@ -85,11 +91,24 @@ def add_email(session: Session, tenant: Tenant, guarantor_id: uuid.UUID, address
     )
 
 
-def add_address(session: Session, tenant: Tenant, guarantor_id: uuid.UUID, *, line1: str,
-                city: str, state: str, zip_code: str) -> ContactPoint:
+def add_address(
+    session: Session,
+    tenant: Tenant,
+    guarantor_id: uuid.UUID,
+    *,
+    line1: str,
+    city: str,
+    state: str,
+    zip_code: str,
+) -> ContactPoint:
     return patient_service.add_contact_point(
-        session, keys=tenant.keys, actor=TEST_ACTOR,
-        data=ContactPointCreate(guarantor_id=guarantor_id, kind="postal", is_primary=True,
-                                value=PostalAddress(line1=line1, city=city, state=state,
-                                                    zip=zip_code)),
+        session,
+        keys=tenant.keys,
+        actor=TEST_ACTOR,
+        data=ContactPointCreate(
+            guarantor_id=guarantor_id,
+            kind="postal",
+            is_primary=True,
+            value=PostalAddress(line1=line1, city=city, state=state, zip=zip_code),
+        ),
     )

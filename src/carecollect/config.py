@@ -119,8 +119,10 @@ class Settings(BaseSettings):
             if path.exists() and (path.stat().st_mode & 0o077):
                 problems.append(f"keyring file {path} is readable by group or others")
         url = self.resolved_database_url
-        if url.startswith("postgresql") and "sslmode=require" not in url and (
-            "sslmode=verify" not in url
+        if (
+            url.startswith("postgresql")
+            and "sslmode=require" not in url
+            and ("sslmode=verify" not in url)
         ):
             problems.append("the PostgreSQL URL does not require TLS (sslmode=require)")
         return problems

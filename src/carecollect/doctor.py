@@ -45,8 +45,11 @@ def run_checks(ctx: Context) -> list[Check]:
 
     signing = settings.resolved_audit_signing_key_path
     checks.append(
-        Check("audit signing key", "ok" if signing.exists() else "fail",
-              "present" if signing.exists() else f"missing at {signing}")
+        Check(
+            "audit signing key",
+            "ok" if signing.exists() else "fail",
+            "present" if signing.exists() else f"missing at {signing}",
+        )
     )
 
     try:
@@ -54,8 +57,11 @@ def run_checks(ctx: Context) -> list[Check]:
         revision = current_revision(ctx.db.engine)
         head = head_revision()
         checks.append(
-            Check("database schema", "ok" if revision == head else "fail",
-                  f"revision {revision} (head {head})")
+            Check(
+                "database schema",
+                "ok" if revision == head else "fail",
+                f"revision {revision} (head {head})",
+            )
         )
     except AppError as exc:
         checks.append(Check("database", "fail", exc.message))
@@ -73,8 +79,7 @@ def run_checks(ctx: Context) -> list[Check]:
     problems = settings.production_problems()
     if problems:
         level: Literal["warn", "fail"] = "fail" if settings.environment == "production" else "warn"
-        for problem in problems:
-            checks.append(Check("production safety", level, problem))
+        checks.extend(Check("production safety", level, problem) for problem in problems)
     else:
         checks.append(Check("production safety", "ok", "no insecure settings"))
     return checks

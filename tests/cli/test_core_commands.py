@@ -20,13 +20,20 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     clean.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "carecollect.cli.main", *args],
-        capture_output=True, text=True, env=clean, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=300,
+        check=False,
     )
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file() and not p.name.endswith("-shm")}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and not p.name.endswith("-shm")
+    }
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -102,13 +109,20 @@ def test_invalid_setting_value_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     tmp_path.joinpath("data").mkdir()
-    result = run("db", "upgrade", "--data-dir", str(tmp_path / "data"), env={
-        "CARECOLLECT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    result = run(
+        "db",
+        "upgrade",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"CARECOLLECT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
+    )
     assert result.returncode == 1
     assert "is unreachable" in one_error_line(result)
 
 
-def test_corrupt_keyring_fails_closed_and_changes_nothing(initialized: Path, tmp_path: Path) -> None:
+def test_corrupt_keyring_fails_closed_and_changes_nothing(
+    initialized: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-a", str(initialized), str(copy)], check=True)
     keyring = copy / "keys" / "keyring.json"
@@ -122,8 +136,12 @@ def test_corrupt_keyring_fails_closed_and_changes_nothing(initialized: Path, tmp
 
 
 def test_production_mode_refuses_insecure_settings(tmp_path: Path) -> None:
-    result = run("doctor", "--data-dir", str(tmp_path),
-                 env={"CARECOLLECT_ENVIRONMENT": "production", "CARECOLLECT_DEBUG": "true"})
+    result = run(
+        "doctor",
+        "--data-dir",
+        str(tmp_path),
+        env={"CARECOLLECT_ENVIRONMENT": "production", "CARECOLLECT_DEBUG": "true"},
+    )
     assert result.returncode == 1
     line = one_error_line(result)
     assert "refusing to run in production" in line

@@ -18,12 +18,26 @@ CANARY_PHONE = "+13055550166"
 
 
 def test_processor_keeps_ids_and_redacts_everything_else() -> None:
-    event = drop_phi(None, "info", {
-        "event": "call to 305-555-0166 failed", "guarantor_id": "g-1", "last_name": "Doe",
-        "row_count": 3, "email": "a@b.example", "note": "DOB 1970-01-01",
-    })
-    assert event == {"event": f"call to {REDACTED} failed", "guarantor_id": "g-1",
-                     "last_name": REDACTED, "row_count": 3, "email": REDACTED, "note": REDACTED}
+    event = drop_phi(
+        None,
+        "info",
+        {
+            "event": "call to 305-555-0166 failed",
+            "guarantor_id": "g-1",
+            "last_name": "Doe",
+            "row_count": 3,
+            "email": "a@b.example",
+            "note": "DOB 1970-01-01",
+        },
+    )
+    assert event == {
+        "event": f"call to {REDACTED} failed",
+        "guarantor_id": "g-1",
+        "last_name": REDACTED,
+        "row_count": 3,
+        "email": REDACTED,
+        "note": REDACTED,
+    }
     assert scrub("mail x.y@example.com on 03/04/1999") == f"mail {REDACTED} on {REDACTED}"
 
 
@@ -39,14 +53,14 @@ def test_seeded_canary_never_reaches_a_log(db: Database) -> None:
             add_phone(s, tenant, g.id, CANARY_PHONE)
             add_email(s, tenant, g.id, CANARY_EMAIL)
         with db.tenant_session(tenant.id) as s:
-            patient_service.find_guarantors(s, keys=tenant.keys, actor=TEST_ACTOR,
-                                            email=CANARY_EMAIL)
-            patient_service.read_guarantor(s, keys=tenant.keys, actor=TEST_ACTOR,
-                                           guarantor_id=g.id)
+            patient_service.find_guarantors(
+                s, keys=tenant.keys, actor=TEST_ACTOR, email=CANARY_EMAIL
+            )
+            patient_service.read_guarantor(s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id)
         log = get_logger("test")
-        log.info("patient found", guarantor_id=str(g.id), last_name=CANARY_NAME,
-                 phone=CANARY_PHONE)
-        log.warning(f"free text mentioning {CANARY_EMAIL} and {CANARY_PHONE}")
+        log.info("patient found", guarantor_id=str(g.id), last_name=CANARY_NAME, phone=CANARY_PHONE)
+        message = "free text mentioning " + CANARY_EMAIL + " and " + CANARY_PHONE
+        log.warning(message)
     finally:
         engine_logger.setLevel(logging.WARNING)
     output = stream.getvalue()

@@ -41,12 +41,24 @@ CANARIES = {
 def _store_canaries(db: Database) -> None:
     tenant = create_tenant(db)
     with db.tenant_session(tenant.id) as s:
-        g = create_guarantor(s, tenant, first_name=CANARIES["first_name"],
-                             last_name=CANARIES["last_name"], date_of_birth=date(1911, 11, 11))
+        g = create_guarantor(
+            s,
+            tenant,
+            first_name=CANARIES["first_name"],
+            last_name=CANARIES["last_name"],
+            date_of_birth=date(1911, 11, 11),
+        )
         add_phone(s, tenant, g.id, CANARIES["phone"])
         add_email(s, tenant, g.id, CANARIES["email"])
-        add_address(s, tenant, g.id, line1=CANARIES["street"], city=CANARIES["city"],
-                    state="MA", zip_code="02118")
+        add_address(
+            s,
+            tenant,
+            g.id,
+            line1=CANARIES["street"],
+            city=CANARIES["city"],
+            state="MA",
+            zip_code="02118",
+        )
 
 
 def test_no_canary_in_the_sqlite_file_or_wal(db: Database, backend: str, tmp_path: Path) -> None:
@@ -66,12 +78,17 @@ def test_no_canary_in_any_postgres_column(db: Database, backend: str) -> None:
         pytest.skip("column scan is for PostgreSQL")
     _store_canaries(db)
     with db.engine.connect() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
-        dump = []
-        for table in tables:
-            for row in conn.execute(text(f'SELECT * FROM "{table}"')):
-                dump.append(repr(tuple(row)))
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+        ]
+        dump = [
+            repr(tuple(row))
+            for table in tables
+            for row in conn.execute(text(f'SELECT * FROM "{table}"'))  # noqa: S608
+        ]
     haystack = "\n".join(dump).lower()
     for value in [*CANARIES.values(), "1911-11-11", "5550177"]:
         assert value.lower() not in haystack, value
@@ -95,10 +112,11 @@ def test_ciphertext_copied_to_another_row_or_column_fails_to_decrypt(db: Databas
     with db.tenant_session(tenant.id) as s:
         moved = s.get(Guarantor, b_id)
         swapped = s.get(Guarantor, a_id)
-        assert moved is not None and swapped is not None
-        with pytest.raises(DecryptionError, match="guarantor.last_name") as row_error:
+        assert moved is not None
+        assert swapped is not None
+        with pytest.raises(DecryptionError, match=r"guarantor\.last_name") as row_error:
             cipher.open_row(moved, "last_name")
-        with pytest.raises(DecryptionError, match="guarantor.last_name"):
+        with pytest.raises(DecryptionError, match=r"guarantor\.last_name"):
             cipher.open_row(swapped, "last_name")
         assert "Ashdown" not in str(row_error.value)
         # The untouched fields still decrypt.
@@ -135,8 +153,7 @@ def test_sealed_values_never_print_plaintext(db: Database) -> None:
 
 def _search(db: Database, keys: OrganizationKeys, **criteria: object) -> list[object]:
     with db.tenant_session(keys.organization_id) as s:
-        return list(patient_service.find_guarantors(s, keys=keys, actor=TEST_ACTOR,
-                                                    **criteria))  # type: ignore[arg-type]
+        return list(patient_service.find_guarantors(s, keys=keys, actor=TEST_ACTOR, **criteria))  # type: ignore[arg-type]
 
 
 def test_blind_index_lookups_find_by_phone_email_and_name_dob(db: Database) -> None:
@@ -164,8 +181,9 @@ def test_blind_index_false_positives_are_filtered_after_decryption(db: Database)
         p2 = add_phone(s, tenant, g2.id, "+16175550102")
         # Force a collision: give the second phone the first one's index value, as a
         # truncated HMAC can do by design.
-        s.execute(update(ContactPoint).where(ContactPoint.id == p2.id)
-                  .values(value_bidx=p1.value_bidx))
+        s.execute(
+            update(ContactPoint).where(ContactPoint.id == p2.id).values(value_bidx=p1.value_bidx)
+        )
         g1_id = g1.id
     assert _search(db, tenant.keys, phone="+16175550101") == [g1_id]
 
@@ -188,8 +206,9 @@ def test_read_of_a_guarantor_is_audited_once(db: Database) -> None:
     with db.tenant_session(tenant.id) as s:
         g = create_guarantor(s, tenant, first_name="Readme")
     with db.tenant_session(tenant.id) as s:
-        view = patient_service.read_guarantor(s, keys=tenant.keys, actor=TEST_ACTOR,
-                                              guarantor_id=g.id)
+        view = patient_service.read_guarantor(
+            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id
+        )
     assert view.first_name == "Readme"
     with db.system_session() as s:
         reads = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "patient.read")))

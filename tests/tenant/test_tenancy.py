@@ -52,17 +52,22 @@ def test_raw_sql_without_the_tenant_setting_sees_nothing(db: Database, backend: 
         assert conn.execute(text("SELECT count(*) FROM organization")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM data_key")).scalar() == 0
         # With another organization's id set, still nothing; with its own, both rows.
-        conn.execute(text("SELECT set_config('carecollect.organization_id', :v, false)"),
-                     {"v": "00000000-0000-7000-8000-00000000beef"})
+        conn.execute(
+            text("SELECT set_config('carecollect.organization_id', :v, false)"),
+            {"v": "00000000-0000-7000-8000-00000000beef"},
+        )
         assert conn.execute(text("SELECT count(*) FROM guarantor")).scalar() == 0
-        conn.execute(text("SELECT set_config('carecollect.organization_id', :v, false)"),
-                     {"v": str(a.id)})
+        conn.execute(
+            text("SELECT set_config('carecollect.organization_id', :v, false)"), {"v": str(a.id)}
+        )
         assert conn.execute(text("SELECT count(*) FROM guarantor")).scalar() == 2
         # Writing a row for another organization is refused by WITH CHECK.
         with pytest.raises(Exception, match="row-level security"):
-            conn.execute(text(
-                "UPDATE guarantor SET organization_id = '00000000-0000-7000-8000-00000000beef'"
-            ))
+            conn.execute(
+                text(
+                    "UPDATE guarantor SET organization_id = '00000000-0000-7000-8000-00000000beef'"
+                )
+            )
         conn.rollback()
 
 
@@ -71,13 +76,17 @@ def test_application_role_owns_no_table(db: Database, backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("PostgreSQL only")
     with db.engine.connect() as conn:
-        owned = conn.execute(text(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
-            "AND tableowner = 'carecollect_app'"
-        )).scalar()
-        forced = conn.execute(text(
-            "SELECT count(*) FROM pg_class WHERE relname = 'guarantor' "
-            "AND relrowsecurity AND relforcerowsecurity"
-        )).scalar()
+        owned = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+                "AND tableowner = 'carecollect_app'"
+            )
+        ).scalar()
+        forced = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_class WHERE relname = 'guarantor' "
+                "AND relrowsecurity AND relforcerowsecurity"
+            )
+        ).scalar()
     assert owned == 0
     assert forced == 1

@@ -68,7 +68,9 @@ class Context:
         from carecollect.tenant.service import get_organization, only_organization
 
         with self.db.system_session() as session:
-            org = get_organization(session, slug_or_id) if slug_or_id else only_organization(session)
+            org = (
+                get_organization(session, slug_or_id) if slug_or_id else only_organization(session)
+            )
             return org.id
 
     def close(self) -> None:

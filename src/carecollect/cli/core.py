@@ -50,9 +50,7 @@ def initialize(
     ctx = open_context(data_dir, must_exist=False)
     settings = ctx.settings
     if settings.database_url is None and (settings.data_dir / "carecollect.db").exists():
-        raise ConfigurationError(
-            f"data directory {settings.data_dir} is already initialized"
-        )
+        raise ConfigurationError(f"data directory {settings.data_dir} is already initialized")
     _ensure_private_dir(settings.data_dir)
     _ensure_private_dir(settings.resolved_keyring_path.parent)
     if settings.key_provider == "local" and not settings.resolved_keyring_path.exists():
@@ -80,8 +78,11 @@ def initialize(
             org_id = str(org.id)
     finally:
         ctx.close()
-    return {"data_dir": str(settings.data_dir), "organization_id": org_id,
-            "organization": organization_slug}
+    return {
+        "data_dir": str(settings.data_dir),
+        "organization_id": org_id,
+        "organization": organization_slug,
+    }
 
 
 def init(
@@ -177,8 +178,12 @@ def keys_rotate(
             ctx._keys = None  # reload the provider with the new current KEK
             with ctx.db.system_session() as session:
                 count = ctx.keys.rewrap_all(session)
-                record(session, actor=Actor.system("keys.rotate"), action="key.rotate",
-                       details={"scope": "kek", "kek_id": new_id, "count": count})
+                record(
+                    session,
+                    actor=Actor.system("keys.rotate"),
+                    action="key.rotate",
+                    details={"scope": "kek", "kek_id": new_id, "count": count},
+                )
             emit(f"rotated the key-encryption key; re-wrapped {count} data keys")
             return
         org_id = ctx.resolve_organization(organization)
@@ -192,9 +197,13 @@ def keys_rotate(
                 progress=lambda done: status.update(f"re-encrypted {done} values"),
             )
         with ctx.db.system_session() as session:
-            record(session, actor=Actor.system("keys.rotate"), action="key.rotate",
-                   subject=Subject("organization", org_id, organization_id=org_id),
-                   details={"scope": "data_key", "count": report.reencrypted})
+            record(
+                session,
+                actor=Actor.system("keys.rotate"),
+                action="key.rotate",
+                subject=Subject("organization", org_id, organization_id=org_id),
+                details={"scope": "data_key", "count": report.reencrypted},
+            )
         emit(f"rotated data key; re-encrypted {report.reencrypted} values")
     finally:
         ctx.close()
@@ -204,7 +213,9 @@ def demo(
     data_dir: DataDirOption = None,
     patients: Annotated[int, typer.Option(min=1, max=2_000_000)] = 200,
     seed: Annotated[int, typer.Option()] = 7,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Build the practice and exit.")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Build the practice and exit.")
+    ] = False,
 ) -> None:
     """Init + a realistic synthetic practice (synthetic people only)."""
     from carecollect.demo import build_demo

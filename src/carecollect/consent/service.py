@@ -60,11 +60,19 @@ class ConsentService:
         )
         session.add(consent)
         session.flush()
-        record(session, actor=actor, action="consent.change",
-               subject=Subject("consent", row_id, organization_id=keys.organization_id,
-                               patient_id=guarantor_id),
-               details={"change": "grant", "kind": kind,
-                        "contact_point_id": str(contact_point_id) if contact_point_id else None})
+        record(
+            session,
+            actor=actor,
+            action="consent.change",
+            subject=Subject(
+                "consent", row_id, organization_id=keys.organization_id, patient_id=guarantor_id
+            ),
+            details={
+                "change": "grant",
+                "kind": kind,
+                "contact_point_id": str(contact_point_id) if contact_point_id else None,
+            },
+        )
         return consent
 
     def revoke(
@@ -95,20 +103,34 @@ class ConsentService:
         )
         session.add(revocation)
         session.flush()
-        record(session, actor=actor, action="consent.change",
-               subject=Subject("revocation", row_id, organization_id=keys.organization_id,
-                               patient_id=guarantor_id),
-               details={"change": "revoke", "channel": channel, "method": method})
+        record(
+            session,
+            actor=actor,
+            action="consent.change",
+            subject=Subject(
+                "revocation", row_id, organization_id=keys.organization_id, patient_id=guarantor_id
+            ),
+            details={"change": "revoke", "channel": channel, "method": method},
+        )
         return revocation
 
     def is_consented(
-        self, session: Session, *, contact_point_id: uuid.UUID, kind: str, channel: str, at: datetime
+        self,
+        session: Session,
+        *,
+        contact_point_id: uuid.UUID,
+        kind: str,
+        channel: str,
+        at: datetime,
     ) -> bool:
         """Whether a live consent of `kind` covers the point at `at` (latest event wins)."""
         grant = session.scalar(
             select(Consent.granted_at)
-            .where(Consent.contact_point_id == contact_point_id, Consent.kind == kind,
-                   Consent.granted_at <= at)
+            .where(
+                Consent.contact_point_id == contact_point_id,
+                Consent.kind == kind,
+                Consent.granted_at <= at,
+            )
             .order_by(Consent.granted_at.desc())
             .limit(1)
         )
@@ -116,8 +138,11 @@ class ConsentService:
             return False
         revoked = session.scalar(
             select(Revocation.received_at)
-            .where(Revocation.contact_point_id == contact_point_id,
-                   Revocation.channel.in_((channel, "all")), Revocation.received_at <= at)
+            .where(
+                Revocation.contact_point_id == contact_point_id,
+                Revocation.channel.in_((channel, "all")),
+                Revocation.received_at <= at,
+            )
             .order_by(Revocation.received_at.desc())
             .limit(1)
         )

@@ -17,8 +17,13 @@ from carecollect.errors import BadInput
 
 _EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _ZIP_RE = re.compile(r"^(\d{5})(?:-?\d{4})?$")
-_NYC_COUNTIES = {"New York County", "Kings County", "Queens County", "Bronx County",
-                 "Richmond County"}
+_NYC_COUNTIES = {
+    "New York County",
+    "Kings County",
+    "Queens County",
+    "Bronx County",
+    "Richmond County",
+}
 
 
 def normalize_phone(raw: str, region: str = "US") -> str:
@@ -60,7 +65,7 @@ def normalize_zip(raw: str) -> str:
 @lru_cache(maxsize=65536)
 def _zip_record(zip5: str) -> dict[str, object] | None:
     try:
-        found = zipcodes.matching(zip5)
+        found = zipcodes.matching(zip5)  # type: ignore[no-untyped-call]
     except (TypeError, ValueError):
         return None
     return found[0] if found else None
@@ -81,4 +86,6 @@ def zip_state(zip5: str) -> str | None:
 def zip_in_nyc(zip5: str) -> bool:
     """True when the ZIP lies in one of New York City's five boroughs (counties)."""
     record = _zip_record(zip5)
-    return bool(record) and record.get("state") == "NY" and record.get("county") in _NYC_COUNTIES  # type: ignore[union-attr]
+    if record is None or record.get("state") != "NY":
+        return False
+    return str(record.get("county")) in _NYC_COUNTIES

@@ -19,10 +19,34 @@ import structlog
 
 SAFE_KEYS = frozenset(
     {
-        "event", "level", "timestamp", "logger", "action", "outcome", "command", "status",
-        "method", "path_template", "route", "channel", "kind", "rule", "rules", "decision",
-        "count", "attempt", "queue", "state", "error_type", "backend", "version", "revision",
-        "key_id", "batch", "duration", "exc_type",
+        "event",
+        "level",
+        "timestamp",
+        "logger",
+        "action",
+        "outcome",
+        "command",
+        "status",
+        "method",
+        "path_template",
+        "route",
+        "channel",
+        "kind",
+        "rule",
+        "rules",
+        "decision",
+        "count",
+        "attempt",
+        "queue",
+        "state",
+        "error_type",
+        "backend",
+        "version",
+        "revision",
+        "key_id",
+        "batch",
+        "duration",
+        "exc_type",
     }
 )
 SAFE_SUFFIXES = ("_id", "_ids", "_count", "_ms", "_seconds", "_key_id")
@@ -46,7 +70,9 @@ def _safe_key(key: str) -> bool:
     return key in SAFE_KEYS or key.endswith(SAFE_SUFFIXES)
 
 
-def drop_phi(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def drop_phi(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: keep ids and counts, redact everything else."""
     for key in list(event_dict):
         value = event_dict[key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid
 from sqlalchemy.engine import Dialect
@@ -57,7 +57,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), uuid.UUID: Uuid()}
 
 
 class IdMixin:
@@ -80,6 +80,4 @@ class TenantMixin:
     def organization_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805
         from sqlalchemy import ForeignKey
 
-        return mapped_column(
-            Uuid(), ForeignKey("organization.id", ondelete="CASCADE"), index=True
-        )
+        return mapped_column(Uuid(), ForeignKey("organization.id", ondelete="CASCADE"), index=True)

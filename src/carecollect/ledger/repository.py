@@ -38,7 +38,9 @@ class LedgerRepository:
         total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))) or 0
         return int(accounts), int(total)
 
-    def charges_by_age(self, session: Session, as_of: datetime) -> list[tuple[uuid.UUID, datetime, int]]:
+    def charges_by_age(
+        self, session: Session, as_of: datetime
+    ) -> list[tuple[uuid.UUID, datetime, int]]:
         """(account id, posted_at, amount) of every charge, for aging."""
         rows = session.execute(
             select(LedgerEntry.account_id, LedgerEntry.posted_at, LedgerEntry.amount_cents).where(

@@ -20,8 +20,13 @@ from carecollect.kit.models import utcnow
 from carecollect.ledger.models import ENTRY_KINDS, Account, LedgerEntry
 from carecollect.ledger.repository import ledger_repository
 
-AGING_BUCKETS = ((0, 30, "0-30"), (31, 60, "31-60"), (61, 90, "61-90"), (91, 120, "91-120"),
-                 (121, None, "120+"))
+AGING_BUCKETS = (
+    (0, 30, "0-30"),
+    (31, 60, "31-60"),
+    (61, 90, "61-90"),
+    (91, 120, "91-120"),
+    (121, None, "120+"),
+)
 MAX_ENTRY_CENTS = 100_000_000_00  # one hundred million dollars: larger is a data error
 
 
@@ -60,9 +65,14 @@ class LedgerService:
         )
         session.add(account)
         session.flush()
-        record(session, actor=actor, action="account.create",
-               subject=Subject("account", row_id, organization_id=keys.organization_id,
-                               patient_id=guarantor_id))
+        record(
+            session,
+            actor=actor,
+            action="account.create",
+            subject=Subject(
+                "account", row_id, organization_id=keys.organization_id, patient_id=guarantor_id
+            ),
+        )
         return account
 
     def post(
@@ -105,8 +115,12 @@ class LedgerService:
             kind=kind,
             amount_cents=amount_cents * sign if sign else amount_cents,
             posted_at=posted_at,
-            service_date=cipher.seal("ledger_entry", "service_date", row_id,
-                                     service_date.isoformat() if service_date else None),
+            service_date=cipher.seal(
+                "ledger_entry",
+                "service_date",
+                row_id,
+                service_date.isoformat() if service_date else None,
+            ),
             procedure_codes=cipher.seal("ledger_entry", "procedure_codes", row_id, procedure_codes),
             description=cipher.seal("ledger_entry", "description", row_id, description),
             external_reference=external_reference,
@@ -114,10 +128,18 @@ class LedgerService:
         )
         session.add(entry)
         session.flush()
-        record(session, actor=actor, action="ledger.post",
-               subject=Subject("account", account_id, organization_id=keys.organization_id,
-                               patient_id=account.guarantor_id),
-               details={"entry_id": str(row_id), "kind": kind})
+        record(
+            session,
+            actor=actor,
+            action="ledger.post",
+            subject=Subject(
+                "account",
+                account_id,
+                organization_id=keys.organization_id,
+                patient_id=account.guarantor_id,
+            ),
+            details={"entry_id": str(row_id), "kind": kind},
+        )
         return entry
 
     def balance_cents(self, session: Session, *, account_id: uuid.UUID) -> int:

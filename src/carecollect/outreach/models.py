@@ -29,7 +29,9 @@ OUTCOMES = (
 class ContactEvent(IdMixin, TenantMixin, Base):
     __tablename__ = "contact_event"
     __table_args__ = (
-        Index("ix_contact_event_org_guarantor_at", "organization_id", "guarantor_id", "occurred_at"),
+        Index(
+            "ix_contact_event_org_guarantor_at", "organization_id", "guarantor_id", "occurred_at"
+        ),
     )
 
     guarantor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantor.id", ondelete="CASCADE"))

@@ -62,10 +62,18 @@ class ContactHistoryService:
         )
         session.add(event)
         session.flush()
-        record(session, actor=actor, action="contact.record",
-               subject=Subject("contact_event", row_id, organization_id=keys.organization_id,
-                               patient_id=guarantor_id),
-               details={"channel": channel, "direction": direction, "outcome": outcome})
+        record(
+            session,
+            actor=actor,
+            action="contact.record",
+            subject=Subject(
+                "contact_event",
+                row_id,
+                organization_id=keys.organization_id,
+                patient_id=guarantor_id,
+            ),
+            details={"channel": channel, "direction": direction, "outcome": outcome},
+        )
         return event
 
 

@@ -114,7 +114,9 @@ class Flag(IdMixin, TenantMixin, TimestampMixin, Base):
     """
 
     __tablename__ = "flag"
-    __table_args__ = (Index("ix_flag_org_guarantor_kind", "organization_id", "guarantor_id", "kind"),)
+    __table_args__ = (
+        Index("ix_flag_org_guarantor_kind", "organization_id", "guarantor_id", "kind"),
+    )
 
     guarantor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantor.id", ondelete="CASCADE"))
     account_id: Mapped[uuid.UUID | None] = mapped_column(

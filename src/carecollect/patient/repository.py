@@ -28,7 +28,9 @@ class PatientRepository:
             select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value_bidx == bidx)
         ).all()
 
-    def contact_points_of(self, session: Session, guarantor_id: uuid.UUID) -> Sequence[ContactPoint]:
+    def contact_points_of(
+        self, session: Session, guarantor_id: uuid.UUID
+    ) -> Sequence[ContactPoint]:
         return session.scalars(
             select(ContactPoint)
             .where(ContactPoint.guarantor_id == guarantor_id)

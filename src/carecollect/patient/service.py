@@ -70,8 +70,9 @@ class PatientService:
             session,
             actor=actor,
             action="patient.create",
-            subject=Subject("guarantor", row_id, organization_id=keys.organization_id,
-                            patient_id=row_id),
+            subject=Subject(
+                "guarantor", row_id, organization_id=keys.organization_id, patient_id=row_id
+            ),
             details={"fields": ["first_name", "last_name", "date_of_birth"]},
         )
         return guarantor
@@ -104,8 +105,12 @@ class PatientService:
             session,
             actor=actor,
             action="patient.create",
-            subject=Subject("patient", row_id, organization_id=keys.organization_id,
-                            patient_id=data.guarantor_id),
+            subject=Subject(
+                "patient",
+                row_id,
+                organization_id=keys.organization_id,
+                patient_id=data.guarantor_id,
+            ),
             details={"guarantor_id": str(data.guarantor_id)},
         )
         return patient
@@ -164,8 +169,12 @@ class PatientService:
             session,
             actor=actor,
             action="contact_point.create",
-            subject=Subject("contact_point", row_id, organization_id=keys.organization_id,
-                            patient_id=data.guarantor_id),
+            subject=Subject(
+                "contact_point",
+                row_id,
+                organization_id=keys.organization_id,
+                patient_id=data.guarantor_id,
+            ),
             details={"kind": data.kind},
         )
         return point
@@ -199,8 +208,12 @@ class PatientService:
             session,
             actor=actor,
             action="patient.read",
-            subject=Subject("guarantor", guarantor.id, organization_id=keys.organization_id,
-                            patient_id=guarantor.id),
+            subject=Subject(
+                "guarantor",
+                guarantor.id,
+                organization_id=keys.organization_id,
+                patient_id=guarantor.id,
+            ),
             details={"fields": ["first_name", "last_name", "date_of_birth"], "purpose": purpose},
         )
         return view
@@ -263,10 +276,13 @@ class PatientService:
             actor=actor,
             action="patient.search",
             subject=Subject("guarantor", None, organization_id=keys.organization_id),
-            details={"criteria": criteria, "count": len(found), "result_ids": [str(i) for i in found]},
+            details={
+                "criteria": criteria,
+                "count": len(found),
+                "result_ids": [str(i) for i in found],
+            },
         )
         return found
-
 
     def raise_flag(
         self,
@@ -302,8 +318,9 @@ class PatientService:
             session,
             actor=actor,
             action="flag.raise",
-            subject=Subject("flag", flag.id, organization_id=keys.organization_id,
-                            patient_id=guarantor_id),
+            subject=Subject(
+                "flag", flag.id, organization_id=keys.organization_id, patient_id=guarantor_id
+            ),
             details={"kind": kind},
         )
         return flag
