@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from carecollect.audit.service import RECORDING_LOCK_KEY
+from carecollect.errors import AppError
 from carecollect.kit.audit.canonical import EventFields, canonical_bytes, timestamp_text, uuid_text
 from carecollect.kit.audit.chain import CHAIN_START, chain_hash
 from carecollect.kit.audit.checkpoint import Checkpoint, Signer
@@ -86,8 +87,13 @@ def write_checkpoint_file(directory: Path, tree_size: int, note: str) -> Path:
     """Write a signed checkpoint atomically (temporary file, fsync, rename)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / checkpoint_file_name(tree_size)
-    if path.exists() and path.read_text(encoding="utf-8") == note:
-        return path
+    if path.exists():
+        if path.read_text(encoding="utf-8") == note:
+            return path
+        # Never overwrite a signed checkpoint: it is the evidence against a rollback.
+        raise AuditIntegrityError(
+            f"checkpoint file {path.name} already exists with a different tree; not overwriting"
+        )
     temporary = directory / f".{path.name}.{os.getpid()}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(note)
@@ -232,6 +238,7 @@ def integrate(
     after a crash are rewritten by the next run.
     """
     is_postgres = engine.dialect.name == "postgresql"
+    _refuse_if_rolled_back(engine, checkpoint_dir)
     lock_conn: Connection | None = None
     if is_postgres:
         lock_conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -272,6 +279,38 @@ def integrate(
         if lock_conn is not None:
             lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": INTEGRATOR_LOCK_KEY})
             lock_conn.close()
+
+
+class AuditIntegrityError(AppError):
+    """The log contradicts its own checkpoints; integrating would bury the evidence."""
+
+    exit_code = 1
+
+
+def largest_file_checkpoint(checkpoint_dir: Path) -> int:
+    sizes = [
+        int(p.name[len("checkpoint-"):-len(".txt")])
+        for p in checkpoint_dir.glob("checkpoint-*.txt")
+        if p.name[len("checkpoint-"):-len(".txt")].isdigit()
+    ] if checkpoint_dir.is_dir() else []
+    return max(sizes, default=0)
+
+
+def _refuse_if_rolled_back(engine: Engine, checkpoint_dir: Path) -> None:
+    # Fail closed: after a restore of an older database, appending would sign new trees
+    # of the same sizes as the directory's checkpoints and overwrite that evidence.
+    signed = largest_file_checkpoint(checkpoint_dir)
+    if signed == 0:
+        return
+    with engine.connect() as conn:
+        value = conn.exec_driver_sql("SELECT max(seq) FROM audit_log_entry").scalar()
+    size = 0 if value is None else int(value) + 1
+    if size < signed:
+        raise AuditIntegrityError(
+            f"the audit log holds {size} entries but the checkpoint directory signs {signed}: "
+            "the database is behind its checkpoints (rolled back or truncated); run "
+            "`carecollect audit verify` and restore the database before integrating"
+        )
 
 
 def _restore_missing_files(engine: Engine, checkpoint_dir: Path) -> None:

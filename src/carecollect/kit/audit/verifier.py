@@ -202,7 +202,8 @@ def verify_log(
     if 0 in by_size:
         check_signed(0)
     longest = max(by_size, default=0)
-    if longest > expected:
+    truncated = longest > expected
+    if truncated:
         labels = ", ".join(src.label for src, _ in by_size[longest])
         report.problems.append(Problem(
             expected, "truncated",
@@ -210,7 +211,8 @@ def verify_log(
             f"sequence number {expected} were removed (truncated or rolled back)",
         ))
     covered = max((c.tree_size for c in report.valid_checkpoints), default=0)
-    if expected > covered:
+    # After a truncation the uncovered tail is a consequence, not a second finding.
+    if expected > covered and not truncated:
         report.problems.append(Problem(
             covered, "unsigned",
             f"entries from sequence number {covered} to {expected - 1} are not covered by "
