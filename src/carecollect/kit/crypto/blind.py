@@ -62,11 +62,12 @@ def plan_bits(planned_rows: int) -> int:
 
     C = R / 2^L expected rows per index value must satisfy 2 <= C <= sqrt(R). The largest
     such L is floor(log2(R / 2)) = bit_length(R) - 2 (exact integer arithmetic); then
-    2 <= C < 4 <= sqrt(R) for every R >= 16, and for R = 4..15 C < 4 still holds.
+    2 <= C < 4 <= sqrt(R) for every R >= 16. Below 16 rows no width satisfies the rule
+    for every R (5 rows: 1 bit gives C = 2.5 > sqrt(5)), so smaller plans are refused.
     1,000,000 rows -> 18 bits; 50,000 -> 14; 100 -> 5.
     """
-    if planned_rows < 4:
-        raise ValueError("a blind index needs at least 4 planned rows")
+    if planned_rows < 16:
+        raise ValueError("a blind index needs at least 16 planned rows")
     return min(planned_rows.bit_length() - 2, MAX_BITS)
 
 
