@@ -29,6 +29,9 @@ def _register() -> None:
     from carecollect.cli import core
 
     core.register(app)
+    from carecollect.cli.audit import audit_app
+
+    app.add_typer(audit_app)
 
 
 def main() -> None:
