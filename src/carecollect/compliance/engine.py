@@ -1,0 +1,197 @@
+"""The compliance engine: `evaluate(context) -> Decision` (ARCHITECTURE.md §7).
+
+Pure and deterministic: no I/O and no clock reads. Rules are filtered once per
+(profile, sender kind, channel, jurisdiction) and cached; each applicable rule returns a
+Finding or None; PLAT-DECISION turns the findings into `block`, `allow_with_modification` or
+`allow`. When only time and frequency rules block, `next_allowed_at` is found by re-evaluating
+the same action at the latest of the rules' earliest-pass instants until it is allowed (a
+fixpoint: each step is a lower bound, so the first allowed step is the earliest instant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+from typing import Any
+
+from carecollect.compliance import zones as tz
+from carecollect.compliance.facts import Facts
+from carecollect.compliance.overlay import OrgOverlay
+from carecollect.compliance.registry import BY_ID, ORDER, RULES, RuleMeta
+from carecollect.compliance.rules import CHECKS, Finding
+from carecollect.compliance.scenario import Context, ProposedAction
+
+# California imports FDCPA 1692b-1692j for creditors (Civ. 1788.17; RULES.md §4).
+CA_IMPORTS = frozenset({"REGF-TIME-8TO9", "REGF-ATTY", "REGF-WORK-PLACE", "REGF-3P",
+                        "REGF-CEASE"})
+MAX_SEARCH = dt.timedelta(days=62)
+MODIFICATION_ORDER = (
+    "strip_to_C0", "strip_to_C1", "strip_diagnosis_codes", "use_opaque_link",
+    "use_neutral_subject", "use_neutral_display_name", "limit_to_limited_content_message",
+    "append_opt_out", "add_debt_collector_disclosure", "add_identification_and_automated_opt_out",
+    "use_model_form_b1", "add_colorado_medical_debt_notice", "append_fap_notice",
+    "report_as_disputed", "manual_live_call_only",
+)
+_MOD_RANK = {m: i for i, m in enumerate(MODIFICATION_ORDER)}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    decision: str
+    reasons: tuple[str, ...]
+    modification: str | None
+    next_allowed_at: dt.datetime | None
+    explanation: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
+    zone: str = "UTC"
+
+    def next_allowed_iso(self) -> str | None:
+        """`next_allowed_at` in the debtor's primary (mailing) zone, with its offset."""
+        if self.next_allowed_at is None:
+            return None
+        return self.next_allowed_at.astimezone(tz.zone(self.zone)).isoformat()
+
+    def as_json(self, scenario_id: str) -> dict[str, Any]:
+        return {
+            "id": scenario_id,
+            "decision": self.decision,
+            "reasons": list(self.reasons),
+            "modification": self.modification,
+            "next_allowed_at": self.next_allowed_iso(),
+            "explanation": list(self.explanation),
+        }
+
+
+def _jurisdiction_ok(meta: RuleMeta, state: str, nyc: bool, provider_ny: bool,
+                     overlay: bool) -> bool:
+    j = meta.jurisdiction
+    if j == "US":
+        return True
+    if j == "ORG":
+        return overlay
+    if j == "NYC":
+        return nyc
+    if j == "NY":
+        return provider_ny
+    return j == state
+
+
+def _scope_ok(meta: RuleMeta, profile: str, collector: bool, state: str) -> bool:
+    s = meta.scope
+    if s == "everyone":
+        return True
+    if s == "platform":
+        return profile == "strict"
+    if s == "collector":
+        return collector
+    # star: collectors always; first-party under strict; CA creditors for 1788.17 imports.
+    return collector or profile == "strict" or (state == "CA" and meta.id in CA_IMPORTS)
+
+
+@functools.lru_cache(maxsize=4096)
+def applicable_rules(profile: str, collector: bool, channel: str, state: str, nyc: bool,
+                     provider_ny: bool, overlay: bool
+                     ) -> tuple[tuple[RuleMeta, Any], ...]:
+    """Event rules that can apply to this kind of evaluation (before effective dates)."""
+    out = []
+    for meta in RULES:
+        if meta.kind != "event" or channel not in meta.channels:
+            continue
+        if not _scope_ok(meta, profile, collector, state):
+            continue
+        if not _jurisdiction_ok(meta, state, nyc, provider_ny, overlay):
+            continue
+        out.append((meta, CHECKS[meta.id]))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _citable(rule_id: str, profile: str, collector: bool, state: str, nyc: bool,
+             provider_ny: bool, overlay: bool) -> bool:
+    meta = BY_ID[rule_id]
+    if meta.kind == "convention":
+        return True
+    return _scope_ok(meta, profile, collector, state) and \
+        _jurisdiction_ok(meta, state, nyc, provider_ny, overlay)
+
+
+def _decide(ctx: Context, overlay: OrgOverlay | None) -> Decision:
+    f = Facts(ctx, overlay)
+    provider_ny = (ctx.creditor.provider_license_state or "").upper() == "NY"
+    key = (f.profile, f.collector, f.channel, f.state, ctx.debtor.city_is_nyc, provider_ny,
+           overlay is not None)
+    findings: list[Finding] = []
+    for meta, fn in applicable_rules(*key):
+        if (meta.effective_from is not None or meta.effective_to is not None) and \
+                not meta.in_force(f.on, f.profile):
+            continue
+        found = fn(f)
+        if found is not None:
+            findings.append(found)
+    zone = ctx.debtor.mailing_tz
+    if not findings:
+        return Decision("allow", (), None, None, ("all applicable rules pass",), (), zone)
+    blocks = [x for x in findings if x.effect == "block"]
+    chosen = blocks or findings
+    cited: dict[str, None] = {}
+    ca_creditor = f.state == "CA" and not f.collector
+    for x in chosen:
+        cited[x.rule_id] = None
+        for extra in x.also:
+            if extra in BY_ID and _citable(extra, key[0], key[1], key[3], key[4], key[5],
+                                           key[6]):
+                cited[extra] = None
+        if ca_creditor and x.rule_id in CA_IMPORTS:
+            cited["STATE-CA-ROSENTHAL"] = None
+    reasons = tuple(sorted(cited, key=lambda r: ORDER[r]))
+    chosen.sort(key=lambda x: ORDER[x.rule_id])
+    explanation = tuple(f"{x.rule_id}: {x.explanation}" for x in chosen)
+    if blocks:
+        return Decision("block", reasons, None, None, explanation, tuple(findings), zone)
+    codes: dict[str, None] = {}
+    for x in findings:
+        for code in (x.modification or "").split(";"):
+            if code:
+                codes[code] = None
+    # strip_to_C0 subsumes strip_to_C1.
+    if "strip_to_C0" in codes:
+        codes.pop("strip_to_C1", None)
+    modification = "; ".join(sorted(codes, key=lambda c: (_MOD_RANK.get(c, 99), c)))
+    return Decision("allow_with_modification", reasons, modification, None, explanation,
+                    tuple(findings), zone)
+
+
+def at_time(ctx: Context, when: dt.datetime) -> Context:
+    """The same context with the action moved to `when` (as_of moves by the same delta)."""
+    delta = when - ctx.proposed_action.time
+    action = dataclasses.replace(ctx.proposed_action, time=when)
+    return dataclasses.replace(ctx, as_of=ctx.as_of + delta, proposed_action=action)
+
+
+def evaluate(ctx: Context, overlay: OrgOverlay | None = None) -> Decision:
+    """Decide one proposed event. Deterministic for a given context and overlay."""
+    first = _decide(ctx, overlay)
+    if first.decision != "block":
+        return first
+    start = ctx.proposed_action.time
+    current = first
+    when = start
+    for _ in range(64):
+        blocking = [x for x in current.findings if x.effect == "block"]
+        if any(x.earliest is None for x in blocking):
+            return first
+        nxt = max(x.earliest for x in blocking if x.earliest is not None)
+        if nxt <= when or nxt - start > MAX_SEARCH:
+            return first
+        when = nxt
+        current = _decide(at_time(ctx, when), overlay)
+        if current.decision != "block":
+            return dataclasses.replace(first, next_allowed_at=when.astimezone(dt.UTC))
+    return first
+
+
+def evaluate_action(ctx: Context, action: ProposedAction, as_of: dt.datetime,
+                    overlay: OrgOverlay | None = None) -> Decision:
+    """ARCHITECTURE.md §7 signature: evaluate(context, proposed_action, as_of)."""
+    return evaluate(dataclasses.replace(ctx, proposed_action=action, as_of=as_of), overlay)
