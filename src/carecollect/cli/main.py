@@ -32,6 +32,9 @@ def _register() -> None:
     from carecollect.cli.audit import audit_app
 
     app.add_typer(audit_app)
+    from carecollect.cli import compliance
+
+    app.add_typer(compliance.app, name="compliance")
 
 
 def main() -> None:

@@ -302,6 +302,7 @@ class Scenario:
 
 
 _SCENARIO = TypeAdapter(Scenario)
+_EXPECTED = frozenset({"expected", "expected_reasons", "expected_modification"})
 _CONTEXT = TypeAdapter(Context)
 
 
@@ -337,6 +338,10 @@ def parse_scenario(line: str) -> Scenario:
         scenario_id = None
     if not isinstance(raw, dict):
         raise ScenarioError("a scenario must be a JSON object", None)
+    extra_expected = [k for k in raw if k.startswith("expected") and k not in _EXPECTED]
+    if extra_expected:
+        # Any `expected*` key is test metadata (PRODUCT.md): drop it, validate the rest.
+        line = json.dumps({k: v for k, v in raw.items() if k not in extra_expected})
     try:
         scenario = _SCENARIO.validate_json(line)
     except ValidationError as exc:
