@@ -176,7 +176,8 @@ _EN_WORDS: Final = frozenset(
     already balance with have has be can cant will wont for about off list take remove
     lose email mail texts calls anything never ever any when does stopall enough
     interested filed chapter right now today morning night nights sunday sundays
-    weekends monday saturday debt amount mine isnt refuse talk optout revoke""".split()
+    weekends monday saturday debt amount mine isnt refuse talk optout revoke go away
+    unstop subscribe resubscribe further contact""".split()
 )
 _ES_WORDS: Final = frozenset(
     """el la los las de del que por favor para alto baja darme detener cancelar mas
@@ -390,9 +391,10 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         "revocation:no_consent",
         r"\b(?:(?:dont|do\s+not|no\s+longer|never)\s+(?:consent|agree|authorize)\b"
         r"(?!\s+(?:with|that))|withdraw\w*\s+(?:my\s+)?(?:consent|permission|authorization)|"
-        r"(?:retiro|revoco)\s+(?:mi\s+)?(?:consentimiento|autorizacion|permiso))",
+        r"(?:retiro|revoco)\s+(?:mi\s+)?(?:consentimiento|autorizacion|permiso))"
+        rf"(?:\s+(?:to|for)\s+(?:receive\s+|receiving\s+|any\s+)?{_DET}{_NOUN})?",
         ("consent", "agree", "authorize", "withdraw", "withdrawing", "retiro", "revoco"),
-        revocation=True, media_from_span=False,
+        revocation=True,
     ),
     _rule(
         "revocation:do_not_call_list",
@@ -701,7 +703,8 @@ _PLACE_TRIGGERS: Final = frozenset(
 
 _APOSTROPHES: Final = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'",
                                       "\u02bc": "'"})
-_SPANISH_MARKS: Final = re.compile("[\u00f1\u00e1\u00e9\u00ed\u00f3\u00fa\u00bf\u00a1]")
+# Letters only: punctuation (even "¿" and "¡") must not change a classification.
+_SPANISH_MARKS: Final = re.compile("[\u00f1\u00e1\u00e9\u00ed\u00f3\u00fa]")
 _EMAIL_RX: Final = re.compile(r"\be\s*-\s*mail")
 _VOICEMAIL_RX: Final = re.compile(r"\bvoice\s*-?\s*mail")
 _MERIDIEM_RX: Final = re.compile(r"\b([ap])\.\s?m\b\.?")
@@ -827,7 +830,8 @@ def _first_group(match: re.Match[str], names: tuple[str, ...]) -> str | None:
 def _value_of(phrase: str | None, table: dict[str, str]) -> str | None:
     if phrase is None:
         return None
-    for word in phrase.split():
+    # The head noun comes last: "late at night" is night, "my job" is work.
+    for word in reversed(phrase.split()):
         if word in table:
             return table[word]
         singular = word[:-1] if word.endswith("s") else word
@@ -880,6 +884,19 @@ def _stop_other_sense(words: list[str], index: int) -> bool:
             return index + 2 < len(words) and words[index + 2] in _STOP_OTHER_SENSE_AFTER_THE
         return following in _STOP_OTHER_SENSE_NEXT
     return False
+
+
+def _first_sentence(tokens: list[str], offset: int) -> list[str]:
+    """Words of the sentence that starts at `offset` in the joined tokens."""
+    position = 0
+    sentence: list[str] = []
+    for token in tokens:
+        if position >= offset:
+            if token == ".":
+                break
+            sentence.append(token)
+        position += len(token) + 1
+    return sentence
 
 
 def _record(labels: list[str], label: str) -> None:
@@ -939,12 +956,14 @@ def classify(text: str) -> Classification:
     # 64.1200(a)(10)); leading greetings and "please" are skipped.
     lead = _strip_lead(words)
     content = words[lead:]
+    # The keyword's own sentence decides: "STOP. I have a lawyer." is a plain STOP.
+    sentence = _first_sentence(tokens, offsets[lead]) if content else []
     per_se = False
     for size in (3, 2, 1):
         head = tuple(content[:size])
         if len(head) != size or head not in _KEYWORD_TUPLES:
             continue
-        plain = all(word in _TRAIL_FILLER for word in content[size:])
+        plain = all(word in _TRAIL_FILLER for word in sentence[size:])
         if head == ("stop",) and _stop_other_sense(content, 0):
             break
         if not plain and (head in _WHOLE_ONLY or offsets[lead] in designation_starts):
