@@ -41,6 +41,10 @@ Language = Literal["en", "es"]
 _TCPA_MEDIA: Final = frozenset({"sms", "call", "voicemail"})
 
 
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
     """What one inbound message asks for (PLAT-REVOKE-NLU categories (a)-(g)).
@@ -131,7 +135,7 @@ _TRAIL_FILLER: Final = _LEAD_FILLER | _KEYWORD_TOKENS | frozenset(
      "more", "of", "them", "to", "from", "list", "your", "my", "forever", "permanently",
      "u", "us", "everything", "gracias", "mensajes", "mensaje", "todo", "todos", "ahora",
      "mismo", "de", "los", "las", "la", "el", "mi", "mis", "lista", "inmediatamente",
-     "textos", "llamadas", "please", "now", "ur", "stopp", "out"}
+     "textos", "llamadas", "ur", "stopp", "out"}
 )
 
 # A leading or mid-sentence "stop" followed by one of these is a different verb sense
@@ -168,7 +172,7 @@ _MEDIUM_OF_TOKEN: Final[dict[str, Medium]] = {
 }
 
 # Tokens that mark a language; words shared by both ("no", "me", "a") are in neither.
-_EN_WORDS: Final = frozenset(
+_EN_WORDS: Final = _wordset(
     """i im you your my the this is are was stop please dont do not call text texting
     calling pay paid bill number wrong who what whats want quit end cancel unsubscribe
     opt out help info start yes thanks thank lawyer attorney bankruptcy work busy and
@@ -177,9 +181,9 @@ _EN_WORDS: Final = frozenset(
     lose email mail texts calls anything never ever any when does stopall enough
     interested filed chapter right now today morning night nights sunday sundays
     weekends monday saturday debt amount mine isnt refuse talk optout revoke go away
-    unstop subscribe resubscribe further contact""".split()
+    unstop subscribe resubscribe further contact"""
 )
-_ES_WORDS: Final = frozenset(
+_ES_WORDS: Final = _wordset(
     """el la los las de del que por favor para alto baja darme detener cancelar mas
     mensajes mensaje llamar llamarme llamen llame llames llamadas envie envien quiero
     mi mis es esto eso esta estoy debo ya pague deuda cuenta factura abogado abogada
@@ -189,7 +193,7 @@ _ES_WORDS: Final = frozenset(
     despues una un con en se su sus y nunca nada tengo soy son hablar puedo ahora
     lunes martes miercoles jueves viernes sabado sabados semana interesa textos cartas
     enviar mandar manden escriban mandarme enviarme escribirme pagar voy tiene
-    declare capitulo monto cantidad cobro incorrecto pare paren parar sacame""".split()
+    declare capitulo monto cantidad cobro incorrecto pare paren parar sacame"""
 )
 
 # --------------------------------------------------------------------------- patterns
@@ -545,12 +549,12 @@ _DISPUTE_RX: Final = _rx(
     r"el\s+seguro\s+(?:debe|deberia|debio|tiene\s+que)\s+(?:pagar|cubrir)"
     r")"
 )
-_DISPUTE_TRIGGERS: Final = frozenset(
+_DISPUTE_TRIGGERS: Final = _wordset(
     """my mine owe nothing dispute disputes disputed disputing paid wrong incorrect amount
     bill balance charge total billing billed overcharged over double charged insurance
     never not validate validation verification verify proof identity fraudulent fraud
     debo es pague pagado pagada cantidad monto cobro cargo factura cuenta saldo disputo
-    disputar nunca seguro""".split()
+    disputar nunca seguro"""
 )
 
 _ATTORNEY_RX: Final = _rx(
@@ -581,9 +585,9 @@ _AMBIGUOUS_RX: Final = _rx(
     r"(?:my|this)\s+(?:number|phone|cell|email)|como\s+(?:consiguieron|obtuvieron|"
     r"consiguio|obtuvo)\s+mi\s+(?:numero|telefono))\b"
 )
-_AMBIGUOUS_TRIGGERS: Final = frozenset(
+_AMBIGUOUS_TRIGGERS: Final = _wordset(
     """wrong numero equivocado equivocada equivoco equivocaron equivocaste interested
-    interesa interesado interesada spam spamming scam away off lost how como""".split()
+    interesa interesado interesada spam spamming scam away off lost how como"""
 )
 _AMBIGUOUS_WHOLE: Final = frozenset(
     {("enough",), ("thats", "enough"), ("enough", "already"), ("enough", "is", "enough"),
@@ -678,25 +682,25 @@ _PERIOD_VALUE: Final = {
 _TIME_TRIGGERS: Final = frozenset(
     {"before", "after", "past", "until", "till", "antes", "despues", "between", "entre"}
 )
-_DAY_TRIGGERS: Final = frozenset(
+_DAY_TRIGGERS: Final = _wordset(
     """sunday sundays monday mondays tuesday tuesdays wednesday wednesdays thursday
     thursdays friday fridays saturday saturdays weekend weekends weekday weekdays domingo
-    domingos lunes martes miercoles jueves viernes sabado sabados semana""".split()
+    domingos lunes martes miercoles jueves viernes sabado sabados semana"""
 )
-_PERIOD_TRIGGERS: Final = frozenset(
+_PERIOD_TRIGGERS: Final = _wordset(
     """morning mornings evening evenings afternoon afternoons night nights daytime day
     work working business early late dinner dinnertime lunch lunchtime manana mananas
-    noche noches tarde tardes temprano madrugada""".split()
+    noche noches tarde tardes temprano madrugada"""
 )
 _SCHEDULE_TRIGGERS: Final = frozenset({"work", "sleep", "asleep", "trabajo", "trabajamos",
                                        "duermo"})
-_MOMENT_TRIGGERS: Final = frozenset(
+_MOMENT_TRIGGERS: Final = _wordset(
     """busy talk meeting driving later tomorrow time ocupado ocupada hablar ahora manejando
-    tarde manana luego despues""".split()
+    tarde manana luego despues"""
 )
-_PLACE_TRIGGERS: Final = frozenset(
+_PLACE_TRIGGERS: Final = _wordset(
     """work job office workplace employer school class church hospital er emergency icu
-    business company trabajo oficina escuela funeral boss""".split()
+    business company trabajo oficina escuela funeral boss"""
 )
 
 # ------------------------------------------------------------------- normalisation
@@ -890,12 +894,12 @@ def _first_sentence(tokens: list[str], offset: int) -> list[str]:
     """Words of the sentence that starts at `offset` in the joined tokens."""
     position = 0
     sentence: list[str] = []
-    for token in tokens:
+    for piece in tokens:
         if position >= offset:
-            if token == ".":
+            if piece == ".":
                 break
-            sentence.append(token)
-        position += len(token) + 1
+            sentence.append(piece)
+        position += len(piece) + 1
     return sentence
 
 
@@ -914,11 +918,11 @@ def classify(text: str) -> Classification:
     words: list[str] = []
     offsets: list[int] = []  # offset of each word in `norm`
     position = 0
-    for token in tokens:
-        if token != ".":
-            words.append(token)
+    for piece in tokens:
+        if piece != ".":
+            words.append(piece)
             offsets.append(position)
-        position += len(token) + 1
+        position += len(piece) + 1
     vocabulary = frozenset(words)
     matched: list[str] = []
     media: list[Medium] = []
