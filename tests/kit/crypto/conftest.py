@@ -16,7 +16,11 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, Uuid
 
 from carecollect.db import Database
-from carecollect.kit.crypto.keyring import AesGcmKeyProvider, create_local_keyring, load_local_keyring
+from carecollect.kit.crypto.keyring import (
+    AesGcmKeyProvider,
+    create_local_keyring,
+    load_local_keyring,
+)
 from carecollect.kit.crypto.keys import KeyManager
 from carecollect.kit.crypto.models import DataKey
 from carecollect.kit.crypto.types import SealedType

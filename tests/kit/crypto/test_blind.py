@@ -152,7 +152,7 @@ def test_normalize_email() -> None:
         ("Straße", "strasse"),  # case folding, not lower-casing
         ("Zoë", "zoë"),
         ("Zoe\u0308", "zoë"),  # combining diaeresis composes under NFKC
-        ("ＴＥＳＴ", "test"),  # full-width letters fold under NFKC
+        ("\uff34\uff25\uff33\uff34", "test"),  # full-width TEST folds under NFKC
         ("Nguyễn", "nguyễn"),
     ],
 )
@@ -218,6 +218,6 @@ def test_truncation_spreads_values() -> None:
 
 
 def test_width_is_validated() -> None:
-    with pytest.raises(ValueError, match="1..63 bits"):
+    with pytest.raises(ValueError, match=r"1\.\.63 bits"):
         BlindIndexer(ROOT, bits=64)
     assert repr(BlindIndexer(ROOT, bits=18)) == "<BlindIndexer bits=18>"

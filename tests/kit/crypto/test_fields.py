@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from types import SimpleNamespace
 
@@ -10,7 +11,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from carecollect.kit.crypto import fields
 from carecollect.kit.crypto.fields import DecryptionError, FieldCipher, KeyUnavailable
 from carecollect.kit.crypto.types import Sealed
 
@@ -30,7 +30,7 @@ def cipher() -> FieldCipher:
 
 @pytest.fixture
 def fixed_nonce(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fields.os, "urandom", lambda n: NONCE)
+    monkeypatch.setattr(os, "urandom", lambda n: NONCE)
 
 
 def test_ciphertext_layout_known_answer(cipher: FieldCipher, fixed_nonce: None) -> None:

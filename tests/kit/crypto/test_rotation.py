@@ -27,7 +27,7 @@ TABLES = encrypted_tables(RECORDS)
 STAMP = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-class Crash(Exception):
+class CrashError(Exception):
     pass
 
 
@@ -150,9 +150,9 @@ def test_interrupted_rotation_resumes(
     (old,) = _encryption_keys(crypto_db, org_id)
 
     def crash_after_first_batch(done: int) -> None:
-        raise Crash
+        raise CrashError
 
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):
         rotate_organization_key(
             crypto_db,
             org_id,

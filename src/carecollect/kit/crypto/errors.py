@@ -14,7 +14,7 @@ class DecryptionError(AppError):
     exit_code = 1
 
 
-class KeyUnavailable(DecryptionError):  # noqa: N818 (name fixed by the public API)
+class KeyUnavailable(DecryptionError):
     """A needed key is missing, retired, shredded, or cannot be unwrapped. Fails closed."""
 
     status_code = 503

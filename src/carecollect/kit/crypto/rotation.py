@@ -299,7 +299,7 @@ def rotate_organization_key(
     _check_known_tables(db, targets)
 
     with db.tenant_session(organization_id) as session:
-        keys = session.scalars(
+        current = session.scalars(
             select(DataKey)
             .where(
                 DataKey.organization_id == organization_id,
@@ -309,8 +309,8 @@ def rotate_organization_key(
             .order_by(DataKey.created_at, DataKey.id)
             .with_for_update()
         ).all()
-        active = [k for k in keys if k.state == STATE_ACTIVE]
-        old = [k for k in keys if k.state == STATE_DECRYPT_ONLY]
+        active = [k for k in current if k.state == STATE_ACTIVE]
+        old = [k for k in current if k.state == STATE_DECRYPT_ONLY]
         if not active:
             raise KeyUnavailable(
                 f"organization {organization_id} has no active encryption key to rotate"
