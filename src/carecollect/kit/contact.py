@@ -37,9 +37,26 @@ def normalize_phone(raw: str, region: str = "US") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-@lru_cache(maxsize=4096)
 def phone_time_zones(e164: str) -> tuple[str, ...]:
-    """Every IANA zone of the number's area code (empty when unknown)."""
+    """Every IANA zone of the number's area code (empty when unknown).
+
+    phonenumbers keys its zone data by country code plus at most six national digits
+    (NPA-NXX in the NANP), so numbers sharing their first seven digits share their zones:
+    the lookup is cached on that prefix, which keeps bulk imports fast.
+    """
+    prefix = e164[:8]
+    zones = _PHONE_ZONES.get(prefix)
+    if zones is None:
+        zones = _phone_time_zones(e164)
+        if len(_PHONE_ZONES) < 200_000:
+            _PHONE_ZONES[prefix] = zones
+    return zones
+
+
+_PHONE_ZONES: dict[str, tuple[str, ...]] = {}
+
+
+def _phone_time_zones(e164: str) -> tuple[str, ...]:
     try:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
@@ -62,13 +79,21 @@ def normalize_zip(raw: str) -> str:
     return match.group(1)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1)
+def _zip_table() -> dict[str, dict[str, object]]:
+    """Every US ZIP code from the `zipcodes` package's shipped data, indexed once.
+
+    `zipcodes.matching` scans the whole list on every call (over 100 ms); one pass to build
+    a dictionary makes each later lookup a hash probe.
+    """
+    table: dict[str, dict[str, object]] = {}
+    for record in zipcodes.list_all():  # type: ignore[no-untyped-call]
+        table.setdefault(str(record["zip_code"]), record)
+    return table
+
+
 def _zip_record(zip5: str) -> dict[str, object] | None:
-    try:
-        found = zipcodes.matching(zip5)  # type: ignore[no-untyped-call]
-    except (TypeError, ValueError):
-        return None
-    return found[0] if found else None
+    return _zip_table().get(zip5)
 
 
 def zip_time_zone(zip5: str) -> str | None:

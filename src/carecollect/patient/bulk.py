@@ -1,0 +1,222 @@
+"""Bulk loading of people with every PHI field encrypted and indexed.
+
+Encryption is the unavoidable cost of storing PHI, so the bulk path spends its effort
+there: sealing runs in worker processes (both cores), the main process only writes
+prepared rows with `executemany`, and rows stream through in batches so memory stays flat
+whatever the input size. Ingest and the benchmark (`bench/phi_store.py`) use it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from carecollect.kit.contact import phone_time_zones, zip_time_zone
+from carecollect.kit.crypto.keys import OrganizationKeys
+from carecollect.kit.ids import uuid7
+from carecollect.kit.models import utcnow
+from carecollect.patient.models import ContactPoint, Guarantor
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """One person as an import source gives it (already validated)."""
+
+    first_name: str
+    last_name: str
+    date_of_birth: str | None  # ISO date
+    phone: str | None = None  # E.164
+    line_type: str | None = None
+    email: str | None = None
+    line1: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+
+
+@dataclass(slots=True)
+class SealedBatch:
+    """Prepared rows of one batch, ready for `executemany`."""
+
+    guarantors: list[dict[str, Any]] = field(default_factory=list)
+    contact_points: list[dict[str, Any]] = field(default_factory=list)
+
+
+def seal_people(
+    keys: OrganizationKeys, people: Sequence[PersonRecord], *, now: datetime | None = None
+) -> SealedBatch:
+    """Encrypt and index a batch of people (pure CPU work; no database)."""
+    from carecollect.kit.crypto.types import Sealed
+
+    now = now or utcnow()
+    cipher, blind = keys.cipher(), keys.blind()
+    org = keys.organization_id
+    g_ids = [uuid7() for _ in people]
+    g_table, c_table = Guarantor.__tablename__, ContactPoint.__tablename__
+    firsts = cipher.seal_many(g_table, "first_name", g_ids, [p.first_name for p in people])
+    lasts = cipher.seal_many(g_table, "last_name", g_ids, [p.last_name for p in people])
+    dobs = cipher.seal_many(g_table, "date_of_birth", g_ids, [p.date_of_birth for p in people])
+    batch = SealedBatch()
+    points = batch.contact_points
+    for index, person in enumerate(people):
+        gid = g_ids[index]
+        zone = zip_time_zone(person.zip_code) if person.zip_code else None
+        batch.guarantors.append(
+            {
+                "id": gid,
+                "organization_id": org,
+                "first_name": Sealed(firsts[index] or b""),
+                "last_name": Sealed(lasts[index] or b""),
+                "date_of_birth": Sealed(dobs[index]) if dobs[index] else None,
+                "name_dob_bidx": (
+                    blind.name_dob(person.last_name, person.date_of_birth)
+                    if person.date_of_birth
+                    else None
+                ),
+                "state": person.state,
+                "mailing_tz": zone,
+                "other_known_tz": [],
+                "city_is_nyc": False,
+                "preferred_language": "en",
+                "source_key": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        base = {
+            "organization_id": org,
+            "guarantor_id": gid,
+            "value_bidx": None,
+            "postal_code": None,
+            "line_type": None,
+            "area_code_tzs": [],
+            "address_tz": None,
+            "owner": "debtor",
+            "employer_provided": False,
+            "verified": False,
+            "is_primary": True,
+            "source": "import",
+            "active": True,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if person.phone:
+            pid = uuid7()
+            points.append(
+                base
+                | {
+                    "id": pid,
+                    "kind": "phone",
+                    "value": cipher.seal(c_table, "value", pid, person.phone),
+                    "value_bidx": blind.value("phone", person.phone),
+                    "line_type": person.line_type,
+                    "area_code_tzs": list(phone_time_zones(person.phone)),
+                }
+            )
+        if person.email:
+            eid = uuid7()
+            points.append(
+                base
+                | {
+                    "id": eid,
+                    "kind": "email",
+                    "value": cipher.seal(c_table, "value", eid, person.email),
+                    "value_bidx": blind.value("email", person.email),
+                }
+            )
+        if person.line1 and person.zip_code:
+            aid = uuid7()
+            address = json.dumps(
+                {"line1": person.line1, "city": person.city, "state": person.state,
+                 "zip": person.zip_code},
+                sort_keys=True,
+            )
+            points.append(
+                base
+                | {
+                    "id": aid,
+                    "kind": "postal",
+                    "value": cipher.seal(c_table, "value", aid, address),
+                    "postal_code": cipher.seal(c_table, "postal_code", aid, person.zip_code),
+                    "address_tz": zone,
+                }
+            )
+    return batch
+
+
+def write_batch(connection: Connection, batch: SealedBatch) -> None:
+    """Insert one prepared batch (the caller owns the transaction)."""
+    if batch.guarantors:
+        connection.execute(insert(Guarantor.__table__), batch.guarantors)
+    if batch.contact_points:
+        connection.execute(insert(ContactPoint.__table__), batch.contact_points)
+
+
+# Parallel sealing ------------------------------------------------------------------------
+
+_worker_keys: OrganizationKeys | None = None
+
+
+def _init_worker(keys: OrganizationKeys) -> None:
+    global _worker_keys
+    _worker_keys = keys
+
+
+def _seal_in_worker(people: Sequence[PersonRecord]) -> SealedBatch:
+    assert _worker_keys is not None  # noqa: S101 - set by the pool initializer
+    return seal_people(_worker_keys, people)
+
+
+def _chunks(records: Iterable[PersonRecord], size: int) -> Iterator[list[PersonRecord]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def sealed_batches(
+    keys: OrganizationKeys,
+    records: Iterable[PersonRecord],
+    *,
+    batch_size: int = 2000,
+    workers: int | None = None,
+) -> Iterator[SealedBatch]:
+    """Seal `records` in batches, in `workers` processes (default: every core), in order.
+
+    `imap` keeps a bounded number of batches in flight, so memory stays flat.
+    """
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers <= 1:
+        for chunk in _chunks(records, batch_size):
+            yield seal_people(keys, chunk)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_init_worker, initargs=(keys,)) as pool:
+        yield from pool.imap(_seal_in_worker, _chunks(records, batch_size), chunksize=1)
+
+
+def bulk_load_people(
+    connection: Connection,
+    keys: OrganizationKeys,
+    records: Iterable[PersonRecord],
+    *,
+    batch_size: int = 2000,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Seal in parallel and write every batch; returns the number of people written."""
+    written = 0
+    for batch in sealed_batches(keys, records, batch_size=batch_size, workers=workers):
+        write_batch(connection, batch)
+        written += len(batch.guarantors)
+        if progress is not None:
+            progress(written)
+    return written
+
