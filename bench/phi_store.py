@@ -47,7 +47,7 @@ PLACES = [("Boston", "MA", "02118", "617"), ("Miami", "FL", "33130", "305"),
 
 def people(count: int, seed: int = 1) -> Iterator[PersonRecord]:
     """Synthetic people, generated lazily (streamed: the input is never held in memory)."""
-    rng = random.Random(seed)  # noqa: S311 - synthetic data
+    rng = random.Random(seed)
     for index in range(count):
         city, state, zip5, area = PLACES[index % len(PLACES)]
         yield PersonRecord(

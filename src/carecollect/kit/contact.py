@@ -114,3 +114,8 @@ def zip_in_nyc(zip5: str) -> bool:
     if record is None or record.get("state") != "NY":
         return False
     return str(record.get("county")) in _NYC_COUNTIES
+
+
+def warm_lookups() -> None:
+    """Build the lookup tables now (before forking workers, so they share them)."""
+    _zip_table()

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from carecollect.kit.contact import phone_time_zones, zip_time_zone
+from carecollect.kit.contact import phone_time_zones, warm_lookups, zip_time_zone
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
 from carecollect.kit.models import utcnow
@@ -75,7 +75,7 @@ def seal_people(
                 "organization_id": org,
                 "first_name": Sealed(firsts[index] or b""),
                 "last_name": Sealed(lasts[index] or b""),
-                "date_of_birth": Sealed(dobs[index]) if dobs[index] else None,
+                "date_of_birth": Sealed(dob) if (dob := dobs[index]) else None,
                 "name_dob_bidx": (
                     blind.name_dob(person.last_name, person.date_of_birth)
                     if person.date_of_birth
@@ -91,7 +91,7 @@ def seal_people(
                 "updated_at": now,
             }
         )
-        base = {
+        base: dict[str, Any] = {
             "organization_id": org,
             "guarantor_id": gid,
             "value_bidx": None,
@@ -155,9 +155,9 @@ def seal_people(
 def write_batch(connection: Connection, batch: SealedBatch) -> None:
     """Insert one prepared batch (the caller owns the transaction)."""
     if batch.guarantors:
-        connection.execute(insert(Guarantor.__table__), batch.guarantors)
+        connection.execute(insert(Guarantor), batch.guarantors)
     if batch.contact_points:
-        connection.execute(insert(ContactPoint.__table__), batch.contact_points)
+        connection.execute(insert(ContactPoint), batch.contact_points)
 
 
 # Parallel sealing ------------------------------------------------------------------------
@@ -197,6 +197,7 @@ def sealed_batches(
         for chunk in _chunks(records, batch_size):
             yield seal_people(keys, chunk)
         return
+    warm_lookups()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers, initializer=_init_worker, initargs=(keys,)) as pool:
         yield from pool.imap(_seal_in_worker, _chunks(records, batch_size), chunksize=1)
