@@ -25,7 +25,8 @@ from carecollect.compliance.scenario import Context, ProposedAction
 # California imports FDCPA 1692b-1692j for creditors (Civ. 1788.17; RULES.md §4).
 CA_IMPORTS = frozenset({"REGF-TIME-8TO9", "REGF-ATTY", "REGF-WORK-PLACE", "REGF-3P",
                         "REGF-CEASE"})
-MAX_SEARCH = dt.timedelta(days=62)
+# Long enough for the 365-day NCRA wait and the 240-day 501(r) period.
+MAX_SEARCH = dt.timedelta(days=400)
 MODIFICATION_ORDER = (
     "strip_to_C0", "strip_to_C1", "strip_diagnosis_codes", "use_opaque_link",
     "use_neutral_subject", "use_neutral_display_name", "limit_to_limited_content_message",
