@@ -1,13 +1,16 @@
-"""Fixtures of the crypto kit tests: a keyring in tmp_path and a throwaway SQLite database.
+"""Fixtures of the crypto kit tests: a keyring in tmp_path and a throwaway database.
 
-The database holds only what these tests need: `organization` and `data_key` from the
-real models, and `crypto_test_record`, a tiny tenant table with two encrypted columns
-defined in its own MetaData so it never leaks into `Base.metadata` (and so into the
-migrations or other suites).
+On SQLite (the default) the database holds only what these tests need: `organization`
+and `data_key` from the real models. Under CARECOLLECT_TEST_BACKEND=postgresql it is the
+suite's freshly migrated PostgreSQL database (row-level security and the application
+role included). Either way it gains `crypto_test_record`, a tiny tenant table with two
+encrypted columns defined in its own MetaData so it never leaks into `Base.metadata` (and
+so into the migrations or other suites).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,11 +76,17 @@ def manager(provider: AesGcmKeyProvider, clock: FakeClock) -> KeyManager:
 
 
 @pytest.fixture
-def crypto_db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'crypto.db'}")
-    Base.metadata.create_all(
-        database.engine, tables=[Organization.__table__, DataKey.__table__]  # type: ignore[list-item]
-    )
+def crypto_db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    if os.environ.get("CARECOLLECT_TEST_BACKEND", "sqlite") == "postgresql":
+        import carecollect.all_models  # noqa: F401  the migrated schema's tables
+
+        database = Database(request.getfixturevalue("database_url"))
+    else:
+        database = Database(f"sqlite:///{tmp_path / 'crypto.db'}")
+        Base.metadata.create_all(
+            database.engine,
+            tables=[Organization.__table__, DataKey.__table__],  # type: ignore[list-item]
+        )
     RECORDS.create_all(database.engine)
     yield database
     database.dispose()

@@ -254,10 +254,11 @@ def test_a_value_edited_meanwhile_is_not_overwritten(
             cipher = quick.for_organization(session, org_id).cipher()
         edited = cipher.seal("crypto_test_record", "secret", target, "edited by a user")
         assert edited is not None
-        cursor.connection.execute(
-            "UPDATE crypto_test_record SET secret = ? WHERE id = ?",
-            (edited.ciphertext, target.hex),
-        )
+        if conn.dialect.name == "sqlite":
+            sql, key = "UPDATE crypto_test_record SET secret = ? WHERE id = ?", target.hex
+        else:
+            sql, key = "UPDATE crypto_test_record SET secret = %s WHERE id = %s", target
+        cursor.connection.execute(sql, (edited.ciphertext, key))
 
     event.listen(crypto_db.engine, "before_cursor_execute", user_edits_first)
     try:
@@ -318,7 +319,16 @@ def test_unknown_tenant_tables_block_rotation(
     crypto_db: Database, quick: KeyManager, org_id: uuid.UUID
 ) -> None:
     with crypto_db.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE stray (id BLOB PRIMARY KEY, organization_id BLOB)"))
+        conn.execute(
+            text("CREATE TABLE harmless (id INTEGER PRIMARY KEY, organization_id INTEGER)")
+        )
+        binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.execute(
+            text(
+                "CREATE TABLE stray (id INTEGER PRIMARY KEY, organization_id INTEGER, "
+                f"value {binary})"
+            )
+        )
     with pytest.raises(ConfigurationError) as caught:
         rotate_organization_key(crypto_db, org_id, keys=quick, tables=TABLES)
     assert caught.value.message == (

@@ -115,16 +115,18 @@ def encrypted_tables(metadata: MetaData | None = None) -> list[EncryptedTable]:
 
 
 def _check_known_tables(db: Database, targets: Sequence[EncryptedTable]) -> None:
-    """Refuse to rotate when the database has tenant tables this process cannot see:
-    their rows would stay on the old key and become unreadable once it is retired."""
+    """Refuse to rotate when the database has tenant tables with binary columns this
+    process cannot see: their rows would stay on the old key and become unreadable once it
+    is retired. (Encrypted columns are BLOB/BYTEA; other unknown tables are harmless.)"""
     known = set(Base.metadata.tables) | {t.table.name for t in targets}
     inspector = inspect(db.engine)
-    unknown = sorted(
-        name
-        for name in inspector.get_table_names()
-        if name not in known
-        and any(c["name"] == "organization_id" for c in inspector.get_columns(name))
-    )
+    unknown: list[str] = []
+    for name in sorted(set(inspector.get_table_names()) - known):
+        columns = inspector.get_columns(name)
+        if any(c["name"] == "organization_id" for c in columns) and any(
+            isinstance(c["type"], LargeBinary) for c in columns
+        ):
+            unknown.append(name)
     if unknown:
         raise ConfigurationError(
             "cannot rotate keys: tenant tables unknown to this process: "
