@@ -254,6 +254,7 @@ def test_a_value_edited_meanwhile_is_not_overwritten(
             cipher = quick.for_organization(session, org_id).cipher()
         edited = cipher.seal("crypto_test_record", "secret", target, "edited by a user")
         assert edited is not None
+        key: object
         if conn.dialect.name == "sqlite":
             sql, key = "UPDATE crypto_test_record SET secret = ? WHERE id = ?", target.hex
         else:
