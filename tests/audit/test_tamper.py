@@ -62,7 +62,7 @@ def test_changed_detail_byte(log: Database, data_dir: Path) -> None:
     ordinal = ordinal_of(log, 11)
     tamper(log, "UPDATE audit_event SET details = replace(details, '\"count\":11', "
                 f"'\"count\":12') WHERE ordinal = {ordinal}")
-    assert_detected(log, data_dir, 11, "leaf")
+    assert_detected(log, data_dir, 11, "entry")
 
 
 def test_deleted_event_row(log: Database, data_dir: Path) -> None:
@@ -83,7 +83,7 @@ def test_swapped_rows(log: Database, data_dir: Path) -> None:
         f"UPDATE audit_log_entry SET event_ordinal = {first} WHERE seq = 9",
         f"UPDATE audit_log_entry SET event_ordinal = {second} WHERE seq = 3",
     )
-    assert_detected(log, data_dir, 3, "leaf")
+    assert_detected(log, data_dir, 3, "entry")
 
 
 def test_forged_row_with_correct_hashes_is_not_signed(log: Database, data_dir: Path) -> None:
@@ -164,7 +164,7 @@ def test_direct_edit_of_the_sqlite_file(
     needle = b'{"count":13,'
     assert content.count(needle) == 1
     path.write_bytes(content.replace(needle, b'{"count":43,'))
-    assert_detected(log, data_dir, 13, "leaf")
+    assert_detected(log, data_dir, 13, "entry")
 
 
 def test_corrupt_checkpoint_file(log: Database, data_dir: Path) -> None:

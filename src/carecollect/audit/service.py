@@ -9,6 +9,7 @@ the integrator (`carecollect.audit.integrator`).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +36,11 @@ FORBIDDEN_DETAIL_KEYS = frozenset(
         "new_value", "old", "new", "password", "token", "secret", "card_number", "body",
     }
 )
+
+# Identifiers only (UUIDs, slugs, job and provider names): no spaces, quotes or '@', so
+# no name or e-mail address can be smuggled in as an id, and the canonical bytes need no
+# escaping (see integrator.canonical_sql).
+SAFE_TEXT = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
 
 # PostgreSQL: recording transactions hold this advisory lock in shared mode until they
 # end; the integrator takes it exclusively for an instant to learn the highest ordinal
@@ -79,8 +85,8 @@ def build_event_row(
     """Validate one event and return its `audit_event` row (without the ordinal)."""
     if not isinstance(actor, Actor) or actor.type not in ACTOR_TYPES:
         raise ValueError("actor must be an audit Actor (staff, patient, api_key, system, webhook)")
-    if not actor.id or len(actor.id) > 128:
-        raise ValueError("actor id must be 1 to 128 characters")
+    if not SAFE_TEXT.match(actor.id):
+        raise ValueError("actor id must be 1 to 128 identifier characters (A-Z a-z 0-9 ._:/=+-)")
     if not is_valid_action(action):
         raise ValueError("action must be a dotted lower-case verb such as 'patient.read'")
     if outcome not in OUTCOMES:
@@ -99,11 +105,11 @@ def build_event_row(
             if organization_id is not None and organization_id != subject.organization_id:
                 raise ValueError("subject organization differs from the session organization")
             organization_id = subject.organization_id
-        if not subject_type or len(subject_type) > 64:
-            raise ValueError("subject type must be 1 to 64 characters")
+        if not SAFE_TEXT.match(subject_type) or len(subject_type) > 64:
+            raise ValueError("subject type must be 1 to 64 identifier characters")
         for value in (subject_id, patient_id):
-            if value is not None and len(value) > 128:
-                raise ValueError("subject ids are limited to 128 characters")
+            if value is not None and not SAFE_TEXT.match(value):
+                raise ValueError("subject ids must be 1 to 128 identifier characters")
     when = recorded_at or datetime.now(UTC)
     if when.tzinfo is None:
         raise ValueError("recorded_at must be timezone-aware")

@@ -11,7 +11,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from carecollect.audit.integrator import EVENT_COLUMNS, _read_positions, event_fields
+from carecollect.audit.integrator import (
+    EVENT_COLUMNS,
+    _read_positions,
+    canonical_sql,
+    event_fields,
+)
 from carecollect.errors import BadInput, NotFound
 from carecollect.kit.audit.canonical import canonical_bytes
 from carecollect.kit.audit.checkpoint import (
@@ -50,16 +55,16 @@ def _stream(conn: Connection, sql: str) -> Iterator[Any]:
 
 
 def _entries(conn: Connection) -> Iterator[Entry]:
+    before, after = canonical_sql(conn.dialect.name)
     sql = (
-        f"SELECT l.seq, l.chain_hash, {EVENT_COLUMNS} FROM audit_log_entry l "  # noqa: S608
+        f"SELECT l.seq, l.chain_hash, {before}, {after} FROM audit_log_entry l "  # noqa: S608
         "LEFT JOIN audit_event e ON e.ordinal = l.event_ordinal ORDER BY l.seq"
     )
-    for row in _stream(conn, sql):
-        seq = int(row[0])
-        if row[2] is None:
-            yield seq, None, bytes(row[1])
+    for seq, chain, head, tail in _stream(conn, sql):
+        if head is None:
+            yield seq, None, bytes(chain)
         else:
-            yield seq, canonical_bytes(event_fields(row, 3), seq), bytes(row[1])
+            yield seq, (head + str(seq) + tail).encode(), bytes(chain)
 
 
 def _tree_hashes(conn: Connection) -> Iterator[tuple[int, bytes]]:
@@ -141,13 +146,16 @@ def _check_consistency(conn: Connection, report: VerifyReport) -> None:
 
 
 def verify_database(
-    engine: Engine, *, verifier: Verifier, checkpoint_dir: Path | None
+    engine: Engine, *, verifier: Verifier, checkpoint_dir: Path | None, deep: bool = False
 ) -> VerifyReport:
-    """Verify every entry, tree hash, checkpoint (database and directory) and consistency
-    between consecutive checkpoints; read-only."""
+    """Verify every entry, checkpoint (database and directory) and the consistency of
+    consecutive checkpoints; with `deep`, also compare every stored tree hash. Read-only.
+    """
     with engine.connect() as conn, conn.begin():
         sources = _checkpoint_sources(conn, checkpoint_dir)
-        report = verify_log(_entries(conn), _tree_hashes(conn), sources, verifier)
+        report = verify_log(
+            _entries(conn), _tree_hashes(conn) if deep else None, sources, verifier
+        )
         _unlogged_events(conn, report)
         if report.ok:
             _check_consistency(conn, report)

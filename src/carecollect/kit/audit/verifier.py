@@ -105,21 +105,24 @@ def _open_all(
 
 def verify_log(
     entries: Iterable[Entry],
-    stored_hashes: Iterable[tuple[int, bytes]],
+    stored_hashes: Iterable[tuple[int, bytes]] | None,
     checkpoints: Iterable[CheckpointSource],
     verifier: Verifier,
 ) -> VerifyReport:
     """Recompute the log from its entries and compare with everything stored and signed.
 
     Stops reading entries at the first entry-level problem (later entries would only
-    repeat it); checkpoint problems are all reported.
+    repeat it); checkpoint problems are all reported. `stored_hashes` is optional: the
+    stored chain hash already locates an edited entry, and stored tree hashes only serve
+    proofs (which are checked against signed roots before they are handed out).
     """
     report = VerifyReport()
     by_size = _open_all(checkpoints, verifier, report)
     # Roots and chains of the recomputed log at every signed size.
     tree = CompactRange()
     chain = CHAIN_START
-    hashes: Iterator[tuple[int, bytes]] = iter(stored_hashes)
+    deep = stored_hashes is not None
+    hashes: Iterator[tuple[int, bytes]] = iter(stored_hashes or ())
     pending: tuple[int, bytes] | None = next(hashes, None)
     expected = 0
     stopped = False
@@ -158,10 +161,10 @@ def verify_log(
             stopped = True
             break
         leaf = leaf_hash(canonical)
-        position = stored_hash_count(seq)
         created = tree.append(leaf)
         bad: Problem | None = None
-        for level, value in enumerate(created):
+        position = stored_hash_count(seq) if deep else 0
+        for level, value in enumerate(created if deep else ()):
             while pending is not None and pending[0] < position:
                 bad = bad or Problem(seq, "tree", f"unexpected stored tree hash at {pending[0]}")
                 pending = next(hashes, None)
@@ -183,7 +186,11 @@ def verify_log(
             position += 1
         chain = chain_hash(chain, leaf)
         if bad is None and stored_chain != chain:
-            bad = Problem(seq, "chain", f"chain hash of sequence number {seq} is wrong")
+            bad = Problem(
+                seq, "chain" if deep else "entry",
+                f"sequence number {seq} does not match its stored chain hash (event edited, "
+                "replaced or reordered, or the chain hash altered)",
+            )
         if bad is not None:
             report.problems.append(bad)
             stopped = True
