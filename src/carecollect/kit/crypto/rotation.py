@@ -19,8 +19,8 @@ user changed meanwhile is never overwritten with the stale plaintext; the sweep 
 up if it still needs re-encryption.
 
 Crypto-shredding deletes an organization's `data_key` rows: without them, none of its
-ciphertexts (including those in backups made after the keys stop existing in backups)
-can be decrypted. HIPAA-SEC-ENCRYPT / NIST SP 800-88: destroying the keys of encrypted
+ciphertexts can be decrypted, wherever copies of them live (backups taken before the
+shredding still hold the wrapped keys; their retention must be bounded). HIPAA-SEC-ENCRYPT / NIST SP 800-88: destroying the keys of encrypted
 media is an accepted purge.
 """
 
