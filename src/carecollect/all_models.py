@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from carecollect.consent import models as consent_models
+from carecollect.identity import models as identity_models
 from carecollect.kit.crypto import models as crypto_models
 from carecollect.kit.models import Base
 from carecollect.ledger import models as ledger_models
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "consent_models",
     "crypto_models",
+    "identity_models",
     "ledger_models",
     "outreach_models",
     "patient_models",

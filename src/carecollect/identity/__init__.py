@@ -1,0 +1,1 @@
+"""Identity: staff users, MFA, sessions, roles and permissions, API keys, break-glass."""
