@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -225,3 +227,31 @@ def test_shredding(
         fresh = manager.for_organization(session, org_id).cipher()
     with pytest.raises(KeyUnavailable):
         fresh.open(sealed, "patient", "last_name", ROW)
+
+
+def test_kek_rewrap_works_without_the_domain_models(
+    crypto_db: Database, org_id: uuid.UUID, keyring_path: Path
+) -> None:
+    # `carecollect keys rotate --kek` imports only the kit; an ORM flush would need the
+    # organization model to sort tables, so the kit must write data_key through Core.
+    new_kek = rotate_local_keyring(keyring_path)
+    script = (
+        "import sys\n"
+        "from carecollect.db import Database\n"
+        "from carecollect.kit.crypto.keyring import load_local_keyring\n"
+        "from carecollect.kit.crypto.keys import KeyManager\n"
+        "assert 'carecollect.tenant.models' not in sys.modules\n"
+        "db = Database(sys.argv[1])\n"
+        "manager = KeyManager(load_local_keyring(sys.argv[2]))\n"
+        "with db.system_session() as session:\n"
+        "    sys.stdout.write(str(manager.rewrap_all(session)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(crypto_db.engine.url), str(keyring_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "2", "")
+    assert {k.kek_id for k in _keys(crypto_db)} == {new_kek}

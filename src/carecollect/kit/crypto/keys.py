@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from carecollect.config import Settings
@@ -28,7 +29,7 @@ from carecollect.kit.crypto.blind import BlindIndexer, plan_bits
 from carecollect.kit.crypto.errors import KeyUnavailable
 from carecollect.kit.crypto.fields import FieldCipher
 from carecollect.kit.crypto.keyring import KeyProvider, load_key_provider
-from carecollect.kit.crypto.models import DataKey
+from carecollect.kit.crypto.models import DATA_KEY_TABLE, DataKey
 
 PURPOSE_ENCRYPTION = "encryption"
 PURPOSE_BLIND_INDEX = "blind_index"
@@ -52,6 +53,14 @@ def new_key_id() -> int:
     """A random 32-bit key id (never 0). Unique by primary key; a collision (2^-32 per
     key) surfaces as an IntegrityError and the caller retries."""
     return secrets.randbelow(2**32 - 1) + 1
+
+
+class NewDataKey(NamedTuple):
+    id: int
+    purpose: str
+    state: str
+    kek_id: str
+    created_at: datetime
 
 
 class OrganizationKeys:
@@ -146,8 +155,8 @@ class KeyManager:
 
     def new_data_key(
         self, session: Session, organization_id: UUID, purpose: str, *, state: str = STATE_ACTIVE
-    ) -> DataKey:
-        """Generate, wrap and add one data key (flushed, not committed)."""
+    ) -> NewDataKey:
+        """Generate, wrap and insert one data key (in the caller's transaction)."""
         if purpose not in PURPOSES:
             raise ValueError(f"unknown data-key purpose {purpose!r}")
         key_id = new_key_id()
@@ -155,19 +164,23 @@ class KeyManager:
         kek_id, wrapped = self.provider.wrap(
             plaintext, associated_data=wrap_associated_data(organization_id, key_id, purpose)
         )
-        row = DataKey(
-            id=key_id,
-            organization_id=organization_id,
-            purpose=purpose,
-            state=state,
-            kek_id=kek_id,
-            wrapped_key=wrapped,
-            created_at=datetime.now(UTC),
+        created_at = datetime.now(UTC)
+        session.flush()  # the organization row, if the caller just added it
+        # Core, not the unit of work: a flush sorts every mapped table by foreign key, which
+        # fails in processes (CLI commands) that did not import the organization model.
+        session.execute(
+            insert(DATA_KEY_TABLE).values(
+                id=key_id,
+                organization_id=organization_id,
+                purpose=purpose,
+                state=state,
+                kek_id=kek_id,
+                wrapped_key=wrapped,
+                created_at=created_at,
+            )
         )
-        session.add(row)
-        session.flush()
         session.info.setdefault(_UNCOMMITTED, set()).add(organization_id)
-        return row
+        return NewDataKey(key_id, purpose, state, kek_id, created_at)
 
     def create_organization_keys(self, session: Session, organization_id: UUID) -> None:
         """Create the organization's active encryption key and blind-index root.
@@ -276,13 +289,19 @@ class KeyManager:
         rows = session.scalars(
             select(DataKey).where(DataKey.kek_id != current).order_by(DataKey.id)
         ).all()
+        table = DATA_KEY_TABLE
         for row in rows:
             associated = wrap_associated_data(row.organization_id, row.id, row.purpose)
             plaintext = self.provider.unwrap(
                 row.kek_id, row.wrapped_key, associated_data=associated
             )
-            row.kek_id, row.wrapped_key = self.provider.wrap(plaintext, associated_data=associated)
-        session.flush()
+            kek_id, wrapped = self.provider.wrap(plaintext, associated_data=associated)
+            # Conditional on the old KEK: a concurrent re-wrap is not undone.
+            session.execute(
+                update(table)
+                .where(table.c.id == row.id, table.c.kek_id == row.kek_id)
+                .values(kek_id=kek_id, wrapped_key=wrapped)
+            )
         return len(rows)
 
     def kek_ids_in_use(self, session: Session) -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, LargeBinary, String
+from sqlalchemy import BigInteger, LargeBinary, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carecollect.kit.models import Base, TenantMixin, UTCDateTime
@@ -23,3 +23,9 @@ class DataKey(TenantMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     rotation_cursor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+# Writes to data_key go through Core on this table: an ORM flush sorts every mapped table
+# by foreign key, which fails in processes (CLI commands) that never imported the
+# organization model that data_key.organization_id refers to.
+DATA_KEY_TABLE: Table = DataKey.__table__  # type: ignore[assignment]

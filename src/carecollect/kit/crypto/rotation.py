@@ -20,8 +20,9 @@ up if it still needs re-encryption.
 
 Crypto-shredding deletes an organization's `data_key` rows: without them, none of its
 ciphertexts can be decrypted, wherever copies of them live (backups taken before the
-shredding still hold the wrapped keys; their retention must be bounded). HIPAA-SEC-ENCRYPT / NIST SP 800-88: destroying the keys of encrypted
-media is an accepted purge.
+shredding still hold the wrapped keys; their retention must be bounded).
+HIPAA-SEC-ENCRYPT / NIST SP 800-88: destroying the keys of encrypted media is an
+accepted purge (cryptographic erase).
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ from carecollect.kit.crypto.keys import (
     STATE_RETIRED,
     KeyManager,
 )
-from carecollect.kit.crypto.models import DataKey
+from carecollect.kit.crypto.models import DATA_KEY_TABLE, DataKey
 from carecollect.kit.crypto.types import Sealed, SealedType
 from carecollect.kit.models import Base
 
 # Caches are bounded by the TTL measured from when each process loaded its keys; the
 # margin covers the moment between the new key's created_at and the commit that shows it.
 SETTLE_MARGIN_SECONDS = 5
+_KEYS = DATA_KEY_TABLE
 
 
 @dataclass(frozen=True)
@@ -270,10 +272,7 @@ class _Rotator:
 
     def _save_cursor(self, session: Session, cursor: str) -> None:
         session.execute(
-            update(DataKey)
-            .where(DataKey.id.in_(self.old_key_ids))
-            .values(rotation_cursor=cursor)
-            .execution_options(synchronize_session=False)
+            update(_KEYS).where(_KEYS.c.id.in_(self.old_key_ids)).values(rotation_cursor=cursor)
         )
 
 
@@ -319,18 +318,18 @@ def rotate_organization_key(
             )
         resumed = bool(old)
         if resumed:
-            new = active[-1]
+            new_key_id, activated_at = active[-1].id, active[-1].created_at
             cursor = min((k.rotation_cursor or "" for k in old), default="")
         else:
-            for key in active:
-                key.state = STATE_DECRYPT_ONLY
-                key.rotation_cursor = ""
-            session.flush()
             old = active
-            new = key_manager.new_data_key(session, organization_id, PURPOSE_ENCRYPTION)
+            session.execute(
+                update(_KEYS)
+                .where(_KEYS.c.id.in_([k.id for k in old]))
+                .values(state=STATE_DECRYPT_ONLY, rotation_cursor="")
+            )
+            created = key_manager.new_data_key(session, organization_id, PURPOSE_ENCRYPTION)
+            new_key_id, activated_at = created.id, created.created_at
             cursor = ""
-        new_key_id = new.id
-        activated_at = new.created_at
         old_key_ids = tuple(k.id for k in old)
     key_manager.invalidate(organization_id)
 
@@ -361,10 +360,9 @@ def rotate_organization_key(
 
     with db.tenant_session(organization_id) as session:
         session.execute(
-            update(DataKey)
-            .where(DataKey.id.in_(old_key_ids))
+            update(_KEYS)
+            .where(_KEYS.c.id.in_(old_key_ids), _KEYS.c.organization_id == organization_id)
             .values(state=STATE_RETIRED, retired_at=datetime.now(UTC), rotation_cursor=None)
-            .execution_options(synchronize_session=False)
         )
     key_manager.invalidate(organization_id)
     return RotationReport(
@@ -388,11 +386,7 @@ def shred_organization(
     `KeyManager.for_organization` fails with `KeyUnavailable`. Other processes drop their
     cached copies within one key-cache TTL.
     """
-    result = session.execute(
-        delete(DataKey)
-        .where(DataKey.organization_id == organization_id)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(delete(_KEYS).where(_KEYS.c.organization_id == organization_id))
     if key_manager is not None:
         key_manager.invalidate(organization_id)
     return int(getattr(result, "rowcount", 0) or 0)
