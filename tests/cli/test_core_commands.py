@@ -156,3 +156,35 @@ def test_demo_builds_a_practice_and_is_idempotent(tmp_path: Path) -> None:
     second = run("demo", "--data-dir", str(data), "--patients", "60", "--no-serve")
     assert second.returncode == 0, second.stderr
     assert "already present" in second.stdout
+
+
+def test_keys_rotate_reencrypts_everything_and_data_stays_readable(tmp_path: Path) -> None:
+    data = tmp_path / "rot"
+    env = {"CARECOLLECT_KEY_CACHE_TTL_SECONDS": "0"}
+    built = run("demo", "--data-dir", str(data), "--patients", "20", "--no-serve", env=env)
+    assert built.returncode == 0, built.stderr
+    rotated = run("keys", "rotate", "--data-dir", str(data), "--batch-size", "7", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith("rotated data key; re-encrypted ")
+    assert int(rotated.stdout.split()[4]) > 100
+    kek = run("keys", "rotate", "--kek", "--data-dir", str(data), env=env)
+    assert kek.returncode == 0, kek.stderr
+    assert "re-wrapped 3 data keys" in kek.stdout  # blind root, retired and new data key
+    again = run("demo", "--data-dir", str(data), "--no-serve", env=env)
+    assert again.returncode == 0, again.stderr
+    doctor = run("doctor", "--data-dir", str(data), "--json", env=env)
+    assert doctor.returncode == 0, doctor.stdout
+
+
+def test_keys_shred_requires_confirmation_then_makes_phi_unreadable(tmp_path: Path) -> None:
+    data = tmp_path / "shred"
+    assert run("demo", "--data-dir", str(data), "--patients", "5", "--no-serve").returncode == 0
+    refused = run("keys", "shred", "--data-dir", str(data))
+    assert refused.returncode == 2
+    assert "irreversible" in one_error_line(refused)
+    done = run("keys", "shred", "--data-dir", str(data), "--confirm", "demo-dental")
+    assert done.returncode == 0, done.stderr
+    doctor = run("doctor", "--data-dir", str(data), "--json")
+    assert doctor.returncode == 1
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["data keys"]["status"] == "fail"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,12 @@ import typer
 from carecollect.cli.common import DataDirOption, OrganizationOption, open_context
 from carecollect.cli.output import console, emit, emit_json
 from carecollect.errors import BadInput, ConfigurationError
+
+
+def import_all_models() -> None:
+    """Load every model so metadata-driven work (rotation) sees every table."""
+    import carecollect.all_models  # noqa: F401
+
 
 db_app = typer.Typer(name="db", help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(name="keys", help="Key management.", no_args_is_help=True)
@@ -165,9 +170,10 @@ def keys_rotate(
 ) -> None:
     """Rotate data keys and re-encrypt in resumable batches (or the KEK with --kek)."""
     from carecollect.audit import Actor, Subject, record
-    from carecollect.kit.crypto.keyring import load_key_provider, rotate_local_keyring
+    from carecollect.kit.crypto.keyring import rotate_local_keyring
     from carecollect.kit.crypto.rotation import rotate_organization_key
 
+    import_all_models()
     ctx = open_context(data_dir)
     try:
         ctx.db.check_connection()
@@ -187,7 +193,6 @@ def keys_rotate(
             emit(f"rotated the key-encryption key; re-wrapped {count} data keys")
             return
         org_id = ctx.resolve_organization(organization)
-        _ = load_key_provider  # provider errors surface before any batch runs
         with console.status("re-encrypting") as status:
             report = rotate_organization_key(
                 ctx.db,
@@ -205,6 +210,41 @@ def keys_rotate(
                 details={"scope": "data_key", "count": report.reencrypted},
             )
         emit(f"rotated data key; re-encrypted {report.reencrypted} values")
+    finally:
+        ctx.close()
+
+
+@keys_app.command("shred")
+def keys_shred(
+    data_dir: DataDirOption = None,
+    organization: OrganizationOption = None,
+    confirm: Annotated[
+        str | None,
+        typer.Option("--confirm", help="Repeat the organization's slug to confirm."),
+    ] = None,
+) -> None:
+    """Crypto-shred an organization: delete its data keys so its PHI can never be read."""
+    from carecollect.audit import Actor, Subject, record
+    from carecollect.kit.crypto.rotation import shred_organization
+    from carecollect.tenant.service import get_organization
+
+    ctx = open_context(data_dir)
+    try:
+        org_id = ctx.resolve_organization(organization)
+        with ctx.db.system_session() as session:
+            org = get_organization(session, str(org_id))
+            if confirm != org.slug:
+                raise BadInput("shredding is irreversible: pass --confirm with the slug")
+            count = shred_organization(session, org_id, key_manager=ctx.keys)
+            org.state = "shredded"
+            record(
+                session,
+                actor=Actor.system("keys.shred"),
+                action="key.shred",
+                subject=Subject("organization", org_id, organization_id=org_id),
+                details={"count": count},
+            )
+        emit(f"shredded {count} data keys; the organization's PHI is now unrecoverable")
     finally:
         ctx.close()
 
@@ -236,7 +276,3 @@ def demo(
         emit(line)
     if not no_serve:
         emit("the web app is not built yet: nothing to serve (see the open issues); exiting")
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
