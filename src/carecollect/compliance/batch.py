@@ -1,0 +1,496 @@
+"""Batch path: the time, frequency, consent, revocation and flag rules for a whole portfolio.
+
+Input is columnar (Polars DataFrames; DuckDB/Arrow tables convert with `pl.from_arrow`):
+
+``accounts`` — one row per account and proposed event (first-party creditor; every datetime
+UTC-aware; ``as_of`` equals ``time``):
+  account_id str, profile str, state str, zip str, city_is_nyc bool, mailing_tz str,
+  other_tz str|null, phone_value str, line_type str|null, area_code_tz str|null,
+  rnd_date date|null, rnd_result str|null, consent_at, reconsent_at, email_consent_at,
+  extra_calls_consent_at, revoke_at, bankruptcy_at, cease_at, attorney_at (datetimes|null),
+  revoke_channel str|null ('sms'|'call'|'email'|'all'), revoke_cp str|null ('phone'|'email'),
+  deceased bool, nsa_status str|null, channel str ('call'|'sms'|'email'|'voicemail'),
+  dialer str|null, time datetime.
+
+``events`` — contact history: account_id, at, channel, direction, outcome|null, dialer|null,
+about_debt bool (concerns the proposed debt), cp ('phone'|'email'|'mail').
+
+Semantics are those of the scalar engine (content is assumed template-compliant: the planner
+re-checks content per message with the scalar path at send time). `contexts_from_columns`
+builds the equivalent scalar contexts; the differential test compares both paths.
+`next_allowed_at` is found by the same fixpoint as the scalar engine, vectorised: every row
+still blocked only by time/frequency rules moves to the latest earliest-pass instant and is
+re-evaluated, until allowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+import polars as pl
+
+from carecollect.compliance import zones as tz
+from carecollect.compliance.businessdays import add_business_days
+from carecollect.compliance.registry import ORDER
+
+UTC_DT = pl.Datetime("us", "UTC")
+DAY_US = 86_400_000_000
+MAX_SEARCH = dt.timedelta(days=400)
+MA_CALL_OUTCOMES = ["conversation_rpc", "conversation_third_party", "voicemail_lcm",
+                    "voicemail_reached_no_message"]
+NYC_FROM = dt.date(2025, 4, 1)
+FL_EMAIL_EXCLUDED_FROM = dt.date(2025, 5, 16)
+ACCOUNT_SCHEMA: dict[str, Any] = {
+    "account_id": pl.String, "profile": pl.String, "state": pl.String, "zip": pl.String,
+    "city_is_nyc": pl.Boolean, "mailing_tz": pl.String, "other_tz": pl.String,
+    "phone_value": pl.String, "line_type": pl.String, "area_code_tz": pl.String,
+    "rnd_date": pl.Date, "rnd_result": pl.String, "consent_at": UTC_DT,
+    "reconsent_at": UTC_DT, "email_consent_at": UTC_DT, "extra_calls_consent_at": UTC_DT,
+    "revoke_at": UTC_DT, "revoke_channel": pl.String, "revoke_cp": pl.String,
+    "deceased": pl.Boolean, "bankruptcy_at": UTC_DT, "cease_at": UTC_DT,
+    "attorney_at": UTC_DT, "nsa_status": pl.String, "channel": pl.String,
+    "dialer": pl.String, "time": UTC_DT,
+}
+EVENT_SCHEMA: dict[str, Any] = {
+    "account_id": pl.String, "at": UTC_DT, "channel": pl.String, "direction": pl.String,
+    "outcome": pl.String, "dialer": pl.String, "about_debt": pl.Boolean, "cp": pl.String,
+}
+
+
+def _localize(df: pl.DataFrame, ts: str, zone_col: str, prefix: str) -> pl.DataFrame:
+    """Add `<prefix>date` / `<prefix>time` (local wall clock of `ts` in each row's zone)."""
+    parts = []
+    for zone in df.get_column(zone_col).unique().drop_nulls().to_list():
+        part = df.filter(pl.col(zone_col) == zone)
+        local = pl.col(ts).dt.convert_time_zone(zone)
+        parts.append(part.with_columns(local.dt.date().alias(prefix + "date"),
+                                       local.dt.time().alias(prefix + "time")))
+    if not parts:
+        return df.with_columns(pl.lit(None, pl.Date).alias(prefix + "date"),
+                               pl.lit(None, pl.Time).alias(prefix + "time"))
+    return pl.concat(parts, how="vertical")
+
+
+def _instant(df: pl.DataFrame, date_expr: pl.Expr, clock: dt.time, zone_col: str,
+             out: str) -> pl.DataFrame:
+    """UTC instant of local `date_expr` at `clock` in each row's zone."""
+    offset = pl.duration(hours=clock.hour, minutes=clock.minute)
+    parts = []
+    for zone in df.get_column(zone_col).unique().drop_nulls().to_list():
+        part = df.filter(pl.col(zone_col) == zone)
+        local = (date_expr.cast(pl.Datetime("us")) + offset).dt.replace_time_zone(
+            zone, ambiguous="earliest", non_existent="null")
+        parts.append(part.with_columns(local.dt.convert_time_zone("UTC").alias(out)))
+    return pl.concat(parts, how="vertical") if parts else df.with_columns(
+        pl.lit(None, UTC_DT).alias(out))
+
+
+@functools.lru_cache(maxsize=4096)
+def _bd10(day: dt.date) -> dt.date:
+    return add_business_days(day, 10)
+
+
+def _prepare(accounts: pl.DataFrame) -> pl.DataFrame:
+    acc = accounts.with_columns(
+        pl.col("zip").map_elements(lambda z: tz.zip_zone(z), return_dtype=pl.String)
+        .alias("zip_zone"),
+        pl.when(pl.col("area_code_tz").is_not_null()).then(pl.col("area_code_tz"))
+        .otherwise(pl.col("phone_value").map_elements(
+            lambda v: ",".join(tz.phone_zones(v)), return_dtype=pl.String))
+        .alias("phone_zones"),
+        pl.col("channel").is_in(["call", "sms", "voicemail"]).alias("is_phone"),
+        pl.col("channel").is_in(["call", "voicemail"]).alias("is_call"),
+        pl.when(pl.col("channel") == "email").then(pl.lit("email"))
+        .when(pl.col("channel") == "sms").then(pl.lit("sms")).otherwise(pl.lit("call"))
+        .alias("medium"),
+        pl.when(pl.col("channel") == "email").then(pl.lit("email")).otherwise(pl.lit("phone"))
+        .alias("proposed_cp"),
+    )
+    # Business-day bound for legal_minimum revocations (TCPA-REVOKE-10BD), computed once.
+    acc = _localize(acc.with_row_index("_row"), "revoke_at", "mailing_tz", "rv_")
+    acc = acc.with_columns(
+        pl.col("rv_date").map_elements(_bd10, return_dtype=pl.Date).alias("revoke_binds_on"))
+    return acc.sort("_row").drop("_row", "rv_time", "rv_date")
+
+
+def _zone_table(acc: pl.DataFrame) -> pl.DataFrame:
+    """(account_id, zone, primary, slot): candidate zones in scalar order (PLAT-TZ-RESOLVE)."""
+    slots = [
+        acc.select("account_id", pl.col("mailing_tz").alias("zone"), pl.lit(0).alias("slot")),
+        acc.select("account_id", pl.col("zip_zone").alias("zone"), pl.lit(1).alias("slot")),
+        acc.select("account_id", pl.col("other_tz").alias("zone"), pl.lit(2).alias("slot")),
+        acc.filter(pl.col("is_phone")).select(
+            "account_id", pl.col("phone_zones").str.split(",").alias("zone"),
+            pl.lit(3).alias("slot")).explode("zone"),
+    ]
+    az = pl.concat(slots, how="vertical").filter(pl.col("zone").is_not_null()
+                                                  & (pl.col("zone") != ""))
+    az = az.sort("account_id", "slot").unique(["account_id", "zone"], keep="first",
+                                              maintain_order=True)
+    mailing = acc.select("account_id", "mailing_tz")
+    return az.join(mailing, on="account_id").with_columns(
+        (pl.col("zone") == pl.col("mailing_tz")).alias("primary")).drop("mailing_tz")
+
+
+def _kth(cond: pl.Expr, k: int) -> pl.Expr:
+    return pl.col("ev_date").filter(cond).sort(descending=True).slice(k - 1, 1).first()
+
+
+def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Per (account, zone): the release dates of every day-window rule (PLAT-DAY-COUNT)."""
+    ev = events.join(acc.select("account_id", "time", "extra_calls_consent_at"),
+                     on="account_id").filter(pl.col("at") < pl.col("time"))
+    ez = ev.join(az.select("account_id", "zone"), on="account_id")
+    ez = _localize(ez, "at", "zone", "ev_")
+    ez = _localize(ez, "extra_calls_consent_at", "zone", "cx_")
+    outcome = pl.col("outcome").fill_null("")
+    outbound = pl.col("direction") == "outbound"
+    calls = pl.col("channel").is_in(["call", "voicemail"])
+    placed = outbound & calls & (outcome != "not_connected")
+    excluded = pl.col("extra_calls_consent_at").is_not_null() & (
+        pl.col("at") >= pl.col("extra_calls_consent_at")) & (
+        pl.col("ev_date") <= pl.col("cx_date") + pl.duration(days=6))
+    ma = outbound & pl.col("about_debt") & (
+        (calls & (pl.col("outcome").is_null() | outcome.is_in(MA_CALL_OUTCOMES)))
+        | ((pl.col("channel") == "sms") & (outcome != "undeliverable")))
+    nyc = outbound & ((calls & (outcome != "not_connected"))
+                      | pl.col("channel").is_in(["sms", "email"]))
+    pre = outbound & calls & (pl.col("dialer").fill_null("") == "prerecorded") & (
+        pl.col("cp") == "phone") & (outcome != "not_connected")
+    conv = (pl.col("channel") == "call") & (outcome == "conversation_rpc") & pl.col("about_debt")
+    return ez.group_by("account_id", "zone").agg(
+        _kth(placed & pl.col("about_debt") & ~excluded.fill_null(False), 7).alias("k7"),
+        pl.col("ev_date").filter(conv).max().alias("conv_last"),
+        _kth(ma, 2).alias("k_ma"), _kth(nyc, 3).alias("k_nyc"), _kth(pre, 3).alias("k_pre"),
+    )
+
+
+def _replies(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Last inbound/outbound on the proposed medium and address (reply exceptions)."""
+    ev = events.join(acc.select("account_id", "time", "medium", "proposed_cp"),
+                     on="account_id").filter(pl.col("at") < pl.col("time"))
+    ev_medium = pl.when(pl.col("channel").is_in(["call", "voicemail"])).then(pl.lit("call")) \
+        .otherwise(pl.col("channel"))
+    ev = ev.filter((ev_medium == pl.col("medium")) & (pl.col("cp") == pl.col("proposed_cp")))
+    return ev.group_by("account_id").agg(
+        pl.col("at").filter(pl.col("direction") == "inbound").max().alias("last_in"),
+        pl.col("at").filter(pl.col("direction") == "outbound").max().alias("last_out"),
+    )
+
+
+H = dt.time
+WINDOWS = {"w8": (H(8), H(21)), "w9": (H(9), H(21))}
+
+
+def _zone_eval(azf: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
+    """Per account, at instant `t`: window and frequency findings aggregated over zones."""
+    z = azf.join(t, on="account_id")
+    z = _localize(z, "t", "zone", "l_")
+    for name, (start, end) in WINDOWS.items():
+        z = z.with_columns(((pl.col("l_time") < start) | (pl.col("l_time") >= end))
+                           .alias(f"{name}_bad"))
+        z = _instant(z, pl.when(pl.col("l_time") < start).then(pl.col("l_date"))
+                     .otherwise(pl.col("l_date") + pl.duration(days=1)), start, "zone",
+                     f"{name}_start")
+        z = z.with_columns(pl.when(pl.col(f"{name}_bad")).then(pl.col(f"{name}_start"))
+                           .otherwise(pl.col("t")).alias(f"{name}_next"))
+    excluded_now = pl.col("extra_calls_consent_at").is_not_null() & (
+        pl.col("t") >= pl.col("extra_calls_consent_at")) & (
+        pl.col("l_date") <= pl.col("cx_date") + pl.duration(days=6))
+    z = z.with_columns(excluded_now.fill_null(False).alias("excl"))
+    releases = {
+        "f7": (pl.col("k7") + pl.duration(days=7), True),
+        "fconv": (pl.col("conv_last") + pl.duration(days=7), True),
+        "fma": (pl.col("k_ma") + pl.duration(days=7), False),
+        "fnyc": (pl.col("k_nyc") + pl.duration(days=7), False),
+        "fpre": (pl.col("k_pre") + pl.duration(days=30), False),
+    }
+    for name, (release, consent_exempt) in releases.items():
+        viol = release.is_not_null() & (pl.col("l_date") < release)
+        if consent_exempt:
+            viol = viol & ~pl.col("excl")
+        z = z.with_columns(viol.fill_null(False).alias(f"{name}_bad"), release.alias("_rel"))
+        z = _instant(z, pl.col("_rel"), H(0), "zone", f"{name}_at")
+        z = z.with_columns(pl.when(pl.col(f"{name}_bad")).then(pl.col(f"{name}_at"))
+                           .otherwise(None).alias(f"{name}_at"))
+    aggs = [pl.len().alias("n_zones")]
+    for name in WINDOWS:
+        aggs += [pl.col(f"{name}_bad").any().alias(f"{name}_bad"),
+                 (pl.col(f"{name}_bad") & ~pl.col("primary")).any().alias(f"{name}_bad_np"),
+                 pl.col(f"{name}_next").max().alias(f"{name}_next")]
+    for name in releases:
+        aggs += [pl.col(f"{name}_bad").any().alias(f"{name}_bad"),
+                 pl.col(f"{name}_at").max().alias(f"{name}_at")]
+    mailing_date = pl.col("l_date").filter(pl.col("primary")).first().alias("today")
+    return z.group_by("account_id").agg(*aggs, mailing_date)
+
+
+def _decide(state: pl.DataFrame, azf: pl.DataFrame) -> pl.DataFrame:
+    """Decision of every row of `state` at its column `t` (mirror of engine._decide)."""
+    zones = _zone_eval(azf, state.select("account_id", "t"))
+    s = state.join(zones, on="account_id", how="left")
+    c = pl.col
+    t = c("t")
+    on = t.dt.date()  # as_of is UTC in the batch domain
+    strict = c("profile") == "strict"
+    ca = c("state") == "CA"
+    star_ca = strict | ca
+    timed = pl.lit(True)
+    automated = (c("channel") == "sms") | (c("is_call") & (
+        c("dialer").is_null() | c("dialer").is_in(["autodialer", "prerecorded"])))
+    wireless = c("line_type").is_null() | (c("line_type") == "wireless") | (
+        (c("line_type") == "voip") & strict)
+    grant = pl.max_horizontal(pl.when(c("consent_at") <= t).then(c("consent_at")),
+                              pl.when(c("reconsent_at") <= t).then(c("reconsent_at")))
+    revoke_media_phone = c("revoke_channel").is_in(["sms", "call", "all"])
+    binds = strict | (c("today") >= c("revoke_binds_on"))
+    revoke_eff = (c("revoke_cp") == "phone") & revoke_media_phone & (c("revoke_at") <= t) \
+        & binds
+    revoke_eff = revoke_eff.fill_null(False)
+    live = grant.is_not_null() & ~(revoke_eff & (c("revoke_at") >= grant)).fill_null(False)
+    reply_24h = c("last_in").is_not_null() & (t - c("last_in") <= pl.duration(hours=24)) & (
+        c("last_out").is_null() | (c("last_out") <= c("last_in")))
+    reply_24h = reply_24h.fill_null(False)
+    medium_in_revoke = (c("revoke_channel") == "all") | (c("revoke_channel") == c("medium"))
+    optout = (c("revoke_cp") == c("proposed_cp")) & medium_in_revoke & (c("revoke_at") <= t)
+    lift = pl.when(c("medium") == "email").then(
+        pl.when(c("email_consent_at") <= t).then(c("email_consent_at"))).otherwise(grant)
+    optout = optout & ~(lift.is_not_null() & (lift > c("revoke_at")))
+    optout_reply = c("last_in").is_not_null() & (c("last_in") > c("revoke_at")) & (
+        c("last_out").is_null() | (c("last_out") <= c("last_in")))
+    optout = (optout & ~optout_reply.fill_null(False)).fill_null(False)
+    consent_day_ok = (c("rnd_date") >= c("grant_day")).fill_null(False)
+    fresh = (c("rnd_date") >= c("today") - pl.duration(days=30)).fill_null(False)
+    rnd_scope = (c("is_phone") & automated & wireless & c("live")).fill_null(False)
+    rnd_yes = (rnd_scope & (c("rnd_result") == "yes").fill_null(False) & consent_day_ok)
+    rnd_checked = (rnd_scope & ~rnd_yes & strict
+                   & (t - c("grant") > pl.duration(days=30))).fill_null(False)
+    no_data = (c("rnd_result") == "no_data").fill_null(False)
+    s = s.with_columns(grant.alias("grant"), live.alias("live"), revoke_eff.alias("rv"))
+    s = _localize(s, "grant", "mailing_tz", "g_").rename({"g_date": "grant_day"}).drop("g_time")
+    nyc_on = c("city_is_nyc") & (on >= NYC_FROM)
+    fl_channel = (c("channel") != "email") | (on < FL_EMAIL_EXCLUDED_FROM)
+    nsa_bad = c("nsa_status").fill_null("") == "prohibited_balance_bill"
+    medium_differs = ~((c("revoke_channel") == "all") | (c("revoke_channel") == c("medium")))
+    # name -> (violated, timed earliest column or None, cites)
+    blocks: list[tuple[str, pl.Expr, str | None, list[tuple[str, pl.Expr]]]] = [
+        ("REGF-TIME-8TO9", star_ca & timed & c("w8_bad") & ~reply_24h, "w8_next",
+         [("PLAT-TIME-BOUNDARY", pl.lit(True)), ("PLAT-TZ-RESOLVE", pl.lit(True)),
+          ("REGF-TIME-MULTITZ", strict & c("w8_bad_np")), ("STATE-CA-ROSENTHAL", ca)]),
+        ("REGF-TIME-MULTITZ", strict & (c("n_zones") >= 2) & c("w8_bad_np") & ~reply_24h,
+         "w8_next", [("PLAT-TZ-RESOLVE", pl.lit(True))]),
+        ("STATE-FL-FCCPA-HOURS", (c("state") == "FL") & fl_channel & c("w8_bad"), "w8_next",
+         [("PLAT-TIME-BOUNDARY", pl.lit(True)), ("PLAT-TZ-RESOLVE", pl.lit(True))]),
+        ("STATE-OK-ADAD", (c("state") == "OK") & c("is_call")
+         & (c("dialer").fill_null("") == "prerecorded") & c("w9_bad"), "w9_next",
+         [("PLAT-TIME-BOUNDARY", pl.lit(True))]),
+        ("REGF-CALL-7IN7", strict & c("is_call") & c("f7_bad"), "f7_at",
+         [("PLAT-DAY-COUNT", pl.lit(True)), ("PLAT-ATTEMPT-VS-CONVERSATION", pl.lit(True))]),
+        ("REGF-CALL-7AFTERCONV", strict & c("is_call") & c("fconv_bad"), "fconv_at",
+         [("PLAT-DAY-COUNT", pl.lit(True))]),
+        ("STATE-TX-FDCA", (c("state") == "TX") & c("is_call") & c("f7_bad"), "f7_at",
+         [("PLAT-DAY-COUNT", pl.lit(True)), ("PLAT-ATTEMPT-VS-CONVERSATION", pl.lit(True))]),
+        ("STATE-MA-2IN7", (c("state") == "MA") & c("is_phone") & c("fma_bad"), "fma_at",
+         [("PLAT-DAY-COUNT", pl.lit(True)), ("PLAT-ATTEMPT-VS-CONVERSATION", pl.lit(True))]),
+        ("STATE-NYC-3IN7", nyc_on & c("fnyc_bad"), "fnyc_at",
+         [("PLAT-DAY-COUNT", pl.lit(True))]),
+        ("TCPA-PRERECORDED-RESIDENTIAL", c("is_call")
+         & (c("dialer").fill_null("") == "prerecorded") & (c("line_type") == "landline")
+         & ~c("live") & c("fpre_bad"), "fpre_at", [("PLAT-DAY-COUNT", pl.lit(True))]),
+        ("TCPA-CONSENT-WIRELESS", c("is_phone") & automated & wireless & ~c("live"), None,
+         [("TCPA-REVOKE-ANYMEANS", c("rv")), ("TCPA-REVOKE-10BD", c("rv")),
+          ("TCPA-RECONSENT", c("rv")), ("PLAT-HONOR-IMMEDIATELY", c("rv") & strict),
+          ("TCPA-REVOKE-ALL", c("rv") & strict & medium_differs),
+          ("TCPA-HC-EXEMPT-NA", ~c("rv"))]),
+        ("TCPA-RND", rnd_yes | (rnd_checked & ~fresh)
+         | (rnd_checked & fresh & no_data & ~c("is_call")), None,
+         [("PLAT-RND-CADENCE", rnd_checked)]),
+        ("STATE-NYC-ECONSENT", nyc_on & (
+            ((c("channel") == "email") & ~(c("email_consent_at") <= t).fill_null(False))
+            | ((c("channel") == "sms") & ~c("live"))), None, []),
+        ("REGF-MEDIUM-OPTOUT", strict & optout, None,
+         [("PLAT-HONOR-IMMEDIATELY", strict)]),
+        ("REGF-ATTY", star_ca & (c("attorney_at") <= t).fill_null(False), None,
+         [("STATE-CA-ROSENTHAL", ca)]),
+        ("REGF-CEASE", star_ca & (c("cease_at") <= t).fill_null(False), None,
+         [("STATE-CA-ROSENTHAL", ca)]),
+        ("PLAT-BANKRUPTCY", (c("bankruptcy_at") <= t).fill_null(False), None, []),
+        ("HIPAA-PERSONAL-REP", c("deceased"), None, [("PLAT-DECEASED", strict)]),
+        ("PLAT-DECEASED", strict & c("deceased"), None, [("HIPAA-PERSONAL-REP", pl.lit(True))]),
+        ("MED-NSA-BALANCE", nsa_bad, None, []),
+        ("REGF-UNAUTH-AMOUNT", strict & nsa_bad, None, [("MED-NSA-BALANCE", pl.lit(True))]),
+        ("MED-NSA-PPDR", c("nsa_status").fill_null("") == "ppdr_pending", None, []),
+    ]
+    cols: list[pl.Expr] = []
+    cite: dict[str, pl.Expr] = {}
+    timed_at: list[pl.Expr] = []
+    untimed: list[pl.Expr] = []
+    for name, cond, at_col, cites in blocks:
+        flag = cond.fill_null(False)
+        cols.append(flag.alias("b_" + name))
+        cite[name] = cite.get(name, pl.lit(False)) | pl.col("b_" + name)
+        for extra, when in cites:
+            cite[extra] = cite.get(extra, pl.lit(False)) | (pl.col("b_" + name)
+                                                            & when.fill_null(False))
+        if at_col is None:
+            untimed.append(pl.col("b_" + name))
+        else:
+            timed_at.append(pl.when(pl.col("b_" + name)).then(pl.col(at_col)))
+    modify = rnd_checked & fresh & no_data & c("is_call")
+    s = s.with_columns(*cols, modify.fill_null(False).alias("m_rnd"))
+    blocked = pl.any_horizontal(*[pl.col("b_" + n) for n, *_ in blocks])
+    ordered = sorted(cite, key=lambda r: ORDER[r])
+    reasons = pl.concat_list([pl.when(cite[r]).then(pl.lit(r)) for r in ordered]) \
+        .list.drop_nulls()
+    mod_reasons = pl.lit(sorted(["TCPA-RND", "PLAT-RND-CADENCE"], key=lambda r: ORDER[r]),
+                         dtype=pl.List(pl.String))
+    return s.select(
+        "account_id",
+        blocked.alias("blocked"),
+        pl.any_horizontal(*untimed).alias("untimed"),
+        pl.max_horizontal(*timed_at).alias("earliest"),
+        pl.when(blocked).then(pl.lit("block")).when(pl.col("m_rnd"))
+        .then(pl.lit("allow_with_modification")).otherwise(pl.lit("allow")).alias("decision"),
+        pl.when(blocked).then(reasons).when(pl.col("m_rnd")).then(mod_reasons)
+        .otherwise(pl.lit([], dtype=pl.List(pl.String))).alias("reasons"),
+        pl.when(~blocked & pl.col("m_rnd")).then(pl.lit("manual_live_call_only"))
+        .otherwise(None).alias("modification"),
+    )
+
+
+def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
+                       max_iterations: int = 64) -> pl.DataFrame:
+    """Decide every account's proposed event. Returns account_id, decision, reasons,
+    modification, next_allowed_at (UTC), in the order of `accounts`."""
+    accounts = accounts.cast(ACCOUNT_SCHEMA, strict=False)  # type: ignore[arg-type]
+    events = events.cast(EVENT_SCHEMA, strict=False)  # type: ignore[arg-type]
+    acc = _prepare(accounts)
+    az = _zone_table(acc)
+    freq = _frequency(acc, az, events)
+    azf = az.join(freq, on=["account_id", "zone"], how="left").join(
+        acc.select("account_id", "extra_calls_consent_at"), on="account_id")
+    azf = _localize(azf, "extra_calls_consent_at", "zone", "cx_").drop("cx_time")
+    state = acc.join(_replies(acc, events), on="account_id", how="left")
+    first = _decide(state.with_columns(pl.col("time").alias("t")), azf)
+    pending = first.filter(pl.col("blocked") & ~pl.col("untimed")
+                           & pl.col("earliest").is_not_null()).select(
+        "account_id", pl.col("earliest").alias("t"))
+    found: list[pl.DataFrame] = []
+    starts = acc.select("account_id", pl.col("time").alias("start"))
+    for _ in range(max_iterations):
+        if pending.height == 0:
+            break
+        pending = pending.join(starts, on="account_id").filter(
+            pl.col("t") - pl.col("start") <= MAX_SEARCH).drop("start")
+        if pending.height == 0:
+            break
+        sub = state.join(pending, on="account_id", how="inner")
+        step = _decide(sub, azf).join(pending, on="account_id")
+        found.append(step.filter(~pl.col("blocked")).select(
+            "account_id", pl.col("t").alias("next_allowed_at")))
+        pending = step.filter(pl.col("blocked") & ~pl.col("untimed")
+                              & pl.col("earliest").is_not_null()
+                              & (pl.col("earliest") > pl.col("t"))).select(
+            "account_id", pl.col("earliest").alias("t"))
+    nxt = pl.concat(found) if found else pl.DataFrame(
+        schema={"account_id": pl.String, "next_allowed_at": UTC_DT})
+    out = first.join(nxt, on="account_id", how="left")
+    order = accounts.select("account_id").with_row_index("_i")
+    return out.join(order, on="account_id").sort("_i").select(
+        "account_id", "decision", "reasons", "modification", "next_allowed_at")
+
+
+def contexts_from_columns(accounts: pl.DataFrame, events: pl.DataFrame) -> list[Any]:
+    """The scalar contexts equivalent to batch rows (for the differential test and tools)."""
+    from carecollect.compliance.scenario import (
+        Consent,
+        ContactPoint,
+        Content,
+        Context,
+        Creditor,
+        Debt,
+        Debtor,
+        Flags,
+        HistoryEvent,
+        ProposedAction,
+        Revocation,
+        RndCheck,
+    )
+    from carecollect.compliance.scenario import (
+        AttorneyFlag as Atty,
+    )
+    from carecollect.compliance.scenario import (
+        BankruptcyFlag as Bk,
+    )
+    from carecollect.compliance.scenario import (
+        CeaseFlag as Cease,
+    )
+    from carecollect.compliance.scenario import (
+        Nsa as NsaStatus,
+    )
+
+    by_account: dict[str, list[HistoryEvent]] = {}
+    for e in events.iter_rows(named=True):
+        by_account.setdefault(e["account_id"], []).append(HistoryEvent(
+            at=e["at"], channel=e["channel"], direction=e["direction"],
+            contact_point={"phone": "cp_phone", "email": "cp_email"}.get(e["cp"], "cp_mail"),
+            person="debtor", debt_ids=("D1",) if e["about_debt"] else ("D2",),
+            dialer=e["dialer"], outcome=e["outcome"], text=None))
+    out = []
+    for a in accounts.iter_rows(named=True):
+        rnd = None if a["rnd_date"] is None else RndCheck(date=a["rnd_date"],
+                                                          result=a["rnd_result"])
+        cps = (
+            ContactPoint(id="cp_phone", type="phone", value=a["phone_value"],
+                         line_type=a["line_type"], area_code_tz=a["area_code_tz"],
+                         rnd_check=rnd),
+            ContactPoint(id="cp_email", type="email", value="person@example.org"),
+            ContactPoint(id="cp_mail", type="postal", value="1 Test Way"),
+        )
+        consents = []
+        for key, kind, cp in (("consent_at", "tcpa_pec", "cp_phone"),
+                              ("reconsent_at", "tcpa_pec", "cp_phone"),
+                              ("email_consent_at", "email_use", "cp_email"),
+                              ("extra_calls_consent_at", "direct_prior_consent_extra_calls",
+                               None)):
+            if a[key] is not None:
+                consents.append(Consent(contact_point=cp, kind=kind, granted_at=a[key]))
+        revocations = ()
+        if a["revoke_at"] is not None:
+            revocations = (Revocation(
+                contact_point="cp_phone" if a["revoke_cp"] == "phone" else "cp_email",
+                channel=a["revoke_channel"], received_at=a["revoke_at"]),)
+        flags = Flags(
+            bankruptcy=None if a["bankruptcy_at"] is None else Bk(
+                filed_at=a["bankruptcy_at"], chapter=7, status="filed"),
+            cease_requested=None if a["cease_at"] is None else Cease(
+                received_at=a["cease_at"], in_writing=True, scope="all"),
+            attorney_represented=None if a["attorney_at"] is None else Atty(
+                since=a["attorney_at"], attorney_name_known=True))
+        channel = a["channel"]
+        tags: tuple[Any, ...] = ("lcm_required_only", "practice_name_neutral") \
+            if channel == "voicemail" else ("practice_name_neutral",)
+        action = ProposedAction(
+            channel=channel, time=a["time"], recipient="debtor",
+            contact_point="cp_email" if channel == "email" else "cp_phone",
+            dialer=a["dialer"], debt_ids=("D1",),
+            content=Content(template="reminder", contains=tags, includes_opt_out=True))
+        out.append(Context(
+            as_of=a["time"], policy_profile=a["profile"],
+            creditor=Creditor(type="first_party", entity_kind="dental_practice",
+                              display_name="Maple Street Dental"),
+            debtor=Debtor(person_id=a["account_id"], state=a["state"], zip=a["zip"],
+                          mailing_tz=a["mailing_tz"], city_is_nyc=a["city_is_nyc"],
+                          other_known_tz=(a["other_tz"],) if a["other_tz"] else (),
+                          deceased=a["deceased"]),
+            debt=Debt(debt_ids=("D1",), kind="dental", balance_cents=84_500,
+                      nsa=None if a["nsa_status"] is None else NsaStatus(
+                          status=a["nsa_status"])),
+            proposed_action=action, contact_points=cps, consents=tuple(consents),
+            revocations=revocations,
+            contact_history=tuple(sorted(by_account.get(a["account_id"], []),
+                                         key=lambda e: e.at)),
+            flags=flags))
+    return out
