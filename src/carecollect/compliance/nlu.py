@@ -16,10 +16,12 @@ the ambiguity policy and the known limits.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Final, Literal
 
 __all__ = [
@@ -196,6 +198,11 @@ _ES_WORDS: Final = _wordset(
     declare capitulo monto cantidad cobro incorrecto pare paren parar sacame"""
 )
 
+# +1 per English marker word, -1 per Spanish one (English wins a word in both lists).
+_LANGUAGE_SCORE: Final[dict[str, int]] = {
+    **dict.fromkeys(_ES_WORDS, -1), **dict.fromkeys(_EN_WORDS, 1)
+}
+
 # --------------------------------------------------------------------------- patterns
 
 _NOUN = (
@@ -225,7 +232,7 @@ _DAY = (
 )
 _CONTACT = (
     r"(?:call|text|txt|email|messag|contact|ring|phon|llam|escrib|envi|mand|mensaj|"
-    r"texte|correo|bother|molest|reach)\w*"
+    r"texte|correo|bother|molest|reach)\w*+"
 )
 _NEG = r"(?:dont|do\s+not|never|no|stop|quit|please\s+dont|nunca|not)"
 _PERIOD = (
@@ -283,7 +290,7 @@ _QUALIFIER_NEG = _rx(
 _NEG_BEFORE = _rx(
     r"\b(?:dont|do\s+not|doesnt|does\s+not|didnt|did\s+not|never|cant|cannot|can\s+not|"
     r"wont|will\s+not|shouldnt|should\s+not|wouldnt|would\s+not|not|did\s+you|did\s+they|"
-    r"did\s+u|no\s+need\s+to|nunca)\s+(?:\w+\s+)?$"
+    r"did\s+u|no\s+need\s+to|nunca)\s+(?:\w++\s)?$"
 )
 
 
@@ -297,7 +304,9 @@ _WHO = (
 class _Rule:
     label: str
     pattern: re.Pattern[str]
-    triggers: frozenset[str]
+    # Every word a match can begin with: the pattern is tried only at those words.
+    starts: frozenset[str]
+    kind: str = "revocation"
     revocation: bool = False
     cease: bool = False
     media_from_span: bool = True
@@ -308,9 +317,10 @@ class _Rule:
 
 
 def _rule(
-    label: str, pattern: str, triggers: Iterable[str], **flags: bool
+    label: str, pattern: str, starts: Iterable[str], *, kind: str = "revocation",
+    **flags: bool,
 ) -> _Rule:
-    return _Rule(label, _rx(pattern), frozenset(triggers), **flags)
+    return _Rule(label, _rx(pattern), frozenset(starts), kind, **flags)
 
 
 _STOP_WORDS = ("stop", "quit", "cease", "discontinue")
@@ -330,7 +340,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"(?:text|txt|call|phone|ring|email|message|msg|contact|write|mail|bother|harass|"
         r"robocall|sms)\b(?!\s+list)"
         r"(?:\s+(?:or|and|nor)\s+(?:text|txt|call|phone|email|message|contact|write|mail)\b)*",
-        ("dont", "do", "never", "longer"), revocation=True, qualifiable=True,
+        ("dont", "do", "never", "no"), revocation=True, qualifiable=True,
         negated_form=True,
     ),
     _rule(
@@ -346,30 +356,30 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         rf"(?:\s+(?:off|from|out\s+of)\b)?|(?:take|drop|scratch|get|cross)\s+{_WHO}\s+"
         r"(?:off|from|out\s+of)\b)",
         ("take", "remove", "delete", "drop", "erase", "scratch", "get", "lose", "forget",
-         "unenroll", "unenrol"),
+         "unenroll", "unenrol", "cross"),
         revocation=True,
     ),
     _rule(
         "revocation:leave_me_alone",
         r"\bleave\s+me\s+(?:the\s+\w+\s+)?alone\b",
-        ("leave", "alone"), revocation=True, cease=True, media_from_span=False,
+        ("leave",), revocation=True, cease=True, media_from_span=False,
     ),
     _rule(
         "revocation:dont_want",
         r"\b(?:dont|do\s+not|no\s+longer|never)\s+(?:want|wish|need|like)\s+"
         r"(?:to\s+(?:receive|get)\s+)?(?:any\s+)?(?:more\s+|further\s+|these\s+|your\s+|"
         rf"the\s+|those\s+)*{_NOUN}",
-        ("want", "wish", "need", "like"), revocation=True, qualifiable=True,
+        ("dont", "do", "no", "never"), revocation=True, qualifiable=True,
     ),
     _rule(
         "revocation:dont_want_you_to",
         r"\b(?:dont|do\s+not|no\s+longer)\s+(?:want|wish)\s+(?:you\s+|u\s+|anyone\s+)?to\s+"
         r"(?:text|txt|call|phone|email|message|contact|write|mail)\s+me\b",
-        ("want", "wish"), revocation=True, qualifiable=True,
+        ("dont", "do", "no"), revocation=True, qualifiable=True,
     ),
     _rule(
         "revocation:no_more",
-        rf"\bno\s+(?:more|further)\s+(?:\w+\s+)?{_NOUN}",
+        rf"\bno\s+(?:more|further)\s+(?:\w++\s)?{_NOUN}",
         ("no",), revocation=True, qualifiable=True,
     ),
     _rule(
@@ -382,12 +392,13 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"\b(?:(?:please|pls|plz|just)\s+stop(?!\s+(?:by|in|over|thinking|worrying|paying|"
         r"the\s+(?:autopay|payment|charges)))\b|stop\s+(?:it|this|now|already|immediately)\b|"
         r"make\s+(?:it|this|them|these)\s+stop\b)",
-        ("stop",), revocation=True, check_negation=True, media_from_span=False,
+        ("please", "pls", "plz", "just", "stop", "make"), revocation=True, check_negation=True,
+        media_from_span=False,
     ),
     _rule(
         "revocation:opt_out",
         rf"\b(?:unsubscribe|optout|opt\s+(?:me\s+)?out|revoke|revoking)\b"
-        rf"(?:\s+(?:me\s+)?(?:of|from)\s+{_DET}(?:\w+\s+)?{_NOUN})?",
+        rf"(?:\s+(?:me\s+)?(?:of|from)\s+{_DET}(?:\w++\s)?{_NOUN})?",
         ("unsubscribe", "optout", "opt", "revoke", "revoking"), revocation=True,
         check_negation=True,
     ),
@@ -397,13 +408,14 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"(?!\s+(?:with|that))|withdraw\w*\s+(?:my\s+)?(?:consent|permission|authorization)|"
         r"(?:retiro|revoco)\s+(?:mi\s+)?(?:consentimiento|autorizacion|permiso))"
         rf"(?:\s+(?:to|for)\s+(?:receive\s+|receiving\s+|any\s+)?{_DET}{_NOUN})?",
-        ("consent", "agree", "authorize", "withdraw", "withdrawing", "retiro", "revoco"),
+        ("dont", "do", "no", "never", "withdraw", "withdrawing", "withdraws", "withdrawn", "retiro",
+         "revoco"),
         revocation=True,
     ),
     _rule(
         "revocation:do_not_call_list",
         r"\b(?:do\s+not\s+call|dont\s+call|dnc|no\s+call)\s+(?:list|registry)\b",
-        ("list", "registry"), revocation=True, media_from_span=False,
+        ("do", "dont", "dnc", "no"), revocation=True, media_from_span=False,
     ),
     # Enough of a specific medium ("enough with the texts").
     _rule(
@@ -425,13 +437,13 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         "cease:dont_want_contact",
         r"\b(?:dont|do\s+not|no\s+longer)\s+(?:want|wish)\s+to\s+be\s+"
         r"(?:contacted|bothered|harassed)\b",
-        ("want", "wish"), revocation=True, cease=True, media_from_span=False,
+        ("dont", "do", "no"), revocation=True, cease=True, media_from_span=False,
     ),
     # Spanish ordinary phrasing.
     _rule(
         "revocation:es_dejen_de",
         rf"\b(?:deje|dejen|deja|dejes|dejar|dejen\s+ya|paren|pare|para|parar|basta)\s+de\s+"
-        rf"{_VERB_ES}(?:\s+(?:\w+\s+){{0,2}}?{_NOUN_ES})?",
+        rf"{_VERB_ES}(?:\s+(?:\w++\s){{0,2}}?{_NOUN_ES})?",
         ("deje", "dejen", "deja", "dejes", "dejar", "paren", "pare", "para", "parar", "basta"),
         revocation=True, qualifiable=True,
     ),
@@ -440,25 +452,25 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"\bno\s+(?:me\s+|nos\s+)?(?:vuelva[ns]?\s+a\s+)?(?:llamen|llame|llames|llamar|"
         r"escriban|escriba|escribas|envien|envie|envies|manden|mande|mandes|contacten|"
         r"contacte|contactes|molesten|moleste|molestes|textee|texteen|textees|marquen|"
-        r"acosen)(?:\s+(?:mas\s+)?(?:\w+\s+)?" + _NOUN_ES + r")?",
+        r"acosen)(?:\s+(?:mas\s+)?(?:\w++\s)?" + _NOUN_ES + r")?",
         ("no",), revocation=True, qualifiable=True, negated_form=True,
     ),
     _rule(
         "revocation:es_no_quiero",
         r"\bno\s+(?:quiero|deseo|necesito)\s+(?:recibir\s+)?(?:mas\s+)?(?:sus\s+|los\s+|"
         rf"estos\s+)?{_NOUN_ES}",
-        ("quiero", "deseo", "necesito"), revocation=True, qualifiable=True,
+        ("no",), revocation=True, qualifiable=True,
     ),
     _rule(
         "revocation:es_no_quiero_que",
         r"\bno\s+(?:quiero|deseo)\s+que\s+me\s+(?:llamen|escriban|contacten|manden|envien|"
         r"molesten|texteen)\b",
-        ("quiero", "deseo"), revocation=True, qualifiable=True,
+        ("no",), revocation=True, qualifiable=True,
     ),
     _rule(
         "revocation:es_no_mas",
         rf"\b(?:no|ya\s+no|basta\s+de)\s+mas\s+{_NOUN_ES}|\bbasta\s+de\s+{_NOUN_ES}",
-        ("mas", "basta"), revocation=True, qualifiable=True,
+        ("no", "ya", "basta"), revocation=True, qualifiable=True,
     ),
     _rule(
         "revocation:es_remove",
@@ -473,7 +485,8 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
     _rule(
         "revocation:es_baja",
         r"\b(?:darme|dar|deme|denme|dame|doy|me\s+doy)\s+de\s+baja\b",
-        ("baja",), revocation=True, media_from_span=False,
+        ("darme", "dar", "deme", "denme", "dame", "doy", "me"), revocation=True,
+        media_from_span=False,
     ),
     _rule(
         "revocation:es_cancelar",
@@ -486,7 +499,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         "revocation:es_dejenme_en_paz",
         r"\b(?:dejenme|dejame|dejeme|deja\s+de\s+molestarme)\s+en\s+paz\b|"
         r"\b(?:dejenme|dejame|dejeme)\s+tranquil[oa]\b",
-        ("paz", "tranquilo", "tranquila"), revocation=True, cease=True,
+        ("dejenme", "dejame", "dejeme", "deja"), revocation=True, cease=True,
         media_from_span=False,
     ),
 )
@@ -513,11 +526,14 @@ _CEASE_ONLY_RULES: Final[tuple[_Rule, ...]] = (
         r"|\bme\s+niego\s+a\s+pagar\b|\bno\s+(?:voy\s+a|pienso)\s+pagar\b(?!\s+(?:hasta|antes|"
         r"ahora|hoy|todavia|aun))|\bno\s+pagare\b(?!\s+(?:hasta|antes))|\bnunca\s+(?:voy\s+a\s+)?"
         r"pagar(?:e)?\b",
-        ("refuse", "refusing", "refused", "pay", "paying", "pagar", "pagare", "niego"),
+        ("refuse", "refusing", "refused", "wont", "will", "never", "not", "im", "i", "ill", "am",
+         "me", "no", "nunca"),
+        kind="cease",
     ),
 )
 
-_DISPUTE_RX: Final = _rx(
+_DISPUTE_RULE: Final = _rule(
+    "dispute",
     r"\b(?:"
     r"(?:this|that|it|thats|its|this\s+bill|the\s+bill|this\s+debt)\s+(?:is\s+)?"
     r"(?:isnt|is\s+not|not|aint)\s+(?:my|mine)\b|"
@@ -538,114 +554,175 @@ _DISPUTE_RX: Final = _rx(
     r"(?:service|services|treatment|care|procedure|visit)|"
     r"never\s+(?:been|went)\s+(?:there|to\s+(?:that|this|your))|never\s+(?:a|your)\s+patient|"
     r"not\s+(?:a|your)\s+patient|"
-    r"validat(?:e|ion)|verification\s+of\s+(?:the|this)\s+debt|verify\s+(?:this|the)\s+debt|"
+    r"validat(?:e|ed|ing|ion)|verification\s+of\s+(?:the|this)\s+debt|verify\s+(?:this|the)\s+debt|"
     r"proof\s+(?:of|that)\s+(?:this|the|i\s+owe)|identity\s+theft|fraudulent|fraud|"
     r"no\s+(?:le\s+|les\s+)?debo|no\s+es\s+mi\s+(?:deuda|cuenta|factura|cargo|saldo)|"
     r"no\s+es\s+mi[ao]\b|"
     r"ya\s+(?:lo\s+|la\s+)?pague|ya\s+(?:esta|fue)\s+pagad[oa]|"
     r"(?:cantidad|monto|cobro|cargo|factura|cuenta|saldo)\s+(?:es\s+)?"
     r"(?:incorrect[oa]|equivocad[oa]|erroneo|erronea|indebido)|"
-    r"disputo|disputar|nunca\s+(?:recibi|fui|he\s+sido)|"
+    r"disputo|disputar|nunca\s+(?:recibi|recibimos)\s+(?:(?:el|ese|este|los|esos|estos|la|esa|"
+    r"esta)\s+)?(?:servicio|servicios|tratamiento|atencion|procedimiento)|"
+    r"nunca\s+fui\s+(?:paciente|a\s+(?:esa|ese|su))|"
     r"el\s+seguro\s+(?:debe|deberia|debio|tiene\s+que)\s+(?:pagar|cubrir)"
-    r")"
-)
-_DISPUTE_TRIGGERS: Final = _wordset(
-    """my mine owe nothing dispute disputes disputed disputing paid wrong incorrect amount
-    bill balance charge total billing billed overcharged over double charged insurance
-    never not validate validation verification verify proof identity fraudulent fraud
-    debo es pague pagado pagada cantidad monto cobro cargo factura cuenta saldo disputo
-    disputar nunca seguro"""
+    r")\b",
+    _wordset(
+        """this that it thats its the not i we owe owes dispute disputes disputed disputing
+        already paid wrong incorrect amount bill balance charge total billing billed
+        overcharged over double charged insurance never validate validated validating
+        validation verification verify proof identity fraudulent fraud no ya cantidad monto
+        cobro cargo factura cuenta saldo disputo disputar nunca el"""
+    ),
+    kind="dispute",
 )
 
-_ATTORNEY_RX: Final = _rx(
+_ATTORNEY_RULE: Final = _rule(
+    "attorney",
     r"\b(?<!power\sof\s)(?:lawyers?|attorneys?|atty|counsel|legal\s+aid|law\s+(?:firm|office)|"
-    r"abogad[oa]s?)\b(?!\s+general)"
+    r"abogad[oa]s?)\b(?!\s+general)",
+    ("lawyer", "lawyers", "attorney", "attorneys", "atty", "counsel", "legal", "law",
+     "abogado", "abogada", "abogados", "abogadas"),
+    kind="attorney",
 )
-_ATTORNEY_TRIGGERS: Final = frozenset(
-    {"lawyer", "lawyers", "attorney", "attorneys", "atty", "counsel", "legal", "law",
-     "abogado", "abogada", "abogados", "abogadas"}
-)
-_BANKRUPTCY_RX: Final = _rx(
+_BANKRUPTCY_RULE: Final = _rule(
+    "bankruptcy",
     r"\b(?:bankruptcy|bankruptcies|bankrupt|chapter\s*(?:7|13|11|seven|thirteen|eleven)|"
     r"ch\s*(?:7|13)|filed\s+bk|bk\s+(?:case|filing|attorney|lawyer|trustee)|"
-    r"automatic\s+stay|bancarrota|quiebra|capitulo\s*(?:7|13|siete|trece))\b"
-)
-_BANKRUPTCY_TRIGGERS: Final = frozenset(
-    {"bankruptcy", "bankruptcies", "bankrupt", "chapter", "ch", "ch7", "ch13", "bk",
-     "automatic", "bancarrota", "quiebra", "capitulo", "chapter7", "chapter13"}
+    r"automatic\s+stay|bancarrota|quiebra|capitulo\s*(?:7|13|siete|trece))\b",
+    _wordset(
+        """bankruptcy bankruptcies bankrupt chapter chapter7 chapter13 chapter11 ch ch7 ch13
+        filed bk automatic bancarrota quiebra capitulo capitulo7 capitulo13"""
+    ),
+    kind="bankruptcy",
 )
 
 # Ambiguous revocation signals (treated as revocation, TCPA-REVOKE-ANYMEANS).
-_AMBIGUOUS_RX: Final = _rx(
+_AMBIGUOUS_RULE: Final = _rule(
+    "ambiguous:phrase",
     r"\b(?:wrong\s+(?:number|person|phone|guy|girl|lady|man)|numero\s+equivocado|"
     r"equivocad[oa]\s+de\s+numero|se\s+equivoc\w*(?:\s+de\s+numero)?|"
     r"not\s+interested(?=\s*(?:\.|$|thanks|thank|please|pls|stop|bye|ok|at\s+all))|"
     r"no\s+(?:me\s+interesa|estoy\s+interesad[oa])|spam|spamming|scam|"
     r"go\s+away|(?:fuck|f|piss|buzz|bugger)\s+off|get\s+lost|how\s+did\s+you\s+get\s+"
     r"(?:my|this)\s+(?:number|phone|cell|email)|como\s+(?:consiguieron|obtuvieron|"
-    r"consiguio|obtuvo)\s+mi\s+(?:numero|telefono))\b"
+    r"consiguio|obtuvo)\s+mi\s+(?:numero|telefono))\b",
+    _wordset(
+        """wrong numero equivocado equivocada se not no spam spamming scam go fuck f piss buzz
+        bugger get how como"""
+    ),
+    kind="ambiguous",
 )
-_AMBIGUOUS_TRIGGERS: Final = _wordset(
-    """wrong numero equivocado equivocada equivoco equivocaron equivocaste interested
-    interesa interesado interesada spam spamming scam away off lost how como"""
-)
+
+# Start word -> rules to try there, in a fixed order (results must be deterministic).
+_INDEX: Final[dict[str, tuple[_Rule, ...]]] = {}
+for _each in (*_REVOCATION_RULES, *_CEASE_ONLY_RULES, _DISPUTE_RULE, _ATTORNEY_RULE,
+              _BANKRUPTCY_RULE, _AMBIGUOUS_RULE):
+    for _word in sorted(_each.starts):
+        _INDEX[_word] = (*_INDEX.get(_word, ()), _each)
+del _each, _word
 _AMBIGUOUS_WHOLE: Final = frozenset(
     {("enough",), ("thats", "enough"), ("enough", "already"), ("enough", "is", "enough"),
      ("basta",), ("ya", "basta"), ("basta", "ya"), ("no", "thanks"), ("no", "thank", "you"),
      ("no", "gracias"), ("not", "interested")}
 )
 
+@dataclass(frozen=True, slots=True)
+class _Finder:
+    """A pattern tried only at the words it can begin with (a whole-string search with
+    leading alternations costs several times more)."""
+
+    pattern: re.Pattern[str]
+    words: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+
+    def first(self, norm: str, words: list[str], offsets: list[int]) -> re.Match[str] | None:
+        for index, word in enumerate(words):
+            if word in self.words or (self.prefixes and word.startswith(self.prefixes)):
+                match = self.pattern.match(norm, offsets[index])
+                if match is not None:
+                    return match
+        return None
+
+
+def _finder(pattern: str, words: Iterable[str], prefixes: tuple[str, ...] = ()) -> _Finder:
+    return _Finder(_rx(pattern), frozenset(words), prefixes)
+
+
+_NEG_STARTS: Final = frozenset({"dont", "do", "never", "no", "stop", "quit", "please", "nunca",
+                                "not"})
+_CONTACT_PREFIXES: Final = (
+    "call", "text", "txt", "email", "messag", "contact", "ring", "phon", "llam", "escrib",
+    "envi", "mand", "mensaj", "texte", "correo", "bother", "molest", "reach",
+)
+_DAY_WORDS: Final = _wordset(
+    """sunday sundays monday mondays tuesday tuesdays wednesday wednesdays thursday
+    thursdays friday fridays saturday saturdays weekend weekends weekday weekdays domingo
+    domingos lunes martes miercoles jueves viernes sabado sabados fin fines"""
+)
+
 # (g) inconvenient time, REGF-TIME-DESIGNATED.
-_TIME_NEG_RX: Final = _rx(
-    rf"\b{_NEG}\s+(?:\w+\s+){{0,2}}?{_CONTACT}\s+(?:\w+\s+){{0,3}}?"
-    rf"(?P<dir>before|after|past|until|till|antes\s+de|despues\s+de)\s+(?:las?\s+)?{_time('a')}"
+_TIME_NEG_RX: Final = _finder(
+    rf"\b{_NEG}\s+(?:\w++\s){{0,2}}?{_CONTACT}\s+(?:\w++\s){{0,3}}?"
+    rf"(?P<dir>before|after|past|until|till|antes\s+de|despues\s+de)\s+(?:las?\s+)?{_time('a')}",
+    _NEG_STARTS,
 )
-_TIME_NOT_RX: Final = _rx(
+_TIME_NOT_RX: Final = _finder(
     rf"\b(?:not|nothing|never|nunca|no|nada)\s+(?P<dir>before|after|past|antes\s+de|"
-    rf"despues\s+de)\s+(?:las?\s+)?{_time('a')}"
+    rf"despues\s+de)\s+(?:las?\s+)?{_time('a')}",
+    ("not", "nothing", "never", "nunca", "no", "nada"),
 )
-_TIME_POS_RX: Final = _rx(
-    r"\b(?:call|text|txt|contact|reach|message|email|llam\w*|escrib\w*|contact\w*)\s+"
+_TIME_POS_RX: Final = _finder(
+    r"\b(?:call|text|txt|contact|reach|message|email|llam\w*+|escrib\w*+|contact\w*+)\s+"
     r"(?:me\s+)?(?:only\s+|solo\s+)?(?P<dir>after|past|before|despues\s+de|antes\s+de)\s+"
-    rf"(?:las?\s+)?{_time('a')}"
+    rf"(?:las?\s+)?{_time('a')}",
+    ("call", "text", "txt", "contact", "reach", "message", "email"),
+    ("llam", "escrib", "contact"),
 )
-_TIME_BETWEEN_RX: Final = _rx(
-    rf"\b(?:(?P<neg>{_NEG})\s+(?:\w+\s+){{0,2}}?)?{_CONTACT}\s+(?:\w+\s+){{0,2}}?"
-    rf"(?:between|entre)\s+(?:las?\s+)?{_time('a')}\s+(?:and|y|to|-)\s+(?:las?\s+)?{_time('b')}"
+_TIME_BETWEEN_RX: Final = _finder(
+    rf"\b(?:(?P<neg>{_NEG})\s+(?:\w++\s){{0,2}}?)?{_CONTACT}\s+(?:\w++\s){{0,2}}?"
+    rf"(?:between|entre)\s+(?:las?\s+)?{_time('a')}\s+(?:and|y|to|-)\s+(?:las?\s+)?{_time('b')}",
+    _NEG_STARTS,
+    _CONTACT_PREFIXES,
 )
-_DAY_RX: Final = _rx(
-    rf"\b(?:{_NEG}\s+(?:\w+\s+){{0,2}}?{_CONTACT}\s+(?:\w+\s+){{0,3}}?"
+_DAY_RX: Final = _finder(
+    rf"\b(?:{_NEG}\s+(?:\w++\s){{0,2}}?{_CONTACT}\s+(?:\w++\s){{0,3}}?"
     rf"(?:on\s+|los\s+|el\s+|during\s+)?(?:the\s+|a\s+)?(?P<day>{_DAY})|"
     rf"not\s+(?:on\s+)?(?:a\s+|the\s+)?(?P<day2>{_DAY})|"
     rf"(?P<day3>{_DAY})\s+(?:are|is|arent|isnt)\s+(?:bad|not\s+good|inconvenient|off\s+limits)|"
     rf"(?:no|nunca)\s+(?:los|el)\s+(?P<day4>{_DAY})|(?:los|el)\s+(?P<day5>{_DAY})\s+no\b|"
-    rf"busy\s+(?:on\s+)?(?P<day6>{_DAY}))"
+    rf"busy\s+(?:on\s+)?(?P<day6>{_DAY}))",
+    _NEG_STARTS | _DAY_WORDS | {"los", "el", "busy"},
 )
-_PERIOD_RX: Final = _rx(
-    rf"\b(?:{_NEG}\s+(?:\w+\s+){{0,2}}?{_CONTACT}\s+(?:\w+\s+){{0,3}}?"
+_PERIOD_RX: Final = _finder(
+    rf"\b(?:{_NEG}\s+(?:\w++\s){{0,2}}?{_CONTACT}\s+(?:\w++\s){{0,3}}?"
     rf"(?:in\s+the\s+|during\s+the\s+|at\s+|during\s+)?{_PERIOD}|"
     r"(?P<per2>mornings|evenings|nights|afternoons)\s+(?:are|arent)\s+(?:bad|not\s+good|"
-    r"inconvenient)|not\s+in\s+the\s+(?P<per3>morning|evening|afternoon)s?)\b"
+    r"inconvenient)|not\s+in\s+the\s+(?P<per3>morning|evening|afternoon)s?)\b",
+    _NEG_STARTS | {"mornings", "evenings", "nights", "afternoons"},
 )
-_SCHEDULE_RX: Final = _rx(
+_SCHEDULE_RX: Final = _finder(
     r"\b(?:i\s+work\s+(?:the\s+)?(?:nights?|overnights?|night\s+shifts?|graveyard|third\s+shift)|"
     r"i\s+(?:sleep|am\s+asleep|m\s+asleep)\s+(?:during\s+the\s+day|days|in\s+the\s+day)|"
-    r"(?:trabajo|trabajamos)\s+(?:de|en\s+la|por\s+la)\s+noche|duermo\s+(?:de|en\s+el)\s+dia)\b"
+    r"(?:trabajo|trabajamos)\s+(?:de|en\s+la|por\s+la)\s+noche|duermo\s+(?:de|en\s+el)\s+dia)\b",
+    ("i", "trabajo", "trabajamos", "duermo"),
 )
-_MOMENT_RX: Final = _rx(
+_MOMENT_RX: Final = _finder(
     r"\b(?:(?:im|i\s+am)\s+(?:really\s+|very\s+|kinda\s+|so\s+)?busy(?!\s+(?:on|every|all|"
     r"in\s+the|at\s+night|during))|busy\s+(?:right\s+)?now|"
     r"(?:cant|cannot|can\s+not)\s+talk|(?:in\s+a\s+meeting)|(?:im|i\s+am)\s+driving|"
     r"call\s+(?:me\s+)?(?:back\s+)?(?:later|tomorrow)|(?:not\s+a\s+good|bad)\s+time|"
     r"estoy\s+ocupad[oa]|no\s+puedo\s+hablar|ahora\s+no(?:\s+puedo)?\b|estoy\s+manejando|"
-    r"(?:llam|escrib)(?:ame|eme|enme)\s+(?:mas\s+)?(?:tarde|manana|luego|despues))"
+    r"(?:llam|escrib)(?:ame|eme|enme)\s+(?:mas\s+)?(?:tarde|manana|luego|despues))",
+    ("im", "i", "busy", "cant", "cannot", "can", "in", "call", "not", "bad", "estoy", "no",
+     "ahora"),
+    ("llam", "escrib"),
 )
 
 # (g) inconvenient place, REGF-PLACE / REGF-WORK-PLACE.
-_PLACE_RX: Final = _rx(
-    rf"\b(?:{_NEG}\s+(?:\w+\s+){{0,2}}?{_CONTACT}\s+(?:\w+\s+){{0,3}}?"
+_PLACE_RX: Final = _finder(
+    rf"\b(?:{_NEG}\s+(?:\w++\s){{0,2}}?{_CONTACT}\s+(?:\w++\s){{0,3}}?"
     rf"(?:at|to|on|in|al|en|a)\s+(?:the\s+|my\s+|el\s+|la\s+|mi\s+)?{_PLACE}|"
-    r"(?:im|i\s+am|currently|still|estoy|sigo)\s+(?:\w+\s+)?(?:in|at|en)\s+(?:the\s+|el\s+|la\s+)?"
+    r"(?:im|i\s+am|currently|still|estoy|sigo)\s+(?:\w++\s)?(?:in|at|en)\s+(?:the\s+|el\s+|la\s+)?"
     r"(?P<place2>hospital|er|emergency\s+room|icu|work|school|class|church|trabajo|"
     r"escuela|funeral)|"
     r"(?:this\s+is|thats|that\s+is|its|it\s+is|es)\s+(?:my\s+|a\s+|mi\s+|el\s+|un\s+)?"
@@ -653,7 +730,9 @@ _PLACE_RX: Final = _rx(
     r"(?:mi\s+)?trabajo)\b(?:\s+(?:number|phone|cell|line|email))?|"
     r"(?:my\s+)?(?:employer|boss|job|work|company)\s+(?:doesnt|does\s+not|dont|do\s+not|"
     r"wont|will\s+not)\s+(?:allow|permit|let)|"
-    r"not\s+at\s+(?P<place4>work|my\s+job|school))\b"
+    r"not\s+at\s+(?P<place4>work|my\s+job|school))\b",
+    _NEG_STARTS | {"im", "i", "currently", "still", "estoy", "sigo", "this", "thats", "that",
+                   "its", "it", "es", "my", "employer", "boss", "job", "work", "company"},
 )
 
 _PLACE_VALUE: Final = {
@@ -705,8 +784,7 @@ _PLACE_TRIGGERS: Final = _wordset(
 
 # ------------------------------------------------------------------- normalisation
 
-_APOSTROPHES: Final = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'",
-                                      "\u02bc": "'"})
+_QUOTES: Final = ("\u2019", "\u2018", "\u00b4", "\u02bc")
 # Letters only: punctuation (even "¿" and "¡") must not change a classification.
 _SPANISH_MARKS: Final = re.compile("[\u00f1\u00e1\u00e9\u00ed\u00f3\u00fa]")
 _EMAIL_RX: Final = re.compile(r"\be\s*-\s*mail")
@@ -718,10 +796,13 @@ _SENTENCE_MARKS: Final = frozenset(".!?;,:")
 
 
 def _fold(text: str) -> str:
-    lowered = text.lower().translate(_APOSTROPHES)
+    lowered = text.lower()
     if not lowered.isascii():
-        decomposed = unicodedata.normalize("NFKD", lowered)
-        lowered = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+        for quote in _QUOTES:
+            lowered = lowered.replace(quote, "'")
+        # NFKD splits "á" into "a" + a combining accent; dropping every non-ASCII code point
+        # then removes the accents (and emoji and the like, which tokens ignore anyway).
+        lowered = unicodedata.normalize("NFKD", lowered).encode("ascii", "ignore").decode()
     if "mail" in lowered:
         lowered = _EMAIL_RX.sub("email", lowered)
         lowered = _VOICEMAIL_RX.sub("voicemail", lowered)
@@ -784,13 +865,18 @@ def _direction(word: str) -> str:
     return "before" if word.startswith(("before", "antes")) else "after"
 
 
-def _time_designation(norm: str) -> dict[str, str] | None:
+def _time_designation(
+    norm: str, words: list[str], offsets: list[int]
+) -> dict[str, str] | None:
     """First explicit clock-time designation in the message, or None."""
+    between = "between" in words or "entre" in words
     for rx, positive in (
         (_TIME_BETWEEN_RX, None), (_TIME_NEG_RX, False), (_TIME_NOT_RX, False),
         (_TIME_POS_RX, True),
     ):
-        match = rx.search(norm)
+        if positive is None and not between:
+            continue
+        match = rx.first(norm, words, offsets)
         if match is None:
             continue
         if positive is None:
@@ -855,16 +941,13 @@ def _strip_lead(words: list[str]) -> int:
 
 
 def _language(text: str, words: list[str]) -> Language | None:
-    english = 0
-    spanish = 2 if _SPANISH_MARKS.search(text.lower()) else 0
-    for word in words:
-        if word in _EN_WORDS:
-            english += 1
-        elif word in _ES_WORDS:
-            spanish += 1
-    if english > spanish:
+    """Majority of marker words; an accented Spanish letter counts for two."""
+    score = sum(map(_LANGUAGE_SCORE.get, words, repeat(0)))
+    if not text.isascii() and _SPANISH_MARKS.search(text.lower()):
+        score -= 2
+    if score > 0:
         return "en"
-    if spanish > english:
+    if score < 0:
         return "es"
     return None
 
@@ -934,18 +1017,29 @@ def classify(text: str) -> Classification:
     # Offsets where a contact request turned out to be a time/place designation.
     designation_starts: set[int] = set()
 
-    # (a)/(b)/(c): ordinary phrasing, English and Spanish.
-    for rule in _REVOCATION_RULES:
-        if rule.triggers.isdisjoint(vocabulary):
+    # One pass over the words: every rule is tried only where it can begin.
+    signals: set[str] = set()
+    for index, word in enumerate(words):
+        rules = _INDEX.get(word)
+        if rules is None:
             continue
-        for match in rule.pattern.finditer(norm):
-            if rule.check_negation and _NEG_BEFORE.search(norm, 0, match.start()):
+        at = offsets[index]
+        for rule in rules:
+            if rule.kind != "revocation":
+                if rule.kind not in signals and rule.pattern.match(norm, at):
+                    signals.add(rule.kind)
+                continue
+            match = rule.pattern.match(norm, at)
+            if match is None:
+                continue
+            if rule.check_negation and _NEG_BEFORE.search(norm, max(0, at - 28), at):
                 continue
             if rule.qualifiable:
                 qualifier = _QUALIFIER_NEG if rule.negated_form else _QUALIFIER
                 if qualifier.match(norm, match.end()):
-                    designation_starts.add(match.start())
+                    designation_starts.add(at)
                     continue
+            # (a)/(b)/(c): ordinary phrasing, English and Spanish.
             span_words = match.group(0).split()
             revocation = clear_revocation = True
             if rule.cease or not _CEASE_TOKENS.isdisjoint(span_words):
@@ -961,12 +1055,12 @@ def classify(text: str) -> Classification:
     lead = _strip_lead(words)
     content = words[lead:]
     # The keyword's own sentence decides: "STOP. I have a lawyer." is a plain STOP.
-    sentence = _first_sentence(tokens, offsets[lead]) if content else []
     per_se = False
-    for size in (3, 2, 1):
+    for size in (3, 2, 1) if content and content[0] in _KEYWORD_TOKENS else ():
         head = tuple(content[:size])
         if len(head) != size or head not in _KEYWORD_TUPLES:
             continue
+        sentence = _first_sentence(tokens, offsets[lead])
         plain = all(word in _TRAIL_FILLER for word in sentence[size:])
         if head == ("stop",) and _stop_other_sense(content, 0):
             break
@@ -1000,41 +1094,32 @@ def classify(text: str) -> Classification:
     if tuple(content) in _AMBIGUOUS_WHOLE:
         ambiguous_signal = True
         _record(matched, "ambiguous:whole_message")
-    elif not _AMBIGUOUS_TRIGGERS.isdisjoint(vocabulary) and _AMBIGUOUS_RX.search(norm):
+    elif "ambiguous" in signals:
         ambiguous_signal = True
         _record(matched, "ambiguous:phrase")
 
     # (c) a refusal to pay is a cease request (1692c(c)) but names no channel.
-    for rule in _CEASE_ONLY_RULES:
-        if not rule.triggers.isdisjoint(vocabulary) and rule.pattern.search(norm):
-            cease = True
-            _record(matched, rule.label)
-
+    if "cease" in signals:
+        cease = True
+        _record(matched, "cease:refuse_to_pay")
     # (d)-(f). Attorney and bankruptcy are mention-based on purpose: a person reads it.
-    dispute = not _DISPUTE_TRIGGERS.isdisjoint(vocabulary) and bool(_DISPUTE_RX.search(norm))
-    if dispute:
-        _record(matched, "dispute")
-    attorney = not _ATTORNEY_TRIGGERS.isdisjoint(vocabulary) and bool(
-        _ATTORNEY_RX.search(norm)
-    )
-    if attorney:
-        _record(matched, "attorney")
-    bankruptcy = not _BANKRUPTCY_TRIGGERS.isdisjoint(vocabulary) and bool(
-        _BANKRUPTCY_RX.search(norm)
-    )
-    if bankruptcy:
-        _record(matched, "bankruptcy")
+    dispute = "dispute" in signals
+    attorney = "attorney" in signals
+    bankruptcy = "bankruptcy" in signals
+    for kind in ("dispute", "attorney", "bankruptcy"):
+        if kind in signals:
+            _record(matched, kind)
 
     # (g) time designations, REGF-TIME-DESIGNATED.
     designation: dict[str, str] | None = None
     inconvenient_time = False
     if not _TIME_TRIGGERS.isdisjoint(vocabulary):
-        designation = _time_designation(norm)
+        designation = _time_designation(norm, words, offsets)
         if designation is not None:
             inconvenient_time = True
             _record(matched, "time:clock")
     if not _DAY_TRIGGERS.isdisjoint(vocabulary):
-        day_match = _DAY_RX.search(norm)
+        day_match = _DAY_RX.first(norm, words, offsets)
         if day_match is not None:
             inconvenient_time = True
             _record(matched, "time:day")
@@ -1045,7 +1130,7 @@ def classify(text: str) -> Classification:
             if designation is None and day is not None:
                 designation = {"kind": "day", "value": day}
     if not _PERIOD_TRIGGERS.isdisjoint(vocabulary):
-        period_match = _PERIOD_RX.search(norm)
+        period_match = _PERIOD_RX.first(norm, words, offsets)
         if period_match is not None:
             inconvenient_time = True
             _record(matched, "time:period")
@@ -1053,14 +1138,14 @@ def classify(text: str) -> Classification:
                                _PERIOD_VALUE)
             if designation is None and period is not None:
                 designation = {"kind": "period", "value": period}
-    if not _SCHEDULE_TRIGGERS.isdisjoint(vocabulary) and _SCHEDULE_RX.search(norm):
+    if not _SCHEDULE_TRIGGERS.isdisjoint(vocabulary) and _SCHEDULE_RX.first(norm, words, offsets):
         inconvenient_time = True
         _record(matched, "time:schedule")
     momentary = False
     if (
         not inconvenient_time
         and not _MOMENT_TRIGGERS.isdisjoint(vocabulary)
-        and _MOMENT_RX.search(norm)
+        and _MOMENT_RX.first(norm, words, offsets)
     ):
         # "I'm busy / can't talk now" designates only the current moment (comment
         # 6(b)(1)-2 via the CFPB FAQ), not a standing inconvenient time.
@@ -1071,7 +1156,7 @@ def classify(text: str) -> Classification:
     # (g) place designations, REGF-PLACE / REGF-WORK-PLACE.
     inconvenient_place = False
     if not _PLACE_TRIGGERS.isdisjoint(vocabulary):
-        place_match = _PLACE_RX.search(norm)
+        place_match = _PLACE_RX.first(norm, words, offsets)
         if place_match is not None:
             inconvenient_place = True
             _record(matched, "place")
@@ -1099,22 +1184,16 @@ def classify(text: str) -> Classification:
             help_ = True
             _record(matched, "help")
 
-    return Classification(
-        revocation=revocation,
-        medium_optout=bool(media),
-        cease=cease,
-        dispute=dispute,
-        attorney=attorney,
-        bankruptcy=bankruptcy,
-        inconvenient_time=inconvenient_time,
-        inconvenient_place=inconvenient_place,
-        ambiguous=ambiguous,
-        start=start,
-        help=help_,
-        momentary=momentary,
-        medium=media[0] if media else None,
-        media=tuple(media),
-        language=_language(text, words),
-        designation=designation,
-        matched=tuple(matched),
+    values = (
+        revocation, bool(media), cease, dispute, attorney, bankruptcy, inconvenient_time,
+        inconvenient_place, ambiguous, start, help_, momentary, media[0] if media else None,
+        tuple(media), _language(text, words),
     )
+    if designation is None:
+        return _shared(*values, None, tuple(matched))
+    return Classification(*values, designation, tuple(matched))
+
+
+# Frozen results without a (mutable) designation are shared: most messages fall in a few
+# hundred shapes, and building a frozen dataclass is a large part of the cost.
+_shared: Final = functools.lru_cache(maxsize=4096)(Classification)
