@@ -80,6 +80,14 @@ def normalize_phone(value: str, *, region: str = "US") -> str:
     """E.164 (``+15551234567``). National numbers are read in `region` (default US)."""
     if not isinstance(value, str):
         raise BadInput("phone number must be text")
+    if (  # already E.164 NANP (what the services store): no regex, no parsing
+        len(value) == 12
+        and value.startswith("+1")
+        and value[2:].isdigit()
+        and value[2] >= "2"
+        and value[5] >= "2"
+    ):
+        return value
     match = _NANP.fullmatch(value) if region == "US" else None
     if match is not None:
         return "+1" + match.group(1) + match.group(2) + match.group(3)
