@@ -49,17 +49,17 @@ _FLAG_FOR = {"cease": "cease_requested", "dispute": "disputed",
 
 @check("PLAT-REVOKE-NLU")
 def revoke_nlu(f: Facts) -> Finding | None:
-    # (c)-(f) go to human review and suppress outreach meanwhile; once staff record the
-    # matching flag, the flag's own rule (REGF-CEASE, REGF-ATTY, ...) takes over.
+    # (c)-(f) go to human review and suppress outreach meanwhile. The §0.3 format has no
+    # "review resolved" marker, so the suppression persists (fail closed); recording a flag
+    # does not lift it, which keeps the engine monotone (adding facts never un-blocks).
     if f.action.recipient == "attorney":
         return None
-    flags = f.ctx.flags
     for e in f.history:
         if e.direction != "inbound" or not e.text:
             continue
         sig = f.signals(e)
-        for kind, flag_name in _FLAG_FOR.items():
-            if getattr(sig, kind) and getattr(flags, flag_name) is None:
+        for kind in _FLAG_FOR:
+            if getattr(sig, kind):
                 return block("PLAT-REVOKE-NLU", f"inbound message classified as {kind}: "
                              "held for human review")
     return None
