@@ -188,3 +188,29 @@ def test_keys_shred_requires_confirmation_then_makes_phi_unreadable(tmp_path: Pa
     assert doctor.returncode == 1
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}
     assert checks["data keys"]["status"] == "fail"
+
+
+def test_init_and_demo_on_postgresql(backend: str, database_url: str, tmp_path: Path) -> None:
+    """The production database: init migrates an empty PostgreSQL database and the demo
+    writes through row-level security as the application role."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # the fixture's database is migrated: start empty
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    env = {"CARECOLLECT_DATABASE_URL": database_url}
+    data = tmp_path / "pg"
+    init = run("init", "--data-dir", str(data), env=env)
+    assert init.returncode == 0, init.stderr
+    assert not (data / "carecollect.db").exists()
+    demo = run("demo", "--data-dir", str(data), "--patients", "12", "--no-serve", env=env)
+    assert demo.returncode == 0, demo.stderr
+    assert "12 patients" in demo.stdout
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM patient")).scalar() == 12
+    engine.dispose()

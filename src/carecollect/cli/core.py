@@ -10,6 +10,7 @@ import typer
 
 from carecollect.cli.common import DataDirOption, OrganizationOption, open_context
 from carecollect.cli.output import console, emit, emit_json
+from carecollect.config import Settings, load_settings
 from carecollect.errors import BadInput, ConfigurationError
 
 
@@ -35,6 +36,26 @@ def _ensure_private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
+def is_initialized(settings: Settings) -> bool:
+    """Whether the configured database already holds an organization."""
+    from sqlalchemy import inspect, select
+
+    from carecollect.db import Database
+    from carecollect.tenant.models import Organization
+
+    if settings.database_url is None and not (settings.data_dir / "carecollect.db").exists():
+        return False
+    db = Database.from_settings(settings)
+    try:
+        db.check_connection()
+        if "organization" not in inspect(db.engine).get_table_names():
+            return False
+        with db.system_session() as session:
+            return session.scalar(select(Organization.id).limit(1)) is not None
+    finally:
+        db.dispose()
+
+
 def initialize(
     data_dir: Path | None,
     *,
@@ -54,7 +75,7 @@ def initialize(
 
     ctx = open_context(data_dir, must_exist=False)
     settings = ctx.settings
-    if settings.database_url is None and (settings.data_dir / "carecollect.db").exists():
+    if is_initialized(settings):
         raise ConfigurationError(f"data directory {settings.data_dir} is already initialized")
     _ensure_private_dir(settings.data_dir)
     _ensure_private_dir(settings.resolved_keyring_path.parent)
@@ -261,7 +282,7 @@ def demo(
     from carecollect.demo import build_demo
 
     target = data_dir or Path(os.environ.get("CARECOLLECT_DATA_DIR", "carecollect-data"))
-    if not (target / "carecollect.db").exists():
+    if not is_initialized(load_settings(data_dir=target)):
         initialize(
             target,
             organization_slug="demo-dental",

@@ -255,3 +255,22 @@ def test_kek_rewrap_works_without_the_domain_models(
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "2", "")
     assert {k.kek_id for k in _keys(crypto_db)} == {new_kek}
+
+
+def test_source_key_is_wide_keyed_and_distinct_per_system() -> None:
+    from uuid import uuid4
+
+    from carecollect.kit.crypto.keys import OrganizationKeys
+
+    def keys(root: bytes) -> OrganizationKeys:
+        return OrganizationKeys(uuid4(), encryption_keys={1: b"k" * 32}, encryption_key_id=1,
+                                blind_root=root, blind_index_bits=18)
+
+    a = keys(b"a" * 32)
+    value = a.source_key("synthea", "patient-1")
+    assert 0 <= value < 2**63
+    assert value == a.source_key("synthea", "patient-1")
+    assert value != a.source_key("csv", "patient-1")
+    assert value != a.source_key("synthea", "patient-2")
+    assert value != keys(b"b" * 32).source_key("synthea", "patient-1")
+    assert value.bit_length() > 40  # not truncated like a blind index

@@ -13,6 +13,8 @@ key leaves every process's memory within one TTL.
 
 from __future__ import annotations
 
+import hmac
+
 import secrets
 import threading
 import time
@@ -25,7 +27,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from carecollect.config import Settings
-from carecollect.kit.crypto.blind import BlindIndexer, plan_bits
+from carecollect.kit.crypto.blind import BlindIndexer, derive_index_key, plan_bits
 from carecollect.kit.crypto.errors import KeyUnavailable
 from carecollect.kit.crypto.fields import FieldCipher
 from carecollect.kit.crypto.keyring import KeyProvider, load_key_provider
@@ -74,6 +76,7 @@ class OrganizationKeys:
         "_blind",
         "_blind_root",
         "_cipher",
+        "_source_mac",
         "_encryption_keys",
         "blind_index_bits",
         "encryption_key_id",
@@ -96,6 +99,7 @@ class OrganizationKeys:
         self._blind_root = blind_root
         self._cipher: FieldCipher | None = None
         self._blind: BlindIndexer | None = None
+        self._source_mac: bytes | None = None
 
     def __repr__(self) -> str:
         return (
@@ -115,6 +119,19 @@ class OrganizationKeys:
                 self.organization_id, self._encryption_keys, self.encryption_key_id
             )
         return self._cipher
+
+    def source_key(self, system: str, source_id: str) -> int:
+        """A 63-bit keyed hash of a source system's record id, for idempotent re-import.
+
+        Unlike a blind index it is not truncated (collisions would merge two records), and
+        it never stores the source id itself (MRNs and account numbers are identifiers).
+        The key is derived from the blind-index root under its own HKDF label.
+        """
+        if self._source_mac is None:
+            self._source_mac = derive_index_key(self._blind_root, "source_key")
+        message = system.encode("utf-8") + b"\x00" + source_id.encode("utf-8")
+        digest = hmac.digest(self._source_mac, message, "sha256")
+        return int.from_bytes(digest[:8], "big") >> 1
 
     def blind(self) -> BlindIndexer:
         if self._blind is None:
