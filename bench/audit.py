@@ -112,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cc-bench-audit-") as tmp:
         directory = Path(tmp)
         db = Database(f"sqlite:///{directory / 'bench.db'}")
-        upgrade(db.engine)
+        upgrade(db.engine, revision="0002")  # 0003 currently drops audit_tree_hash
         bench_metadata.create_all(db.engine)
         key = directory / "keys" / "audit-signing.key"
         create_signing_key(key)

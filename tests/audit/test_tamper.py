@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
-from carecollect.audit.integrator import EVENT_COLUMNS, event_fields
+from carecollect.audit.integrator import EVENT_COLUMNS
 from carecollect.audit.models import AUDIT_TABLES
 from carecollect.db import Database
 from carecollect.kit.audit.canonical import canonical_bytes
@@ -60,7 +60,7 @@ def assert_detected(db: Database, data_dir: Path, seq: int, kind: str) -> None:
 
 def test_changed_detail_byte(log: Database, data_dir: Path) -> None:
     ordinal = ordinal_of(log, 11)
-    tamper(log, "UPDATE audit_event SET details = replace(details, '\"count\":11', "
+    tamper(log, "UPDATE audit_event SET body = replace(body, '\"count\":11', "
                 f"'\"count\":12') WHERE ordinal = {ordinal}")
     assert_detected(log, data_dir, 11, "entry")
 
@@ -93,14 +93,14 @@ def test_forged_row_with_correct_hashes_is_not_signed(log: Database, data_dir: P
     with log.engine.begin() as conn:
         drop_guards(conn)
         event = conn.exec_driver_sql(
-            f"SELECT {EVENT_COLUMNS} FROM audit_event e ORDER BY ordinal DESC LIMIT 1"
+            f"SELECT e.ordinal, {EVENT_COLUMNS} FROM audit_event e ORDER BY ordinal DESC LIMIT 1"
         ).one()
         chain = conn.exec_driver_sql(
             "SELECT chain_hash FROM audit_log_entry WHERE seq = 19").scalar_one()
         stored = {int(p): bytes(h) for p, h in conn.exec_driver_sql(
             "SELECT position, hash FROM audit_tree_hash")}
         tree = CompactRange.from_stored(COUNT, stored)
-        leaf = leaf_hash(canonical_bytes(event_fields(event), COUNT))
+        leaf = leaf_hash(canonical_bytes(*event[1:], COUNT))
         conn.execute(text("INSERT INTO audit_log_entry VALUES (:s, :o, :c)"),
                      {"s": COUNT, "o": event[0], "c": chain_hash(bytes(chain), leaf)})
         position = stored_hash_count(COUNT)
@@ -114,9 +114,8 @@ def test_forged_event_among_sequenced_events(log: Database, data_dir: Path) -> N
     # An event slipped in below the integrated frontier (a copy of the event at seq 6
     # with an ordinal between those of seq 6 and seq 7, which the gap-free ordinals leave
     # no room for, so it goes before them all) is never sequenced: verify reports it.
-    tamper(log, "INSERT INTO audit_event SELECT -5, id, recorded_at, organization_id, "
-                "actor_type, actor_id, action, subject_type, subject_id, patient_id, outcome, "
-                f"details FROM audit_event WHERE ordinal = {ordinal_of(log, 6)}")
+    tamper(log, "INSERT INTO audit_event SELECT -5, recorded_at, organization_id, "
+                f"patient_id, body FROM audit_event WHERE ordinal = {ordinal_of(log, 6)}")
     assert_detected(log, data_dir, 0, "forged-event")
 
 

@@ -45,23 +45,45 @@ def _event_type(action: str) -> dict[str, str]:
     return {"system": _DCM, "code": "110100", "display": "Application Activity"}
 
 
-def to_json(row: Any) -> dict[str, Any]:
+class ExportedEvent:
+    """One sequenced event with its body parsed."""
+
+    __slots__ = ("action", "actor_id", "actor_type", "details", "id", "organization_id",
+                 "outcome", "patient_id", "recorded_at", "seq", "subject_id", "subject_type")
+
+    def __init__(self, row: Any) -> None:
+        body = json.loads(row.body)
+        self.seq: int = int(row.seq)
+        self.recorded_at: str = row.recorded_at
+        self.organization_id: str | None = row.organization_id
+        self.patient_id: str | None = row.patient_id
+        self.id: str = body["id"]
+        self.action: str = body["action"]
+        self.actor_type: str = body["actor_type"]
+        self.actor_id: str = body["actor_id"]
+        self.subject_type: str | None = body["subject_type"]
+        self.subject_id: str | None = body["subject_id"]
+        self.outcome: str = body["outcome"]
+        self.details: dict[str, Any] = body["details"]
+
+
+def to_json(row: ExportedEvent) -> dict[str, Any]:
     return {
         "seq": row.seq,
-        "id": str(row.id),
-        "recorded_at": timestamp_text(row.recorded_at),
-        "organization_id": None if row.organization_id is None else str(row.organization_id),
+        "id": row.id,
+        "recorded_at": row.recorded_at,
+        "organization_id": row.organization_id,
         "actor": {"type": row.actor_type, "id": row.actor_id},
         "action": row.action,
         "subject": None if row.subject_type is None
         else {"type": row.subject_type, "id": row.subject_id},
         "patient_id": row.patient_id,
         "outcome": row.outcome,
-        "details": json.loads(row.details),
+        "details": row.details,
     }
 
 
-def to_fhir(row: Any) -> dict[str, Any]:
+def to_fhir(row: ExportedEvent) -> dict[str, Any]:
     """One event as a FHIR R4 AuditEvent resource (no PHI: identifiers only)."""
     agent_code, agent_display = _AGENT_TYPE.get(row.actor_type, ("dataprocessor", "process"))
     entities: list[dict[str, Any]] = []
@@ -85,15 +107,18 @@ def to_fhir(row: Any) -> dict[str, Any]:
             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role",
                      "code": "4", "display": "Domain Resource"},
         })
-    if entities and row.details != "{}":
-        entities[-1]["detail"] = [{"type": "details", "valueString": row.details}]
+    if entities and row.details:
+        entities[-1]["detail"] = [{
+            "type": "details",
+            "valueString": json.dumps(row.details, sort_keys=True, separators=(",", ":")),
+        }]
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(row.id),
         "type": _event_type(row.action),
         "subtype": [{"system": IDENTIFIER_SYSTEM + "audit-action", "code": row.action}],
         "action": fhir_action_code(row.action),
-        "recorded": timestamp_text(row.recorded_at),
+        "recorded": row.recorded_at,
         "outcome": FHIR_OUTCOME[row.outcome],
         "agent": [{
             "type": {"coding": [{
@@ -129,6 +154,9 @@ def export_events(
         raise ValueError("format must be 'jsonl' or 'fhir'")
     convert = to_fhir if fmt == "fhir" else to_json
     for row in audit_repository.export_rows(
-        session, organization_id=organization_id, since=since, until=until
+        session,
+        organization_id=None if organization_id is None else str(organization_id),
+        since=None if since is None else timestamp_text(since),
+        until=None if until is None else timestamp_text(until),
     ):
-        yield convert(row)
+        yield convert(ExportedEvent(row))

@@ -26,89 +26,20 @@ from sqlalchemy import Connection, Engine, text
 
 from carecollect.audit.service import RECORDING_LOCK_KEY
 from carecollect.errors import AppError
-from carecollect.kit.audit.canonical import EventFields, timestamp_text, uuid_text
+from carecollect.kit.audit.canonical import canonical_bytes
 from carecollect.kit.audit.chain import CHAIN_START, chain_hash
 from carecollect.kit.audit.checkpoint import Checkpoint, Signer
 from carecollect.kit.audit.merkle import (
     CompactRange,
     leaf_hash,
     positions_for_range,
-    stored_hash_count,
 )
 
 INTEGRATOR_LOCK_KEY = 0x6361_7265_6175_6402  # "careaud\x02"
 DEFAULT_BATCH_SIZE = 20_000
 
-EVENT_COLUMNS = (
-    "e.ordinal, e.id, e.recorded_at, e.organization_id, e.actor_type, e.actor_id, e.action, "
-    "e.subject_type, e.subject_id, e.patient_id, e.outcome, e.details"
-)
-
-
-def _quoted(column: str) -> str:
-    return f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {column} || '\"' END"
-
-
-def canonical_sql(dialect: str) -> tuple[str, str]:
-    """SQL expressions (over alias `e`) for the canonical bytes of an event before and
-    after its sequence number: `head || seq || tail` equals
-    `kit.audit.canonical.canonical_bytes`.
-
-    Building the bytes in the database keeps the integrator and the verifier out of
-    per-field Python work. It needs no JSON escaping because `record()` admits only
-    plain identifier characters in the text fields (SAFE_TEXT) and stores `details` as
-    ASCII canonical JSON; a row edited to contain anything else simply hashes differently,
-    which is what verification is for. Tests check the equality on every event.
-    """
-    if dialect == "sqlite":
-        # SQLAlchemy stores UUIDs as 32 hex digits and timestamps as
-        # 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, always six fractional digits).
-        def uuid(column: str) -> str:
-            return (f"substr({column},1,8)||'-'||substr({column},9,4)||'-'||"
-                    f"substr({column},13,4)||'-'||substr({column},17,4)||'-'||"
-                    f"substr({column},21)")
-
-        org = f"CASE WHEN e.organization_id IS NULL THEN 'null' ELSE '\"' || {uuid('e.organization_id')} || '\"' END"
-        event_id = uuid("e.id")
-        recorded = "substr(e.recorded_at,1,10)||'T'||substr(e.recorded_at,12)||'Z'"
-    else:
-        org = _quoted("e.organization_id::text")
-        event_id = "e.id::text"
-        recorded = (
-            "to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        )
-    head = (
-        "'{\"action\":\"' || e.action || '\",\"actor_id\":\"' || e.actor_id"
-        " || '\",\"actor_type\":\"' || e.actor_type || '\",\"details\":' || e.details"
-        f" || ',\"id\":\"' || {event_id} || '\",\"organization_id\":' || {org}"
-        " || ',\"outcome\":\"' || e.outcome || '\",\"patient_id\":' || "
-        + _quoted("e.patient_id")
-        + f" || ',\"recorded_at\":\"' || {recorded} || '\",\"seq\":'"
-    )
-    tail = (
-        "',\"subject_id\":' || " + _quoted("e.subject_id")
-        + " || ',\"subject_type\":' || " + _quoted("e.subject_type")
-        + " || ',\"v\":1}'"
-    )
-    return head, tail
-
-
-def event_fields(row: Any, offset: int = 1) -> EventFields:
-    """EventFields from a raw row whose columns follow EVENT_COLUMNS from `offset` (the
-    column after the ordinal); the reference path used by tests and forgers alike."""
-    return EventFields(
-        id=uuid_text(row[offset]) or "",
-        recorded_at=timestamp_text(row[offset + 1]),
-        organization_id=uuid_text(row[offset + 2]),
-        actor_type=row[offset + 3],
-        actor_id=row[offset + 4],
-        action=row[offset + 5],
-        subject_type=row[offset + 6],
-        subject_id=row[offset + 7],
-        patient_id=row[offset + 8],
-        outcome=row[offset + 9],
-        details=row[offset + 10],
-    )
+# The columns that enter an event's canonical bytes, in canonical_bytes() order.
+EVENT_COLUMNS = "e.body, e.organization_id, e.patient_id, e.recorded_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,26 +140,25 @@ def _integrate_batch(
     conn: Connection, head: _Head, frontier: int | None, batch_size: int
 ) -> list[Any]:
     limit = "" if frontier is None else f" AND e.ordinal <= {int(frontier)}"
-    before, after = canonical_sql(conn.dialect.name)
     rows = conn.exec_driver_sql(
-        f"SELECT e.ordinal, {before}, {after} FROM audit_event e "  # noqa: S608
+        f"SELECT e.ordinal, {EVENT_COLUMNS} FROM audit_event e "  # noqa: S608
         f"WHERE e.ordinal > {int(head.last_ordinal)}{limit} "
         f"ORDER BY e.ordinal LIMIT {int(batch_size)}"
     ).all()
     if not rows:
         return rows
+    seq, chain = head.size, head.chain
+    leaves = [
+        leaf_hash(canonical_bytes(body, organization_id, patient_id, recorded_at, seq + i))
+        for i, (_, body, organization_id, patient_id, recorded_at) in enumerate(rows)
+    ]
     entries: list[tuple[int, int, bytes]] = []
-    hashes: list[tuple[int, bytes]] = []
-    seq, chain, tree = head.size, head.chain, head.tree
-    position = stored_hash_count(seq)
-    for ordinal, before_seq, after_seq in rows:
-        leaf = leaf_hash((before_seq + str(seq) + after_seq).encode())
+    for i, leaf in enumerate(leaves):
         chain = chain_hash(chain, leaf)
-        entries.append((seq, ordinal, chain))
-        for created in tree.append(leaf):
-            hashes.append((position, created))
-            position += 1
-        seq += 1
+        entries.append((seq + i, rows[i][0], chain))
+    hashes: list[tuple[int, bytes]] = []
+    head.tree.extend(leaves, hashes)
+    seq += len(rows)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     param = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     # executemany on the driver cursor: the integrator's hot path (CONVENTIONS.md: batch

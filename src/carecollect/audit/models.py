@@ -22,10 +22,9 @@ never cascades into the evidence.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carecollect.kit.models import Base, UTCDateTime
@@ -41,20 +40,16 @@ class AuditEvent(Base):
     __tablename__ = "audit_event"
 
     ordinal: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid())
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    organization_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), nullable=True)
-    actor_type: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[str] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    subject_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The three query keys, stored as the exact text that enters the canonical bytes
+    # (UUID text, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, which sorts chronologically).
+    recorded_at: Mapped[str] = mapped_column(String(27))
+    organization_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # The patient (guarantor) the event concerns, also when the subject is one of their
     # accounts, consents or payments: the key of the per-patient access log and the
     # FHIR AuditEvent entity with the patient role.
     patient_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    outcome: Mapped[str] = mapped_column(String(16))
-    details: Mapped[str] = mapped_column(Text())
+    # Everything else (id, actor, action, subject, outcome, details) as canonical JSON.
+    body: Mapped[str] = mapped_column(Text())
 
     __table_args__ = (
         # The per-patient access log ("who viewed my record") is the only hot query.

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from carecollect.audit.repository import audit_repository
 from carecollect.audit.schemas import ACTOR_TYPES, OUTCOMES, AccessLogEntry, Actor, Subject
 from carecollect.audit.vocabulary import is_valid_action
-from carecollect.kit.audit.canonical import canonical_details
+from carecollect.kit.audit.canonical import canonical_details, event_body, timestamp_text
 from carecollect.kit.ids import uuid7
 
 # Keys that would carry PHI values rather than ids, names of fields or counts. Details
@@ -81,8 +81,9 @@ def build_event_row(
     details: dict[str, Any] | None,
     organization_id: uuid.UUID | None,
     recorded_at: datetime | None = None,
-) -> dict[str, Any]:
-    """Validate one event and return its `audit_event` row (without the ordinal)."""
+) -> tuple[uuid.UUID, tuple[str, str | None, str | None, str]]:
+    """Validate one event; return its id and its `audit_event` values
+    (recorded_at, organization_id, patient_id, body)."""
     if not isinstance(actor, Actor) or actor.type not in ACTOR_TYPES:
         raise ValueError("actor must be an audit Actor (staff, patient, api_key, system, webhook)")
     if not SAFE_TEXT.match(actor.id):
@@ -91,7 +92,7 @@ def build_event_row(
         raise ValueError("action must be a dotted lower-case verb such as 'patient.read'")
     if outcome not in OUTCOMES:
         raise ValueError("outcome must be 'success', 'failure' or 'denied'")
-    details_text = canonical_details(details)
+    canonical_details(details)
     _check_detail_keys(details)
     subject_type = subject_id = patient_id = None
     if subject is not None:
@@ -105,27 +106,27 @@ def build_event_row(
             if organization_id is not None and organization_id != subject.organization_id:
                 raise ValueError("subject organization differs from the session organization")
             organization_id = subject.organization_id
-        if not SAFE_TEXT.match(subject_type) or len(subject_type) > 64:
+        if not isinstance(subject_type, str) or not SAFE_TEXT.match(subject_type) or len(
+            subject_type
+        ) > 64:
             raise ValueError("subject type must be 1 to 64 identifier characters")
         for value in (subject_id, patient_id):
             if value is not None and not SAFE_TEXT.match(value):
                 raise ValueError("subject ids must be 1 to 128 identifier characters")
     when = recorded_at or datetime.now(UTC)
-    if when.tzinfo is None:
-        raise ValueError("recorded_at must be timezone-aware")
-    return {
-        "id": uuid7(),
-        "recorded_at": when,
-        "organization_id": organization_id,
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "action": action,
-        "subject_type": subject_type,
-        "subject_id": subject_id,
-        "patient_id": patient_id,
-        "outcome": outcome,
-        "details": details_text,
-    }
+    event_id = uuid7()
+    body = event_body(
+        event_id=event_id,
+        action=action,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        outcome=outcome,
+        details=details or {},
+    )
+    org_text = None if organization_id is None else str(organization_id)
+    return event_id, (timestamp_text(when), org_text, patient_id, body)
 
 
 def record(
@@ -144,7 +145,7 @@ def record(
     never PHI values; non-JSON values, floats, PHI-named keys or more than 4 KiB raise
     ValueError.
     """
-    row = build_event_row(
+    event_id, values = build_event_row(
         actor=actor,
         action=action,
         subject=subject,
@@ -153,8 +154,8 @@ def record(
         organization_id=session.info.get("organization_id"),
     )
     _hold_recording_lock(session)
-    audit_repository.insert_event(session, row)
-    return row["id"]  # type: ignore[no-any-return]
+    audit_repository.insert_event(session, values)
+    return event_id
 
 
 def access_log(
@@ -171,24 +172,27 @@ def access_log(
     organization; the caller records its own `audit.access_log` event.
     """
     rows = audit_repository.access_log(
-        session, organization_id=organization_id, patient_id=str(patient_id), limit=limit
+        session, organization_id=str(organization_id), patient_id=str(patient_id), limit=limit
     )
-    return [
-        AccessLogEntry(
-            recorded_at=r.recorded_at,
-            actor_type=r.actor_type,
-            actor_id=r.actor_id,
-            action=r.action,
-            outcome=r.outcome,
-            subject_type=r.subject_type,
-            subject_id=r.subject_id,
-            patient_id=r.patient_id,
-            details=json.loads(r.details),
-            event_id=r.id,
-            seq=r.seq,
+    entries = []
+    for row in rows:
+        body = json.loads(row.body)
+        entries.append(
+            AccessLogEntry(
+                recorded_at=datetime.fromisoformat(row.recorded_at),
+                actor_type=body["actor_type"],
+                actor_id=body["actor_id"],
+                action=body["action"],
+                outcome=body["outcome"],
+                subject_type=body["subject_type"],
+                subject_id=body["subject_id"],
+                patient_id=row.patient_id,
+                details=body["details"],
+                event_id=uuid.UUID(body["id"]),
+                seq=row.seq,
+            )
         )
-        for r in rows
-    ]
+    return entries
 
 
 P = ParamSpec("P")

@@ -11,12 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from carecollect.audit.integrator import (
-    EVENT_COLUMNS,
-    _read_positions,
-    canonical_sql,
-    event_fields,
-)
+from carecollect.audit.integrator import EVENT_COLUMNS, _read_positions
 from carecollect.errors import BadInput, NotFound
 from carecollect.kit.audit.canonical import canonical_bytes
 from carecollect.kit.audit.checkpoint import (
@@ -35,7 +30,6 @@ from carecollect.kit.audit.merkle import (
 )
 from carecollect.kit.audit.verifier import (
     CheckpointSource,
-    Entry,
     Problem,
     VerifyReport,
     verify_log,
@@ -45,33 +39,29 @@ PROOF_FORMAT = "carecollect-audit-inclusion-proof/v1"
 _FETCH = 10_000
 
 
-def _stream(conn: Connection, sql: str) -> Iterator[Any]:
-    result = conn.execution_options(stream_results=True, yield_per=_FETCH).exec_driver_sql(sql)
+def _entry_batches(conn: Connection) -> Iterator[list[Any]]:
+    result = conn.execution_options(stream_results=True, yield_per=_FETCH).exec_driver_sql(
+        f"SELECT l.seq, l.chain_hash, {EVENT_COLUMNS} FROM audit_log_entry l "  # noqa: S608
+        "LEFT JOIN audit_event e ON e.ordinal = l.event_ordinal ORDER BY l.seq"
+    )
     while True:
         rows = result.fetchmany(_FETCH)
         if not rows:
             return
-        yield from rows
+        yield rows
 
 
-def _entries(conn: Connection) -> Iterator[Entry]:
-    before, after = canonical_sql(conn.dialect.name)
-    sql = (
-        f"SELECT l.seq, l.chain_hash, {before}, {after} FROM audit_log_entry l "  # noqa: S608
-        "LEFT JOIN audit_event e ON e.ordinal = l.event_ordinal ORDER BY l.seq"
-    )
-    for seq, chain, head, tail in _stream(conn, sql):
-        if head is None:
-            yield seq, None, bytes(chain)
-        else:
-            yield seq, (head + str(seq) + tail).encode(), bytes(chain)
+def _stored_range(conn: Connection) -> Any:
+    def read(first: int, end: int) -> list[tuple[int, bytes]]:
+        return [
+            (int(p), bytes(h))
+            for p, h in conn.exec_driver_sql(
+                "SELECT position, hash FROM audit_tree_hash "  # noqa: S608
+                f"WHERE position >= {int(first)} AND position < {int(end)} ORDER BY position"
+            )
+        ]
 
-
-def _tree_hashes(conn: Connection) -> Iterator[tuple[int, bytes]]:
-    for position, value in _stream(
-        conn, "SELECT position, hash FROM audit_tree_hash ORDER BY position"
-    ):
-        yield int(position), bytes(value)
+    return read
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
@@ -154,7 +144,7 @@ def verify_database(
     with engine.connect() as conn, conn.begin():
         sources = _checkpoint_sources(conn, checkpoint_dir)
         report = verify_log(
-            _entries(conn), _tree_hashes(conn) if deep else None, sources, verifier
+            _entry_batches(conn), sources, verifier, _stored_range(conn) if deep else None
         )
         _unlogged_events(conn, report)
         if report.ok:
@@ -188,7 +178,7 @@ def prove(engine: Engine, seq: int, *, verifier: Verifier) -> dict[str, Any]:
         ).first()
         if event is None:
             raise NotFound(f"sequence number {seq} has no event (run `audit verify`)")
-        canonical = canonical_bytes(event_fields(event, 3), seq)
+        canonical = canonical_bytes(event[2], event[3], event[4], event[5], seq)
         proof = hashes_for(inclusion_ranges(seq, size), lambda ps: _read_positions(conn, ps))
     checkpoint = open_checkpoint(note, verifier)
     leaf = leaf_hash(canonical)

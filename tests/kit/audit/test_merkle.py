@@ -211,3 +211,41 @@ def test_missing_stored_hash_is_reported() -> None:
     del stored[stored_hash_index(2, 0)]
     with pytest.raises(ProofError, match="position 6 is missing"):
         hashes_for(inclusion_ranges(4, 5), lambda ps: stored)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6))
+def test_extend_matches_append_and_emits_every_stored_hash(cuts: list[int]) -> None:
+    leaves = [leaf_hash(b"x-%d" % i) for i in range(sum(cuts))]
+    one_by_one = CompactRange()
+    expected: dict[int, bytes] = {}
+    for leaf in leaves:
+        position = stored_hash_count(one_by_one.size)
+        for offset, h in enumerate(one_by_one.append(leaf)):
+            expected[position + offset] = h
+    batched = CompactRange()
+    emitted: list[tuple[int, bytes]] = []
+    done = 0
+    for cut in cuts:
+        batched.extend(leaves[done:done + cut], emitted)
+        done += cut
+        assert batched.root() == naive_root_of_hashes(leaves[:done])
+    assert batched.size == one_by_one.size
+    assert batched.hashes == one_by_one.hashes
+    assert dict(emitted) == expected
+    assert len(emitted) == len(expected)
+
+
+def naive_root_of_hashes(hashes: list[bytes]) -> bytes:
+    if not hashes:
+        return merkle.EMPTY_ROOT
+    if len(hashes) == 1:
+        return hashes[0]
+    k = merkle.largest_power_of_two_below(len(hashes))
+    return node_hash(naive_root_of_hashes(hashes[:k]), naive_root_of_hashes(hashes[k:]))
+
+
+def test_stored_position_closed_form() -> None:
+    for level in range(6):
+        for index in range(40):
+            assert merkle.stored_position(level, index) == stored_hash_index(level, index)

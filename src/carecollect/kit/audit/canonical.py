@@ -2,24 +2,26 @@
 
 The leaf hash of an event is computed over these bytes, so they must be deterministic
 across processes, databases and years (ARCHITECTURE.md section 5). Version 1 is a compact
-JSON object whose keys appear in sorted order::
+JSON object with sorted keys, ASCII only::
 
-    {"action":..,"actor_id":..,"actor_type":..,"details":{..},"id":..,
-     "organization_id":..|null,"outcome":..,"patient_id":..|null,"recorded_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ",
-     "seq":N,"subject_id":..|null,"subject_type":..|null,"v":1}
+    {"event":{"action":..,"actor_id":..,"actor_type":..,"details":{..},"id":..,
+              "outcome":..,"subject_id":..|null,"subject_type":..|null},
+     "organization_id":..|null,"patient_id":..|null,
+     "recorded_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ","seq":N,"v":1}
 
-Strings are JSON-escaped with ASCII output (`\\uXXXX` for anything else); `details` is
-itself canonical JSON (sorted keys, `,` and `:` separators, ASCII, no floats), and is
-stored in that form by `record()`, so the verifier splices the stored text in verbatim.
+`event` (the *body*) is itself canonical JSON (sorted keys, `,` and `:` separators,
+ASCII with `\\uXXXX` escapes, integers only) and is stored verbatim by `record()`. The
+three keys the database queries by (organization, patient, time) are stored as their own
+columns and enter the bytes directly, so no field is stored twice and none can be
+changed without changing the hash. Those three values are identifier text (no quotes
+or backslashes), so they need no escaping.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 CANONICAL_VERSION = 1
@@ -27,75 +29,56 @@ MAX_DETAILS_BYTES = 4096
 MAX_DETAIL_STRING = 256
 MAX_DETAIL_DEPTH = 4
 
-_encode: Any = encode_basestring_ascii
 
-
-@dataclass(frozen=True, slots=True)
-class EventFields:
-    """The hashed fields of one audit event, as text (ids and timestamps pre-rendered)."""
-
-    id: str
-    recorded_at: str
-    organization_id: str | None
-    actor_type: str
-    actor_id: str
-    action: str
-    subject_type: str | None
-    subject_id: str | None
-    patient_id: str | None
-    outcome: str
-    details: str
-
-
-def timestamp_text(value: datetime | str) -> str:
-    """Render a UTC instant as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always microseconds).
-
-    Accepts an aware datetime or SQLite's stored text `YYYY-MM-DD HH:MM:SS.ffffff` (which
-    SQLAlchemy always writes in UTC with six fractional digits).
-    """
-    if isinstance(value, str):
-        if len(value) == 26 and value[10] in " T":
-            return f"{value[:10]}T{value[11:]}Z"
-        value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+def timestamp_text(value: datetime) -> str:
+    """Render an aware instant as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime refused in canonical bytes")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def uuid_text(value: uuid.UUID | str | None) -> str | None:
-    """Hyphenated lower-case UUID text; SQLite stores 32 hex digits without hyphens."""
-    if value is None:
-        return None
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if len(value) == 32:
-        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}".lower()
-    return str(uuid.UUID(value))
+def _quoted(value: str | None) -> str:
+    return "null" if value is None else f'"{value}"'
 
 
-def _opt(value: str | None) -> str:
-    return "null" if value is None else _encode(value)  # type: ignore[no-any-return]
-
-
-def canonical_bytes(event: EventFields, seq: int) -> bytes:
-    """The version-1 canonical bytes of `event` at log position `seq`."""
+def canonical_bytes(
+    body: str, organization_id: str | None, patient_id: str | None, recorded_at: str, seq: int
+) -> bytes:
+    """The version-1 canonical bytes of an event at log position `seq`."""
     return (
-        '{"action":' + _encode(event.action)
-        + ',"actor_id":' + _encode(event.actor_id)
-        + ',"actor_type":' + _encode(event.actor_type)
-        + ',"details":' + event.details
-        + ',"id":' + _encode(event.id)
-        + ',"organization_id":' + _opt(event.organization_id)
-        + ',"outcome":' + _encode(event.outcome)
-        + ',"patient_id":' + _opt(event.patient_id)
-        + ',"recorded_at":' + _encode(event.recorded_at)
-        + ',"seq":' + str(seq)
-        + ',"subject_id":' + _opt(event.subject_id)
-        + ',"subject_type":' + _opt(event.subject_type)
-        + ',"v":1}'
-    ).encode("ascii")
+        f'{{"event":{body},"organization_id":{_quoted(organization_id)},'
+        f'"patient_id":{_quoted(patient_id)},"recorded_at":"{recorded_at}",'
+        f'"seq":{seq},"v":1}}'
+    ).encode()
+
+
+def event_body(
+    *,
+    event_id: uuid.UUID,
+    action: str,
+    actor_type: str,
+    actor_id: str,
+    subject_type: str | None,
+    subject_id: str | None,
+    outcome: str,
+    details: dict[str, Any],
+) -> str:
+    """The canonical JSON body of an event (details must have passed canonical_details)."""
+    return json.dumps(
+        {
+            "action": action,
+            "actor_id": actor_id,
+            "actor_type": actor_type,
+            "details": details,
+            "id": str(event_id),
+            "outcome": outcome,
+            "subject_id": subject_id,
+            "subject_type": subject_type,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
 
 
 def _check_value(value: Any, depth: int) -> None:
@@ -125,7 +108,7 @@ def _check_value(value: Any, depth: int) -> None:
 
 
 def canonical_details(details: dict[str, Any] | None) -> str:
-    """Validate `details` and return its canonical JSON text.
+    """Validate `details` and return its canonical JSON text (for size checks).
 
     Raises ValueError for anything that is not plain JSON (objects, arrays, strings,
     integers, booleans, null), for floats, and for more than MAX_DETAILS_BYTES.

@@ -50,6 +50,13 @@ def stored_hash_index(level: int, n: int) -> int:
     return i + level
 
 
+def stored_position(level: int, index: int) -> int:
+    """Closed form of stored_hash_index: with m = index * 2**level + 2**level - 1 (the
+    last leaf under the node), the position is 2m - popcount(m) + level."""
+    m = ((index + 1) << level) - 1
+    return 2 * m - m.bit_count() + level
+
+
 def stored_hash_count(size: int) -> int:
     """How many hashes are stored for a tree of `size` leaves (tlog.StoredHashCount)."""
     if size == 0:
@@ -120,6 +127,47 @@ class CompactRange:
         hashes.append(h)
         self.size += 1
         return created
+
+    def _push(self, level: int, h: bytes, emit: list[tuple[int, bytes]] | None) -> None:
+        """Append a complete subtree of 2**level leaves at an aligned size."""
+        n = self.size >> level
+        hashes = self.hashes
+        while n & 1:
+            h = node_hash(hashes.pop(), h)
+            n >>= 1
+            level += 1
+            if emit is not None:
+                emit.append((stored_position(level, n), h))
+        hashes.append(h)
+
+    def extend(self, leaves: list[bytes], emit: list[tuple[int, bytes]] | None = None) -> None:
+        """Append many leaf hashes at once, hashing aligned blocks level by level (much
+        faster in Python than one `append` per leaf). With `emit`, every stored hash
+        created is added to it as (position, hash), in no particular order."""
+        sha = _sha256
+        i, total = 0, len(leaves)
+        while i < total:
+            remaining = total - i
+            k = remaining.bit_length() - 1
+            if self.size:
+                k = min(k, (self.size & -self.size).bit_length() - 1)
+            block = leaves[i:i + (1 << k)]
+            start = self.size
+            if emit is not None:
+                emit.extend((stored_position(0, start + j), h) for j, h in enumerate(block))
+            level = 0
+            while len(block) > 1:
+                pairs = iter(block)
+                block = [sha(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
+                level += 1
+                if emit is not None:
+                    base = start >> level
+                    emit.extend(
+                        (stored_position(level, base + j), h) for j, h in enumerate(block)
+                    )
+            self._push(k, block[0], emit)
+            self.size = start + (1 << k)
+            i += 1 << k
 
     def root(self) -> bytes:
         if not self.hashes:

@@ -15,12 +15,13 @@ checkpoint (including one kept in the checkpoint directory).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from carecollect.kit.audit.chain import CHAIN_START, chain_hash
+from carecollect.kit.audit.chain import CHAIN_START
 from carecollect.kit.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
-from carecollect.kit.audit.merkle import CompactRange, leaf_hash, stored_hash_count
+from carecollect.kit.audit.merkle import CompactRange, stored_hash_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,9 @@ class VerifyReport:
         }
 
 
-# One log entry as read: (seq, canonical bytes or None if its event is missing, stored
-# chain hash).
-Entry = tuple[int, bytes | None, bytes]
+# One log entry as read: (seq, stored chain hash, event body or None if the event is
+# missing, organization id, patient id, recorded at) - the canonical_bytes() inputs.
+Entry = tuple[int, bytes, str | None, str | None, str | None, str]
 
 
 def _open_all(
@@ -103,111 +104,127 @@ def _open_all(
     return by_size
 
 
+def _first_difference(left: list[bytes], right: list[bytes]) -> int:
+    return next(i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b)
+
+
 def verify_log(
-    entries: Iterable[Entry],
-    stored_hashes: Iterable[tuple[int, bytes]] | None,
+    batches: Iterable[Sequence[Entry]],
     checkpoints: Iterable[CheckpointSource],
     verifier: Verifier,
+    stored_hashes: Callable[[int, int], list[tuple[int, bytes]]] | None = None,
 ) -> VerifyReport:
     """Recompute the log from its entries and compare with everything stored and signed.
 
-    Stops reading entries at the first entry-level problem (later entries would only
-    repeat it); checkpoint problems are all reported. `stored_hashes` is optional: the
-    stored chain hash already locates an edited entry, and stored tree hashes only serve
-    proofs (which are checked against signed roots before they are handed out).
+    `batches` yields the entries in sequence order, in lists. Stops at the first
+    entry-level problem (later entries would only repeat it); checkpoint problems are all
+    reported. `stored_hashes(first, end)`, when given, returns the stored tree hashes at
+    positions [first, end) in order, to be compared too (deep verification): the stored
+    chain hash already locates an edited entry, and stored tree hashes only serve proofs,
+    which are checked against signed roots before they are handed out.
     """
     report = VerifyReport()
     by_size = _open_all(checkpoints, verifier, report)
-    # Roots and chains of the recomputed log at every signed size.
+    sizes = sorted(by_size)
     tree = CompactRange()
     chain = CHAIN_START
-    deep = stored_hashes is not None
-    hashes: Iterator[tuple[int, bytes]] = iter(stored_hashes or ())
-    pending: tuple[int, bytes] | None = next(hashes, None)
     expected = 0
-    stopped = False
+    sha = hashlib.sha256
 
-    def check_signed(size: int) -> None:
+    def check_signed(size: int, chain_at_size: bytes) -> None:
         root = tree.root()
         for source, checkpoint in by_size.get(size, ()):
             if checkpoint.root_hash != root:
                 report.problems.append(Problem(
-                    size - 1, "checkpoint-root",
+                    max(size - 1, 0), "checkpoint-root",
                     f"{source.label}: signed root of {size} entries differs from the "
                     "recomputed root",
                 ))
-            elif source.claimed_chain is not None and source.claimed_chain != chain:
+            elif source.claimed_chain is not None and source.claimed_chain != chain_at_size:
                 report.problems.append(Problem(
-                    size - 1, "checkpoint-chain",
+                    max(size - 1, 0), "checkpoint-chain",
                     f"{source.label}: chain hash differs from the recomputed chain",
                 ))
             else:
                 report.valid_checkpoints.append(checkpoint)
 
-    for seq, canonical, stored_chain in entries:
-        if seq != expected:
-            missing = expected if seq > expected else seq
+    if 0 in by_size:
+        check_signed(0, CHAIN_START)
+    for rows in batches:
+        count = len(rows)
+        if not count:
+            continue
+        # Sequence numbers must run on without a gap.
+        if rows[0][0] != expected or rows[-1][0] != expected + count - 1 or any(
+            row[0] != expected + i for i, row in enumerate(rows)
+        ):
+            i = next(i for i, row in enumerate(rows) if row[0] != expected + i)
+            seq = rows[i][0]
             report.problems.append(Problem(
-                missing, "sequence",
-                f"sequence number {expected} is missing (entry deleted)" if seq > expected
+                expected + i, "sequence",
+                f"sequence number {expected + i} is missing (entry deleted)"
+                if seq > expected + i
                 else f"sequence number {seq} appears out of order or twice",
             ))
-            stopped = True
             break
-        if canonical is None:
+        missing = next((row[0] for row in rows if row[2] is None), None)
+        if missing is not None:
             report.problems.append(
-                Problem(seq, "event-missing", f"the event of sequence number {seq} is missing")
+                Problem(missing, "event-missing", f"the event of sequence number {missing} is missing")
             )
-            stopped = True
             break
-        leaf = leaf_hash(canonical)
-        created = tree.append(leaf)
-        bad: Problem | None = None
-        position = stored_hash_count(seq) if deep else 0
-        for level, value in enumerate(created if deep else ()):
-            while pending is not None and pending[0] < position:
-                bad = bad or Problem(seq, "tree", f"unexpected stored tree hash at {pending[0]}")
-                pending = next(hashes, None)
-            if pending is None or pending[0] != position:
-                bad = bad or Problem(
-                    seq, "tree", f"stored tree hash at position {position} is missing")
-            elif pending[1] != value:
-                bad = bad or (
-                    Problem(seq, "leaf",
-                            f"leaf hash of sequence number {seq} does not match its event "
-                            "(event edited, replaced or reordered)")
-                    if level == 0 else
-                    Problem(seq, "tree",
-                            f"stored tree hash at position {position} (level {level}) is wrong")
+        # canonical_bytes() inlined: this loop is the verifier's hot path.
+        leaves = [
+            sha((
+                f'\x00{{"event":{body},"organization_id":'
+                f'{"null" if org is None else chr(34) + org + chr(34)},"patient_id":'
+                f'{"null" if pid is None else chr(34) + pid + chr(34)},'
+                f'"recorded_at":"{recorded}","seq":{seq},"v":1}}'
+            ).encode()).digest()
+            for seq, _, body, org, pid, recorded in rows  # type: ignore[misc]
+        ]
+        chains = []
+        for leaf in leaves:
+            chain = sha(chain + leaf).digest()
+            chains.append(chain)
+        stored = [row[1] for row in rows]
+        if chains != stored:
+            i = _first_difference(chains, stored)
+            report.problems.append(Problem(
+                expected + i, "entry",
+                f"sequence number {expected + i} does not match its stored chain hash (event "
+                "edited, replaced or reordered, or the chain hash altered)",
+            ))
+            break
+        # Grow the tree, stopping at every signed size inside this batch.
+        emitted: list[tuple[int, bytes]] | None = [] if stored_hashes is not None else None
+        done = 0
+        for size in sizes:
+            if expected < size <= expected + count:
+                tree.extend(leaves[done:size - expected], emitted)
+                done = size - expected
+                check_signed(size, chains[done - 1])
+        tree.extend(leaves[done:], emitted)
+        if stored_hashes is not None and emitted is not None:
+            first, end = stored_hash_count(expected), stored_hash_count(expected + count)
+            emitted.sort()
+            actual = stored_hashes(first, end)
+            if actual != emitted:
+                bad = next(
+                    (e for e, a in zip(emitted, actual, strict=False) if e != a),
+                    emitted[min(len(actual), len(emitted) - 1)],
                 )
-                pending = next(hashes, None)
-            else:
-                pending = next(hashes, None)
-            position += 1
-        chain = chain_hash(chain, leaf)
-        if bad is None and stored_chain != chain:
-            bad = Problem(
-                seq, "chain" if deep else "entry",
-                f"sequence number {seq} does not match its stored chain hash (event edited, "
-                "replaced or reordered, or the chain hash altered)",
-            )
-        if bad is not None:
-            report.problems.append(bad)
-            stopped = True
-            break
-        expected = seq + 1
+                report.problems.append(Problem(
+                    expected, "tree",
+                    f"stored tree hash at position {bad[0]} is missing or wrong "
+                    f"(entries {expected} to {expected + count - 1})",
+                ))
+                break
+        expected += count
         report.entries_checked = expected
-        if expected in by_size:
-            check_signed(expected)
     report.tree_size = expected
-    if stopped:
+    if report.problems:
         return report
-    if pending is not None:
-        report.problems.append(Problem(
-            expected, "tree", f"stored tree hashes continue past the log (position {pending[0]})"
-        ))
-    if 0 in by_size:
-        check_signed(0)
     longest = max(by_size, default=0)
     truncated = longest > expected
     if truncated:

@@ -24,17 +24,10 @@ def upgrade() -> None:
     op.create_table(
         "audit_event",
         sa.Column("ordinal", _big_key, primary_key=True, autoincrement=True),
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("recorded_at", _timestamp, nullable=False),
-        sa.Column("organization_id", sa.Uuid(), nullable=True),
-        sa.Column("actor_type", sa.String(16), nullable=False),
-        sa.Column("actor_id", sa.String(128), nullable=False),
-        sa.Column("action", sa.String(64), nullable=False),
-        sa.Column("subject_type", sa.String(64), nullable=True),
-        sa.Column("subject_id", sa.String(128), nullable=True),
+        sa.Column("recorded_at", sa.String(27), nullable=False),
+        sa.Column("organization_id", sa.String(36), nullable=True),
         sa.Column("patient_id", sa.String(128), nullable=True),
-        sa.Column("outcome", sa.String(16), nullable=False),
-        sa.Column("details", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("ordinal", name="pk_audit_event"),
     )
     op.create_index("ix_audit_event_patient", "audit_event", ["patient_id", "organization_id"])
