@@ -287,11 +287,37 @@ _QUALIFIER_NEG = _rx(
     r"ahora|hoy|esta\s+noche|en\s+este\s+momento)\b"
 )
 
-_NEG_BEFORE = _rx(
-    r"\b(?:dont|do\s+not|doesnt|does\s+not|didnt|did\s+not|never|cant|cannot|can\s+not|"
-    r"wont|will\s+not|shouldnt|should\s+not|wouldnt|would\s+not|not|did\s+you|did\s+they|"
-    r"did\s+u|no\s+need\s+to|nunca)\s+(?:\w++\s)?$"
+# A negator right before a phrase, or one word before it ("don't ever stop"), cancels it.
+# "do not", "can not" ... end in "not".
+_DAY_WORDS: Final = _wordset(
+    """sunday sundays monday mondays tuesday tuesdays wednesday wednesdays thursday
+    thursdays friday fridays saturday saturdays weekend weekends weekday weekdays domingo
+    domingos lunes martes miercoles jueves viernes sabado sabados fin fines"""
 )
+# Every word a qualifier can start with, after the skipped words (a cheap pre-check).
+_QUALIFIER_WORDS: Final = _DAY_WORDS | _wordset(
+    """before after until till til past during between while around early late so this too at
+    in on my to antes despues al en a los el tan mornings morning evenings evening afternoons
+    afternoon nights night daytime work working business dinner dinnertime lunch lunchtime
+    temprano de por now right rn today tonight ahora hoy esta"""
+)
+_NEGATORS: Final = frozenset(
+    {"dont", "doesnt", "didnt", "never", "cant", "cannot", "wont", "shouldnt", "wouldnt", "not",
+     "nunca"}
+)
+_NEGATOR_PAIRS: Final = frozenset({("did", "you"), ("did", "they"), ("did", "u")})
+
+
+def _negated(tokens: list[str], position: int) -> bool:
+    """True when tokens[position] is preceded by a negator (sentence marks stop the look)."""
+    for last in (position - 1, position - 2):
+        if last < 0 or tokens[last] == ".":
+            return False
+        if tokens[last] in _NEGATORS or (
+            last >= 1 and (tokens[last - 1], tokens[last]) in _NEGATOR_PAIRS
+        ) or (last >= 2 and tokens[last - 2:last + 1] == ["no", "need", "to"]):
+            return True
+    return False
 
 
 _WHO = (
@@ -307,6 +333,8 @@ class _Rule:
     # Every word a match can begin with: the pattern is tried only at those words.
     starts: frozenset[str]
     kind: str = "revocation"
+    # A word the text must contain for a match to be possible (checked before the regex).
+    requires: frozenset[str] = frozenset()
     revocation: bool = False
     cease: bool = False
     media_from_span: bool = True
@@ -318,9 +346,16 @@ class _Rule:
 
 def _rule(
     label: str, pattern: str, starts: Iterable[str], *, kind: str = "revocation",
-    **flags: bool,
+    requires: Iterable[str] = (), **flags: bool,
 ) -> _Rule:
-    return _Rule(label, _rx(pattern), frozenset(starts), kind, **flags)
+    return _Rule(label, _rx(pattern), frozenset(starts), kind, frozenset(requires), **flags)
+
+
+_NOUN_WORDS: Final = _wordset(
+    """text texts txt txts sms robotext robotexts message messages msg msgs phone call calls
+    robocall robocalls email emails mail letter letters voicemail voicemails vm vms
+    notification notifications reminder reminders alert alerts"""
+)
 
 
 _STOP_WORDS = ("stop", "quit", "cease", "discontinue")
@@ -342,6 +377,10 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"(?:\s+(?:or|and|nor)\s+(?:text|txt|call|phone|email|message|contact|write|mail)\b)*",
         ("dont", "do", "never", "no"), revocation=True, qualifiable=True,
         negated_form=True,
+        requires=_wordset(
+            """text txt call phone ring email message msg contact write mail bother harass
+            robocall sms"""
+        ),
     ),
     _rule(
         "revocation:dont_send",
@@ -349,6 +388,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         rf"{_NOUN}",
         ("dont", "do", "never", "stop", "quit"), revocation=True, qualifiable=True,
         negated_form=True, check_negation=True,
+        requires=("send", "sending"),
     ),
     _rule(
         "revocation:remove_me",
@@ -370,22 +410,26 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"(?:to\s+(?:receive|get)\s+)?(?:any\s+)?(?:more\s+|further\s+|these\s+|your\s+|"
         rf"the\s+|those\s+)*{_NOUN}",
         ("dont", "do", "no", "never"), revocation=True, qualifiable=True,
+        requires=_NOUN_WORDS,
     ),
     _rule(
         "revocation:dont_want_you_to",
         r"\b(?:dont|do\s+not|no\s+longer)\s+(?:want|wish)\s+(?:you\s+|u\s+|anyone\s+)?to\s+"
         r"(?:text|txt|call|phone|email|message|contact|write|mail)\s+me\b",
         ("dont", "do", "no"), revocation=True, qualifiable=True,
+        requires=("want", "wish"),
     ),
     _rule(
         "revocation:no_more",
         rf"\bno\s+(?:more|further)\s+(?:\w++\s)?{_NOUN}",
         ("no",), revocation=True, qualifiable=True,
+        requires=("more", "further"),
     ),
     _rule(
         "revocation:no_noun",
         rf"\bno\s+{_NOUN}(?=\s*(?:please|pls|plz|anymore|thanks|thank|ever|again|\.|$))",
         ("no",), revocation=True,
+        requires=_NOUN_WORDS,
     ),
     _rule(
         "revocation:stop_it",
@@ -394,6 +438,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"make\s+(?:it|this|them|these)\s+stop\b)",
         ("please", "pls", "plz", "just", "stop", "make"), revocation=True, check_negation=True,
         media_from_span=False,
+        requires=("stop",),
     ),
     _rule(
         "revocation:opt_out",
@@ -411,17 +456,23 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         ("dont", "do", "no", "never", "withdraw", "withdrawing", "withdraws", "withdrawn", "retiro",
          "revoco"),
         revocation=True,
+        requires=_wordset(
+            """consent agree authorize consentimiento autorizacion permiso permission
+            authorization"""
+        ),
     ),
     _rule(
         "revocation:do_not_call_list",
         r"\b(?:do\s+not\s+call|dont\s+call|dnc|no\s+call)\s+(?:list|registry)\b",
         ("do", "dont", "dnc", "no"), revocation=True, media_from_span=False,
+        requires=("list", "registry"),
     ),
     # Enough of a specific medium ("enough with the texts").
     _rule(
         "revocation:enough_with",
         rf"\benough\s+(?:with\s+)?{_DET}{_NOUN}",
         ("enough",), revocation=True,
+        requires=_NOUN_WORDS,
     ),
     # (c) cease and full-communication requests: REGF-CEASE / 1692c(c); also revoke
     # every channel.
@@ -432,12 +483,14 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"(?:contact|communications?|correspondence))\b",
         ("cease", "stop", "end", "discontinue", "no"), revocation=True, cease=True,
         media_from_span=False,
+        requires=_wordset("desist communication communications contact correspondence"),
     ),
     _rule(
         "cease:dont_want_contact",
         r"\b(?:dont|do\s+not|no\s+longer)\s+(?:want|wish)\s+to\s+be\s+"
         r"(?:contacted|bothered|harassed)\b",
         ("dont", "do", "no"), revocation=True, cease=True, media_from_span=False,
+        requires=("contacted", "bothered", "harassed"),
     ),
     # Spanish ordinary phrasing.
     _rule(
@@ -446,6 +499,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         rf"{_VERB_ES}(?:\s+(?:\w++\s){{0,2}}?{_NOUN_ES})?",
         ("deje", "dejen", "deja", "dejes", "dejar", "paren", "pare", "para", "parar", "basta"),
         revocation=True, qualifiable=True,
+        requires=("de",),
     ),
     _rule(
         "revocation:es_no_me",
@@ -454,23 +508,31 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"contacte|contactes|molesten|moleste|molestes|textee|texteen|textees|marquen|"
         r"acosen)(?:\s+(?:mas\s+)?(?:\w++\s)?" + _NOUN_ES + r")?",
         ("no",), revocation=True, qualifiable=True, negated_form=True,
+        requires=_wordset(
+            """llamen llame llames llamar escriban escriba escribas envien envie envies manden
+            mande mandes contacten contacte contactes molesten moleste molestes textee texteen
+            textees marquen acosen"""
+        ),
     ),
     _rule(
         "revocation:es_no_quiero",
         r"\bno\s+(?:quiero|deseo|necesito)\s+(?:recibir\s+)?(?:mas\s+)?(?:sus\s+|los\s+|"
         rf"estos\s+)?{_NOUN_ES}",
         ("no",), revocation=True, qualifiable=True,
+        requires=("quiero", "deseo", "necesito"),
     ),
     _rule(
         "revocation:es_no_quiero_que",
         r"\bno\s+(?:quiero|deseo)\s+que\s+me\s+(?:llamen|escriban|contacten|manden|envien|"
         r"molesten|texteen)\b",
         ("no",), revocation=True, qualifiable=True,
+        requires=("quiero", "deseo"),
     ),
     _rule(
         "revocation:es_no_mas",
         rf"\b(?:no|ya\s+no|basta\s+de)\s+mas\s+{_NOUN_ES}|\bbasta\s+de\s+{_NOUN_ES}",
         ("no", "ya", "basta"), revocation=True, qualifiable=True,
+        requires=("mas", "de"),
     ),
     _rule(
         "revocation:es_remove",
@@ -487,6 +549,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"\b(?:darme|dar|deme|denme|dame|doy|me\s+doy)\s+de\s+baja\b",
         ("darme", "dar", "deme", "denme", "dame", "doy", "me"), revocation=True,
         media_from_span=False,
+        requires=("baja",),
     ),
     _rule(
         "revocation:es_cancelar",
@@ -501,6 +564,7 @@ _REVOCATION_RULES: Final[tuple[_Rule, ...]] = (
         r"\b(?:dejenme|dejame|dejeme)\s+tranquil[oa]\b",
         ("dejenme", "dejame", "dejeme", "deja"), revocation=True, cease=True,
         media_from_span=False,
+        requires=("paz", "tranquilo", "tranquila"),
     ),
 )
 
@@ -529,6 +593,7 @@ _CEASE_ONLY_RULES: Final[tuple[_Rule, ...]] = (
         ("refuse", "refusing", "refused", "wont", "will", "never", "not", "im", "i", "ill", "am",
          "me", "no", "nunca"),
         kind="cease",
+        requires=("pay", "paying", "pagar", "pagare"),
     ),
 )
 
@@ -611,6 +676,11 @@ _AMBIGUOUS_RULE: Final = _rule(
         bugger get how como"""
     ),
     kind="ambiguous",
+    requires=_wordset(
+        """number person phone guy girl lady man equivocado equivocada equivoco equivocaron
+        equivocaste equivocan interested interesa interesado interesada spam spamming scam away
+        off lost email cell numero telefono"""
+    ),
 )
 
 # Start word -> rules to try there, in a fixed order (results must be deterministic).
@@ -653,11 +723,6 @@ _NEG_STARTS: Final = frozenset({"dont", "do", "never", "no", "stop", "quit", "pl
 _CONTACT_PREFIXES: Final = (
     "call", "text", "txt", "email", "messag", "contact", "ring", "phon", "llam", "escrib",
     "envi", "mand", "mensaj", "texte", "correo", "bother", "molest", "reach",
-)
-_DAY_WORDS: Final = _wordset(
-    """sunday sundays monday mondays tuesday tuesdays wednesday wednesdays thursday
-    thursdays friday fridays saturday saturdays weekend weekends weekday weekdays domingo
-    domingos lunes martes miercoles jueves viernes sabado sabados fin fines"""
 )
 
 # (g) inconvenient time, REGF-TIME-DESIGNATED.
@@ -1000,11 +1065,13 @@ def classify(text: str) -> Classification:
     norm = " ".join(tokens)
     words: list[str] = []
     offsets: list[int] = []  # offset of each word in `norm`
+    places: list[int] = []  # index of each word in `tokens`
     position = 0
-    for piece in tokens:
+    for token_index, piece in enumerate(tokens):
         if piece != ".":
             words.append(piece)
             offsets.append(position)
+            places.append(token_index)
         position += len(piece) + 1
     vocabulary = frozenset(words)
     matched: list[str] = []
@@ -1025,6 +1092,8 @@ def classify(text: str) -> Classification:
             continue
         at = offsets[index]
         for rule in rules:
+            if rule.requires and rule.requires.isdisjoint(vocabulary):
+                continue
             if rule.kind != "revocation":
                 if rule.kind not in signals and rule.pattern.match(norm, at):
                     signals.add(rule.kind)
@@ -1032,9 +1101,11 @@ def classify(text: str) -> Classification:
             match = rule.pattern.match(norm, at)
             if match is None:
                 continue
-            if rule.check_negation and _NEG_BEFORE.search(norm, max(0, at - 28), at):
+            if rule.check_negation and _negated(tokens, places[index]):
                 continue
-            if rule.qualifiable:
+            if rule.qualifiable and not _QUALIFIER_WORDS.isdisjoint(
+                norm[match.end():match.end() + 48].split()[:5]
+            ):
                 qualifier = _QUALIFIER_NEG if rule.negated_form else _QUALIFIER
                 if qualifier.match(norm, match.end()):
                     designation_starts.add(at)
@@ -1085,7 +1156,7 @@ def classify(text: str) -> Classification:
                 continue
             if offsets[index] in designation_starts or _stop_other_sense(words, index):
                 continue
-            if _NEG_BEFORE.search(norm, max(0, offsets[index] - 24), offsets[index]):
+            if _negated(tokens, places[index]):
                 continue
             ambiguous_signal = True
             _record(matched, "ambiguous:stop_in_text")
