@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carecollect.compliance import nlu as nlu_module
 from carecollect.compliance.nlu import (
     PER_SE_KEYWORDS_EN,
     PER_SE_KEYWORDS_ES,
@@ -185,3 +186,54 @@ def test_every_normalized_keyword_form_revokes() -> None:
     for keyword in ALL_KEYWORDS:
         assert classify(normalize(keyword)).revocation is True, keyword
         assert classify(keyword.upper()).revocation is True, keyword
+
+
+# ------------------------------------------------------------- index consistency
+# White-box: the classifier tries each pattern only at its start words and only when a
+# required word is present. A whole-string search must never find a match the index skips.
+
+
+def _index_gaps(text: str) -> list[str]:
+    norm = nlu_module.normalize(text)
+    words = [w for w in norm.split() if w != "."]
+    vocabulary = set(words)
+    gaps: list[str] = []
+    rules = [
+        *nlu_module._REVOCATION_RULES, *nlu_module._CEASE_ONLY_RULES,
+        nlu_module._DISPUTE_RULE, nlu_module._ATTORNEY_RULE, nlu_module._BANKRUPTCY_RULE,
+        nlu_module._AMBIGUOUS_RULE,
+    ]
+    for rule in rules:
+        for match in rule.pattern.finditer(norm):
+            first = norm[match.start():].split(" ", 1)[0]
+            if first not in rule.starts:
+                gaps.append(f"{rule.label}: start {first!r}")
+            if rule.requires and rule.requires.isdisjoint(vocabulary):
+                gaps.append(f"{rule.label}: requires")
+    finders = {
+        name: getattr(nlu_module, name)
+        for name in ("_TIME_NEG_RX", "_TIME_NOT_RX", "_TIME_POS_RX", "_TIME_BETWEEN_RX",
+                     "_DAY_RX", "_PERIOD_RX", "_SCHEDULE_RX", "_MOMENT_RX", "_PLACE_RX")
+    }
+    for name, finder in finders.items():
+        for match in finder.pattern.finditer(norm):
+            first = norm[match.start():].split(" ", 1)[0]
+            if first not in finder.words and not first.startswith(finder.prefixes or ("\0",)):
+                gaps.append(f"{name}: start {first!r}")
+    return gaps
+
+
+def test_start_word_index_misses_nothing_on_the_corpus() -> None:
+    gaps = {case["text"]: _index_gaps(case["text"]) for case in CORPUS}
+    assert {text: found for text, found in gaps.items() if found} == {}
+
+
+_VOCABULARY = sorted(
+    {word for case in CORPUS for word in nlu_module.normalize(case["text"]).split()}
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_VOCABULARY), min_size=1, max_size=12))
+def test_start_word_index_misses_nothing_on_random_word_salad(words: list[str]) -> None:
+    assert _index_gaps(" ".join(words)) == []

@@ -348,7 +348,11 @@ def _rule(
     label: str, pattern: str, starts: Iterable[str], *, kind: str = "revocation",
     requires: Iterable[str] = (), **flags: bool,
 ) -> _Rule:
-    return _Rule(label, _rx(pattern), frozenset(starts), kind, frozenset(requires), **flags)
+    # Every match ends at a word end ("no me llame" must not stop inside "llames").
+    return _Rule(
+        label, _rx(f"(?:{pattern})(?![a-z0-9])"), frozenset(starts), kind, frozenset(requires),
+        **flags,
+    )
 
 
 _NOUN_WORDS: Final = _wordset(
@@ -715,7 +719,7 @@ class _Finder:
 
 
 def _finder(pattern: str, words: Iterable[str], prefixes: tuple[str, ...] = ()) -> _Finder:
-    return _Finder(_rx(pattern), frozenset(words), prefixes)
+    return _Finder(_rx(f"(?:{pattern})(?![a-z0-9])"), frozenset(words), prefixes)
 
 
 _NEG_STARTS: Final = frozenset({"dont", "do", "never", "no", "stop", "quit", "please", "nunca",
@@ -1149,7 +1153,7 @@ def classify(text: str) -> Classification:
         break
 
     # "stop" elsewhere in the message ("who is this? stop"): ambiguous revocation.
-    if "stop" in vocabulary:
+    if "stop" in vocabulary and not clear_revocation:
         for index, word in enumerate(words):
             if word != "stop" or (index == lead and (per_se or offsets[index] in
                                                      designation_starts)):
