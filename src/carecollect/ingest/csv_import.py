@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from carecollect.ingest import normalize as n
-from carecollect.ingest.errors import IngestError, RowError, RowInvalid
+from carecollect.ingest.errors import FieldError, IngestError, RowError
 from carecollect.ingest.mapping import Mapping
 from carecollect.ingest.records import (
     AccountIn,
@@ -125,7 +125,7 @@ class CsvSource:
                 continue
             try:
                 yield self._unit(number, {k: row[i] for k, i in index.items()})
-            except RowInvalid as exc:
+            except FieldError as exc:
                 yield RowError(number, exc.field, exc.reason)
 
     # -- one row ------------------------------------------------------------------------
@@ -136,17 +136,17 @@ class CsvSource:
             return raw.strip()
         mapped = table.get(raw.strip().upper())
         if mapped is None:
-            raise RowInvalid(field, f"code is not in the mapping's [values.{kind}] table")
+            raise FieldError(field, f"code is not in the mapping's [values.{kind}] table")
         return mapped
 
     def _money(self, raw: str, field: str) -> int:
         if self.mapping.money == "cents":
             text = raw.strip()
             if not text.lstrip("-").isdigit():
-                raise RowInvalid(field, "is not a whole number of cents")
+                raise FieldError(field, "is not a whole number of cents")
             cents = int(text)
             if cents < 0:
-                raise RowInvalid(field, "amount is negative")
+                raise FieldError(field, "amount is negative")
             return cents
         return n.money_cents(raw, field)
 
@@ -185,7 +185,7 @@ class CsvSource:
             state = n.state_code(col(g.get("state")), "state") if col(g.get("state")).strip() \
                 else (place.state if place else None)
             if state is None:
-                raise RowInvalid("state", "is required with an address")
+                raise FieldError("state", "is required with an address")
             address = AddressIn(
                 line1=n.text_field(col(g["address_line1"]), "address_line1", required=True)
                 or "",
@@ -201,7 +201,7 @@ class CsvSource:
         if g.get("language") and col(g["language"]).strip():
             language = self._value("language", col(g["language"]), "language")
             if language not in ("en", "es"):
-                raise RowInvalid("language", "must map to en or es")
+                raise FieldError("language", "must map to en or es")
         unit = Unit(number)
         unit.guarantors.append(
             GuarantorIn(
@@ -235,7 +235,7 @@ class CsvSource:
         if p.get("relationship") and row.get(p["relationship"], "").strip():
             relationship = self._value("relationship", row[p["relationship"]], "relationship")
             if relationship not in ("self", "child", "spouse", "dependent", "other"):
-                raise RowInvalid("relationship", "must map to self, child, spouse, dependent "
+                raise FieldError("relationship", "must map to self, child, spouse, dependent "
                                  "or other")
         sex = None
         if p.get("sex") and row.get(p["sex"], "").strip():
@@ -268,7 +268,7 @@ class CsvSource:
         number = n.text_field(row.get(a["number"]), "account.number", required=True,
                               max_length=64) or ""
         if not number.replace("-", "").replace(" ", "").isalnum():
-            raise RowInvalid("account.number", "must be letters and digits")
+            raise FieldError("account.number", "must be letters and digits")
         opened_raw = row.get(a.get("opened", ""), "").strip()
         opened = n.at_noon(self._date(opened_raw, "account.opened"), self.zone) if opened_raw \
             else None
@@ -276,7 +276,7 @@ class CsvSource:
         if a.get("debt_kind_column"):
             debt_kind = self._value("debt_kind", row.get(a["debt_kind_column"], ""), "debt_kind")
         if debt_kind not in ("medical", "dental"):
-            raise RowInvalid("debt_kind", "must be medical or dental")
+            raise FieldError("debt_kind", "must be medical or dental")
         entries = self._aging(row, account_id, patient_id) if m.aging else \
             self._line(row, account_id, patient_id)
         if opened is None:
@@ -325,7 +325,7 @@ class CsvSource:
         else:
             kind = str(ledger["kind"])
         if kind not in ENTRY_KINDS:
-            raise RowInvalid("kind", "is not a ledger entry kind")
+            raise FieldError("kind", "is not a ledger entry kind")
         cents = self._money(row.get(ledger["amount"], ""), "amount")
         if cents == 0:
             return []
@@ -333,7 +333,7 @@ class CsvSource:
         posted = n.at_noon(self._date(row.get(ledger["posted"], ""), "posted"), self.zone)
         line_id = row.get(ledger.get("id", ""), "").strip() if ledger.get("id") else ""
         if ledger.get("id") and not line_id:
-            raise RowInvalid("ledger.id", "is required")
+            raise FieldError("ledger.id", "is required")
         service_raw = row.get(ledger.get("service_date", ""), "").strip()
         return [
             EntryIn(

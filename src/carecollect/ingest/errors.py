@@ -17,7 +17,7 @@ class IngestError(BadInput):
     """
 
 
-class BaaRequired(AppError):
+class BaaRequiredError(AppError):
     """PHI may not be accepted yet: no business associate agreement with the operator.
 
     HIPAA 45 CFR 164.502(e), 164.504(e) (RULES.md HIPAA-BAA): a business associate that
@@ -45,7 +45,7 @@ class RowError:
         return {"row": self.row, "field": self.field, "reason": self.reason}
 
 
-class RowInvalid(Exception):
+class FieldError(Exception):
     """Raised inside a row's conversion; the pipeline turns it into a `RowError`."""
 
     def __init__(self, field: str, reason: str) -> None:

@@ -54,7 +54,7 @@ class Mapping:
 
     def columns(self) -> set[str]:
         """Every column the mapping reads (the file's header must have them all)."""
-        used = {v for k, v in self.guarantor.items() if isinstance(v, str)}
+        used = set(self.guarantor.values())
         used |= {p.number for p in self.phones} | {p.type_column for p in self.phones
                                                   if p.type_column}
         used |= set(self.emails)
@@ -178,7 +178,7 @@ def parse_mapping(data: dict[str, Any], name: str = "mapping") -> Mapping:
     for key, table in values.items():
         if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
             raise _fail(name, f"[values.{key}] must map codes to text")
-    for target in list(values.get("kind", {}).values()) + [ledger.get("kind")]:
+    for target in [*values.get("kind", {}).values(), ledger.get("kind")]:
         if target is not None and target not in ENTRY_KINDS:
             raise _fail(name, "a ledger kind is not one of " + ", ".join(sorted(ENTRY_KINDS)))
     return Mapping(

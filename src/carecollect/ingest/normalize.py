@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from carecollect.errors import BadInput
-from carecollect.ingest.errors import RowInvalid
+from carecollect.ingest.errors import FieldError
 from carecollect.kit.contact import (
     normalize_email,
     normalize_zip,
@@ -36,10 +36,11 @@ _LINE_TYPES = {
     phonenumbers.PhoneNumberType.VOIP: "voip",
 }
 LINE_TYPES = ("wireless", "landline", "voip")
-US_STATES = frozenset(
+_STATES = (
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV "
-    "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
+    "NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP"
 )
+US_STATES = frozenset(_STATES.split(" "))
 _STATE_NAMES = {
     "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
     "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
@@ -72,14 +73,14 @@ def money_cents(raw: str, field: str, *, allow_negative: bool = False) -> int:
         text = text[1:]
     match = _MONEY.fullmatch(text)
     if not text or match is None or (match.group(1) is None and match.group(2) is None):
-        raise RowInvalid(field, "is not an amount of money")
+        raise FieldError(field, "is not an amount of money")
     whole = int((match.group(1) or "0").replace(",", ""))
     cents = whole * 100 + int((match.group(2) or "0").ljust(2, "0"))
     if cents > MAX_CENTS:
-        raise RowInvalid(field, "amount is implausibly large")
+        raise FieldError(field, "amount is implausibly large")
     if negative and cents:
         if not allow_negative:
-            raise RowInvalid(field, "amount is negative")
+            raise FieldError(field, "amount is negative")
         return -cents
     return cents
 
@@ -92,9 +93,9 @@ def parse_date(raw: str, field: str, formats: tuple[str, ...] = ("%Y-%m-%d",)) -
         except ValueError:
             continue
         if not 1900 <= parsed.year <= 2100:
-            raise RowInvalid(field, "date is out of range")
+            raise FieldError(field, "date is out of range")
         return parsed.date()
-    raise RowInvalid(field, "is not a date in the mapped format")
+    raise FieldError(field, "is not a date in the mapped format")
 
 
 def parse_timestamp(raw: str, field: str) -> datetime:
@@ -105,9 +106,9 @@ def parse_timestamp(raw: str, field: str) -> datetime:
             return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise RowInvalid(field, "is not an ISO 8601 date or timestamp") from None
+        raise FieldError(field, "is not an ISO 8601 date or timestamp") from None
     if value.tzinfo is None:
-        raise RowInvalid(field, "timestamp has no time zone")
+        raise FieldError(field, "timestamp has no time zone")
     return value.astimezone(UTC)
 
 
@@ -134,11 +135,11 @@ def phone(raw: str, field: str, line_type: str | None = None) -> Phone:
         e164 = fast_e164(raw)
         number = phonenumbers.parse(e164)
     except (BadInput, phonenumbers.NumberParseException):
-        raise RowInvalid(field, "is not a phone number") from None
+        raise FieldError(field, "is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
-        raise RowInvalid(field, "is not a valid phone number")
+        raise FieldError(field, "is not a valid phone number")
     if line_type is not None and line_type not in LINE_TYPES:
-        raise RowInvalid(field, "line type is not wireless, landline or voip")
+        raise FieldError(field, "line type is not wireless, landline or voip")
     kind = line_type or _LINE_TYPES.get(phonenumbers.number_type(number))
     return Phone(e164, kind, phone_time_zones(e164))
 
@@ -147,7 +148,7 @@ def email(raw: str, field: str) -> str:
     try:
         return normalize_email(raw)
     except BadInput:
-        raise RowInvalid(field, "is not a valid e-mail address") from None
+        raise FieldError(field, "is not a valid e-mail address") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,7 @@ def zip_place(raw: str, field: str) -> Place:
     try:
         zip5 = normalize_zip(raw)
     except BadInput:
-        raise RowInvalid(field, "is not a 5- or 9-digit ZIP code") from None
+        raise FieldError(field, "is not a 5- or 9-digit ZIP code") from None
     return Place(zip5, zip_time_zone(zip5), zip_state(zip5), zip_in_nyc(zip5))
 
 
@@ -170,7 +171,7 @@ def state_code(raw: str, field: str) -> str:
     text = raw.strip()
     code = text.upper() if len(text) == 2 else _STATE_NAMES.get(text.lower())
     if code is None or code not in US_STATES:
-        raise RowInvalid(field, "is not a US state")
+        raise FieldError(field, "is not a US state")
     return code
 
 
@@ -178,10 +179,10 @@ def text_field(raw: str | None, field: str, *, required: bool, max_length: int =
     value = (raw or "").strip()
     if not value:
         if required:
-            raise RowInvalid(field, "is required")
+            raise FieldError(field, "is required")
         return None
     if len(value) > max_length:
-        raise RowInvalid(field, f"is longer than {max_length} characters")
+        raise FieldError(field, f"is longer than {max_length} characters")
     if any(ord(ch) < 32 for ch in value):
-        raise RowInvalid(field, "contains control characters")
+        raise FieldError(field, "contains control characters")
     return value

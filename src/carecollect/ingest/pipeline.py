@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from carecollect.audit import Actor, Subject, record
 from carecollect.consent.models import Consent, Revocation
 from carecollect.db import Database
-from carecollect.ingest.errors import BaaRequired, RowError
+from carecollect.ingest.errors import BaaRequiredError, RowError
 from carecollect.ingest.records import (
     AccountIn,
     ConsentIn,
@@ -70,7 +70,7 @@ def require_baa(db: Database, organization_id: uuid.UUID, *, on: date | None = N
     with db.system_session() as session:
         org = session.get(Organization, organization_id)
         if org is None:
-            raise BaaRequired("no such organization")
+            raise BaaRequiredError("no such organization")
         if org.operated_by_covered_entity:
             return
         associates = session.scalars(
@@ -86,7 +86,7 @@ def require_baa(db: Database, organization_id: uuid.UUID, *, on: date | None = N
             and associate.baa_signatories
         ):
             return
-    raise BaaRequired(
+    raise BaaRequiredError(
         "this organization accepts no PHI yet: record the hosting operator's business "
         "associate agreement (date, signatories, document hash) or mark the deployment as "
         "operated by the covered entity"
@@ -96,8 +96,7 @@ def require_baa(db: Database, organization_id: uuid.UUID, *, on: date | None = N
 # Results -----------------------------------------------------------------------------
 
 
-class ErrorSink(Protocol):
-    def __call__(self, error: RowError) -> None: ...
+ErrorSink = Callable[[RowError], None]
 
 
 @dataclass
@@ -249,7 +248,10 @@ class BatchWriter:
             if e.patient_source_id
         }
         a_keys = {sk("account", a.source_id) for u in units for a in u.accounts}
-        a_keys |= {sk("account", e.account_source_id) for u in units for e in u.entries}
+        a_keys |= {
+            sk("account", e.account_source_id) for u in units for e in u.entries
+            if e.account_id is None
+        }
         e_keys = {sk("entry", e.source_id) for u in units for e in u.entries}
 
         g_ids = self._existing(session, Guarantor, g_keys)
@@ -321,7 +323,7 @@ class BatchWriter:
             if sk("guarantor", c.guarantor_source_id) not in own_g:
                 return "guarantor", "refers to a guarantor found neither in the file nor stored"
         for e in unit.entries:
-            if sk("account", e.account_source_id) not in own_a:
+            if e.account_id is None and sk("account", e.account_source_id) not in own_a:
                 return "account", "refers to an account found neither in the file nor stored"
             if e.patient_source_id and sk("patient", e.patient_source_id) not in own_p:
                 return "patient", "refers to a patient found neither in the file nor stored"
@@ -501,15 +503,15 @@ class BatchWriter:
         wanted_keys = set()
         for kind, value, extra in wanted:
             wanted_keys.add((kind, value))
-            point = have.get((kind, value))
-            if point is None:
+            found = have.get((kind, value))
+            if found is None:
                 out.append(self._point_row(row.id, kind, value, extra, now))
                 added += 1
-            elif not point.active:
-                point.active = True
+            elif not found.active:
+                found.active = True
                 added += 1
-            elif kind == "phone" and extra["line_type"] and point.line_type != extra["line_type"]:
-                point.line_type = extra["line_type"]
+            elif kind == "phone" and extra["line_type"] and found.line_type != extra["line_type"]:
+                found.line_type = extra["line_type"]
                 added += 1
         retired = 0
         for key, point in have.items():
@@ -633,7 +635,7 @@ class BatchWriter:
                 row = loaded[ids[key]]
                 changed = False
                 if cipher.open_row(row, "account_number") != a.account_number:
-                    row.account_number = cipher.seal(  # type: ignore[assignment]
+                    row.account_number = cipher.seal(
                         "account", "account_number", row.id, a.account_number
                     )
                     row.account_number_bidx = self.blind.account_number(a.account_number)
@@ -707,8 +709,9 @@ class BatchWriter:
                     )
                     .group_by(LedgerEntry.applies_to_entry_id)
                 ):
-                    effective[target] += int(total)
-                    corrections[target] = int(number)
+                    if target is not None:
+                        effective[target] += int(total)
+                        corrections[target] = int(number)
             for key, e in existing.items():
                 original = ids[key]
                 difference = e.amount_cents - effective[original]
@@ -722,7 +725,7 @@ class BatchWriter:
                     source_id=e.source_id, account_source_id=e.account_source_id,
                     kind="adjustment", amount_cents=difference, posted_at=now,
                     patient_source_id=e.patient_source_id,
-                    description="import correction",
+                    description="import correction", account_id=e.account_id,
                 )
                 row_id = uuid7()
                 rows.append(
@@ -759,7 +762,7 @@ class BatchWriter:
         return {
             "id": row_id,
             "organization_id": self.org,
-            "account_id": a_ids[sk("account", e.account_source_id)],
+            "account_id": e.account_id or a_ids[sk("account", e.account_source_id)],
             "patient_id": (
                 p_ids.get(sk("patient", e.patient_source_id)) if e.patient_source_id else None
             ),

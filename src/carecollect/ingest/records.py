@@ -8,6 +8,7 @@ is rejected and reported, and none of its records is stored.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,6 +71,9 @@ class EntryIn:
     service_date: str | None = None
     procedure_codes: str | None = None
     description: str | None = None
+    # Set when the account is already known by id (an 835 matched by account number)
+    # rather than by a source id of this import's system.
+    account_id: uuid.UUID | None = None
 
 
 @dataclass(slots=True)
