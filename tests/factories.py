@@ -112,3 +112,19 @@ def add_address(
             value=PostalAddress(line1=line1, city=city, state=state, zip=zip_code),
         ),
     )
+
+
+def audit_events(db: Database, action: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded audit event (decoded body), optionally of one action, in order."""
+    import json
+
+    from sqlalchemy import select
+
+    from carecollect.audit.models import AuditEvent
+
+    with db.system_session() as session:
+        rows = session.execute(
+            select(AuditEvent.body, AuditEvent.patient_id).order_by(AuditEvent.ordinal)
+        ).all()
+    events = [json.loads(body) | {"patient_id": patient_id} for body, patient_id in rows]
+    return [e for e in events if action is None or e["action"] == action]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from carecollect.audit import models as audit_models
 from carecollect.consent import models as consent_models
 from carecollect.identity import models as identity_models
 from carecollect.kit.crypto import models as crypto_models
@@ -13,6 +14,7 @@ from carecollect.tenant import models as tenant_models
 
 __all__ = [
     "Base",
+    "audit_models",
     "consent_models",
     "crypto_models",
     "identity_models",

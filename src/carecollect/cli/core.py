@@ -214,6 +214,11 @@ def keys_rotate(
             emit(f"rotated the key-encryption key; re-wrapped {count} data keys")
             return
         org_id = ctx.resolve_organization(organization)
+        wait = ctx.settings.key_cache_ttl_seconds
+        emit(
+            "re-encrypting in batches; afterwards the old key is kept until every process's "
+            f"key cache has expired (up to {wait} s), then retired"
+        )
         with console.status("re-encrypting") as status:
             report = rotate_organization_key(
                 ctx.db,

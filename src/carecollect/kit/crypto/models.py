@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, LargeBinary, String, Table
+from sqlalchemy import BigInteger, Index, LargeBinary, String, Table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carecollect.kit.models import Base, TenantMixin, UTCDateTime
@@ -14,6 +14,17 @@ class DataKey(TenantMixin, Base):
     """One wrapped data key. `id` is the 32-bit key id written into every ciphertext."""
 
     __tablename__ = "data_key"
+    # At most one active key per organization and purpose, enforced by the database too.
+    __table_args__ = (
+        Index(
+            "uq_data_key_one_active",
+            "organization_id",
+            "purpose",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     purpose: Mapped[str] = mapped_column(String(16))  # encryption | blind_index

@@ -51,6 +51,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_data_key'))
     )
     op.create_index(op.f('ix_data_key_organization_id'), 'data_key', ['organization_id'], unique=False)
+    op.create_index(
+        "uq_data_key_one_active", "data_key", ["organization_id", "purpose"], unique=True,
+        sqlite_where=sa.text("state = 'active'"), postgresql_where=sa.text("state = 'active'"),
+    )
     op.create_table('guarantor',
     sa.Column('first_name', sa.LargeBinary(), nullable=False),
     sa.Column('last_name', sa.LargeBinary(), nullable=False),
