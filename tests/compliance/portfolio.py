@@ -44,7 +44,7 @@ def random_portfolio(rng: random.Random, n: int, max_events: int = 12,
         dialer = None if channel in ("sms", "email") else rng.choice(
             ["manual", "autodialer", "prerecorded", None])
 
-        def before(days: float) -> dt.datetime:
+        def before(days: float, t: dt.datetime = t) -> dt.datetime:
             return t - dt.timedelta(minutes=rng.randrange(1, int(days * 24 * 60) + 2))
 
         revoke_at = _maybe(rng, 0.25, before(20))

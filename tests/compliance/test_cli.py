@@ -38,7 +38,8 @@ def test_invalid_lines_give_errors_and_the_rest_is_decided() -> None:
     assert result.exit_code == 2
     out = [json.loads(x) for x in result.stdout.splitlines()]
     assert [o.get("id") for o in out] == ["G1", None, "U1", "W1", "N1", "I1", "Z1", "P1", "G2"]
-    assert out[0]["decision"] == "allow" and out[-1]["decision"] == "allow"
+    assert out[0]["decision"] == "allow"
+    assert out[-1]["decision"] == "allow"
     errors = out[1:-1]
     assert all(set(o) == {"id", "line", "error"} for o in errors)
     assert "input.surprise" in errors[1]["error"]

@@ -405,7 +405,17 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
 def contexts_from_columns(accounts: pl.DataFrame, events: pl.DataFrame) -> list[Any]:
     """The scalar contexts equivalent to batch rows (for the differential test and tools)."""
     from carecollect.compliance.scenario import (
+        AttorneyFlag as Atty,
+    )
+    from carecollect.compliance.scenario import (
+        BankruptcyFlag as Bk,
+    )
+    from carecollect.compliance.scenario import (
+        CeaseFlag as Cease,
+    )
+    from carecollect.compliance.scenario import (
         Consent,
+        ConsentKind,
         ContactPoint,
         Content,
         Context,
@@ -417,15 +427,6 @@ def contexts_from_columns(accounts: pl.DataFrame, events: pl.DataFrame) -> list[
         ProposedAction,
         Revocation,
         RndCheck,
-    )
-    from carecollect.compliance.scenario import (
-        AttorneyFlag as Atty,
-    )
-    from carecollect.compliance.scenario import (
-        BankruptcyFlag as Bk,
-    )
-    from carecollect.compliance.scenario import (
-        CeaseFlag as Cease,
     )
     from carecollect.compliance.scenario import (
         Nsa as NsaStatus,
@@ -450,14 +451,16 @@ def contexts_from_columns(accounts: pl.DataFrame, events: pl.DataFrame) -> list[
             ContactPoint(id="cp_mail", type="postal", value="1 Test Way"),
         )
         consents = []
-        for key, kind, cp in (("consent_at", "tcpa_pec", "cp_phone"),
+        grants: tuple[tuple[str, ConsentKind, str | None], ...] = (
+                              ("consent_at", "tcpa_pec", "cp_phone"),
                               ("reconsent_at", "tcpa_pec", "cp_phone"),
                               ("email_consent_at", "email_use", "cp_email"),
                               ("extra_calls_consent_at", "direct_prior_consent_extra_calls",
-                               None)):
+                               None))
+        for key, kind, cp in grants:
             if a[key] is not None:
                 consents.append(Consent(contact_point=cp, kind=kind, granted_at=a[key]))
-        revocations = ()
+        revocations: tuple[Revocation, ...] = ()
         if a["revoke_at"] is not None:
             revocations = (Revocation(
                 contact_point="cp_phone" if a["revoke_cp"] == "phone" else "cp_email",

@@ -93,9 +93,13 @@ def _scope_ok(meta: RuleMeta, profile: str, collector: bool, state: str) -> bool
 @functools.lru_cache(maxsize=4096)
 def applicable_rules(profile: str, collector: bool, channel: str, state: str, nyc: bool,
                      provider_ny: bool, overlay: bool
-                     ) -> tuple[tuple[RuleMeta, Any], ...]:
-    """Event rules that can apply to this kind of evaluation (before effective dates)."""
-    out = []
+                     ) -> tuple[tuple[Any, RuleMeta | None], ...]:
+    """(check, meta-if-dated) of the event rules that can apply, before effective dates.
+
+    The metadata is kept only for rules with effective dates, so the hot loop checks dates
+    for those few rules alone.
+    """
+    out: list[tuple[Any, RuleMeta | None]] = []
     for meta in RULES:
         if meta.kind != "event" or channel not in meta.channels:
             continue
@@ -103,7 +107,8 @@ def applicable_rules(profile: str, collector: bool, channel: str, state: str, ny
             continue
         if not _jurisdiction_ok(meta, state, nyc, provider_ny, overlay):
             continue
-        out.append((meta, CHECKS[meta.id]))
+        dated = meta.effective_from is not None or meta.effective_to is not None
+        out.append((CHECKS[meta.id], meta if dated else None))
     return tuple(out)
 
 
@@ -123,9 +128,9 @@ def _decide(ctx: Context, overlay: OrgOverlay | None) -> Decision:
     key = (f.profile, f.collector, f.channel, f.state, ctx.debtor.city_is_nyc, provider_ny,
            overlay is not None)
     findings: list[Finding] = []
-    for meta, fn in applicable_rules(*key):
-        if (meta.effective_from is not None or meta.effective_to is not None) and \
-                not meta.in_force(f.on, f.profile):
+    on, profile = f.on, f.profile
+    for fn, dated in applicable_rules(*key):
+        if dated is not None and not dated.in_force(on, profile):
             continue
         found = fn(f)
         if found is not None:

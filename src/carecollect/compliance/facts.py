@@ -95,6 +95,8 @@ class Facts:
             self.channel in CALL_CHANNELS and action.dialer in AUTOMATED_DIALERS)
         self._zones: tuple[str, ...] | None = None
         self._signals: dict[int, Signals] = {}
+        # Per-evaluation memo: several rules ask the same questions (window, TCPA state).
+        self.memo: dict[object, object] = {}
 
     # ---- zones -------------------------------------------------------------------------
     @property
@@ -122,12 +124,10 @@ class Facts:
 
     # ---- TCPA consent timeline ---------------------------------------------------------
     def tcpa_timeline(self, cp_id: str) -> tuple[list[Grant], list[Revoke]]:
-        grants: list[Grant] = []
+        grants = [Grant(c.granted_at, c.kind, "consent") for c in self.ctx.consents
+                  if c.contact_point == cp_id and c.kind in ("tcpa_pec", "tcpa_pewc")
+                  and c.granted_at <= self.t]
         revokes: list[Revoke] = []
-        for c in self.ctx.consents:
-            if c.contact_point == cp_id and c.kind in ("tcpa_pec", "tcpa_pewc") and \
-                    c.granted_at <= self.t:
-                grants.append(Grant(c.granted_at, c.kind, "consent"))
         for r in self.ctx.revocations:
             if (r.contact_point in (cp_id, None)) and r.received_at <= self.t:
                 media = media_of_revocation(r.channel)
@@ -145,6 +145,15 @@ class Facts:
 
     def tcpa_state(self, cp_id: str, *, written: bool = False
                    ) -> tuple[Grant | None, Revoke | None]:
+        key = ("tcpa", cp_id, written)
+        got = self.memo.get(key)
+        if got is None:
+            got = self._tcpa_state(cp_id, written=written)
+            self.memo[key] = got
+        return got  # type: ignore[return-value]
+
+    def _tcpa_state(self, cp_id: str, *, written: bool = False
+                    ) -> tuple[Grant | None, Revoke | None]:
         """(latest live grant, effective revocation after it) for a contact point.
 
         TCPA-RECONSENT: the latest event wins; a tie goes to the revocation (fail closed).

@@ -42,11 +42,7 @@ ConsentKind = Literal[
 ]
 
 
-def _frozen(cls: type) -> type:
-    return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
-
-
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Creditor:
     __pydantic_config__ = _STRICT
     type: Literal["first_party", "third_party"]
@@ -61,7 +57,7 @@ class Creditor:
     provider_license_state: str | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Designation:
     __pydantic_config__ = _STRICT
     kind: Literal["time", "place", "day"]
@@ -69,14 +65,14 @@ class Designation:
     at: AwareDatetime
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ConfidentialRequest:
     __pydantic_config__ = _STRICT
     at: AwareDatetime
     instruction: str
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FamilyInvolvement:
     __pydantic_config__ = _STRICT
     person: str
@@ -84,7 +80,7 @@ class FamilyInvolvement:
     basis: str
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Debtor:
     __pydantic_config__ = _STRICT
     person_id: str
@@ -101,13 +97,13 @@ class Debtor:
     family_payment_involvement: tuple[FamilyInvolvement, ...] = ()
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Nsa:
     __pydantic_config__ = _STRICT
     status: str
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Debt:
     __pydantic_config__ = _STRICT
     debt_ids: tuple[str, ...]
@@ -120,14 +116,14 @@ class Debt:
     nsa: Nsa | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RndCheck:
     __pydantic_config__ = _STRICT
     date: dt.date
     result: Literal["no", "yes", "no_data"]
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ContactPoint:
     __pydantic_config__ = _STRICT
     id: str
@@ -141,7 +137,7 @@ class ContactPoint:
     rnd_check: RndCheck | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Consent:
     __pydantic_config__ = _STRICT
     contact_point: str | None
@@ -151,7 +147,7 @@ class Consent:
     method: str = ""
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Revocation:
     __pydantic_config__ = _STRICT
     contact_point: str | None
@@ -161,7 +157,7 @@ class Revocation:
     text: str | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEvent:
     __pydantic_config__ = _STRICT
     at: AwareDatetime
@@ -175,7 +171,7 @@ class HistoryEvent:
     text: str | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AttorneyFlag:
     __pydantic_config__ = _STRICT
     since: AwareDatetime
@@ -183,7 +179,7 @@ class AttorneyFlag:
     attorney_unresponsive_days: int | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DisputeFlag:
     __pydantic_config__ = _STRICT
     received_at: AwareDatetime
@@ -191,7 +187,7 @@ class DisputeFlag:
     verification_sent_at: AwareDatetime | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BankruptcyFlag:
     __pydantic_config__ = _STRICT
     filed_at: AwareDatetime
@@ -199,7 +195,7 @@ class BankruptcyFlag:
     status: str
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class CeaseFlag:
     __pydantic_config__ = _STRICT
     received_at: AwareDatetime
@@ -207,21 +203,21 @@ class CeaseFlag:
     scope: str = "all"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ValidationFlag:
     __pydantic_config__ = _STRICT
     initial_communication_at: AwareDatetime
     notice_provided_at: AwareDatetime | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FapApplication:
     __pydantic_config__ = _STRICT
     received_at: AwareDatetime
     status: str
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class FapFlag:
     __pydantic_config__ = _STRICT
     eca_notice_sent_at: AwareDatetime | None = None
@@ -230,7 +226,7 @@ class FapFlag:
     application: FapApplication | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Flags:
     __pydantic_config__ = _STRICT
     attorney_represented: AttorneyFlag | None = None
@@ -242,7 +238,7 @@ class Flags:
     credit_reported: bool = False
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Content:
     __pydantic_config__ = _STRICT
     template: str = ""
@@ -256,7 +252,7 @@ class Content:
     encrypted_or_portal: bool = False
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ProposedAction:
     __pydantic_config__ = _STRICT
     channel: Channel
@@ -268,7 +264,7 @@ class ProposedAction:
     content: Content = dataclasses.field(default_factory=Content)
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Context:
     """Everything the engine may look at for one proposed event (RULES.md §0.3 `input`)."""
 
@@ -286,7 +282,7 @@ class Context:
     flags: Flags = dataclasses.field(default_factory=Flags)
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
     """One line of a scenario file; test-only keys are accepted and ignored (PRODUCT.md)."""
 

@@ -39,7 +39,7 @@ def zip_zone(zip_code: str) -> str | None:
     if len(code) != 5 or not code.isdigit():
         return None
     try:
-        matches = zipcodes.matching(code)
+        matches = zipcodes.matching(code)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError):
         return None
     for match in matches:

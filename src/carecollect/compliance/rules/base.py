@@ -57,6 +57,17 @@ def fmt_clock(value: dt.time) -> str:
     return value.strftime("%H:%M")
 
 
+def window_check(f: Facts, start: dt.time, end: dt.time
+                 ) -> tuple[list[str], dt.datetime | None]:
+    """window_violation for the proposed time over the candidate zones, memoized."""
+    key = ("window", start, end)
+    got = f.memo.get(key)
+    if got is None:
+        got = window_violation(f.t, f.zones, start, end)
+        f.memo[key] = got
+    return got  # type: ignore[return-value]
+
+
 def window_violation(t: dt.datetime, zones: Iterable[str], start: dt.time, end: dt.time
                      ) -> tuple[list[str], dt.datetime | None]:
     """Zones in which `t` is outside [start, end), and the earliest instant inside in all."""

@@ -12,7 +12,7 @@ from carecollect.compliance.rules.base import (
     check,
     describe_window,
     frequency_violation,
-    window_violation,
+    window_check,
 )
 from carecollect.compliance.rules.regf import _excluded, consent_windows, placed_call
 
@@ -24,7 +24,7 @@ def org_window(f: Facts) -> Finding | None:
     o = f.overlay
     if o is None:
         return None
-    bad, earliest = window_violation(f.t, f.zones, o.window_start, o.window_end)
+    bad, earliest = window_check(f, o.window_start, o.window_end)
     if not bad:
         return None
     return block("ORG-WINDOW", describe_window(f.t, bad, o.window_start, o.window_end),

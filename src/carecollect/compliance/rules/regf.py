@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from carecollect.compliance import zones as tz
@@ -14,7 +15,7 @@ from carecollect.compliance.rules.base import (
     check,
     describe_window,
     modify,
-    window_violation,
+    window_check,
 )
 
 H8, H21 = dt.time(8, 0), dt.time(21, 0)
@@ -28,16 +29,28 @@ SENSITIVE_WORDS = ("behavioral", "psychiatr", "mental", "counseling", "therapy",
                    "rehab", "detox", "methadone", "sexual health", "std ", "sud ")
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_words(display_name: str) -> tuple[bool, bool]:
+    name = " " + display_name.lower() + " "
+    return (any(w in name for w in SENSITIVE_WORDS), any(w in name for w in COLLECTION_WORDS))
+
+
 def name_flags(f: Facts) -> tuple[bool, bool]:
     """(reveals a sensitive specialty, indicates debt collection) of the display name."""
-    name = " " + f.ctx.creditor.display_name.lower() + " "
-    sensitive = any(w in name for w in SENSITIVE_WORDS) or "practice_name_sensitive" in f.tags
-    collection = f.ctx.creditor.name_indicates_debt_collection or any(
-        w in name for w in COLLECTION_WORDS)
-    return sensitive, collection
+    sensitive, collection = _name_words(f.ctx.creditor.display_name)
+    return (sensitive or "practice_name_sensitive" in f.tags,
+            collection or f.ctx.creditor.name_indicates_debt_collection)
 
 
 def _time_exception(f: Facts) -> bool:
+    got = f.memo.get("time_exception")
+    if got is None:
+        got = _time_exception_uncached(f)
+        f.memo["time_exception"] = got
+    return bool(got)
+
+
+def _time_exception_uncached(f: Facts) -> bool:
     # 1006.6(b)(4): the consumer's direct prior consent; and one reply through the same
     # medium to a consumer-initiated contact (platform bound: within 24 hours).
     given_to = "debt_collector" if f.collector and f.ctx.creditor.type == "third_party" \
@@ -49,7 +62,7 @@ def _time_exception(f: Facts) -> bool:
 
 @check("REGF-TIME-8TO9")
 def time_8to9(f: Facts) -> Finding | None:
-    bad, earliest = window_violation(f.t, f.zones, H8, H21)
+    bad, earliest = window_check(f, H8, H21)
     if not bad or _time_exception(f):
         return None
     also = ["PLAT-TIME-BOUNDARY", "PLAT-TZ-RESOLVE"]
@@ -62,7 +75,7 @@ def time_8to9(f: Facts) -> Finding | None:
 def time_multitz(f: Facts) -> Finding | None:
     if len(f.zones) < 2:
         return None
-    bad, earliest = window_violation(f.t, f.zones, H8, H21)
+    bad, earliest = window_check(f, H8, H21)
     if not any(z != f.primary_zone for z in bad) or _time_exception(f):
         return None
     return block("REGF-TIME-MULTITZ",
@@ -356,12 +369,10 @@ def consent_windows(f: Facts, zone: str) -> list[tuple[dt.datetime, dt.date]]:
     # Only consent given directly to the debt collector qualifies; for a first-party
     # creditor under the strict profile, consent given to the creditor itself is direct.
     wanted = "debt_collector" if f.ctx.creditor.type == "third_party" else None
-    out = []
-    for c in f.ctx.consents:
-        if c.kind == "direct_prior_consent_extra_calls" and c.granted_at <= f.t and \
-                (wanted is None or c.given_to == wanted):
-            out.append((c.granted_at, tz.local_date(c.granted_at, zone) + dt.timedelta(days=6)))
-    return out
+    return [(c.granted_at, tz.local_date(c.granted_at, zone) + dt.timedelta(days=6))
+            for c in f.ctx.consents
+            if c.kind == "direct_prior_consent_extra_calls" and c.granted_at <= f.t
+            and (wanted is None or c.given_to == wanted)]
 
 
 def _excluded(at: dt.datetime, windows: list[tuple[dt.datetime, dt.date]], zone: str) -> bool:

@@ -13,7 +13,7 @@ from carecollect.compliance.rules.base import (
     describe_window,
     frequency_violation,
     modify,
-    window_violation,
+    window_check,
 )
 from carecollect.compliance.rules.regf import _to_consumer_side, place_match, seven_in_seven
 
@@ -141,7 +141,7 @@ def wa_3perweek(f: Facts) -> Finding | None:
         return None
     work = f.cp is not None and (f.cp.employer_provided or f.cp.owner == "employer")
     if f.channel in ("call", "voicemail") and not work:
-        bad, earliest = window_violation(f.t, f.zones, H730, H21)
+        bad, earliest = window_check(f, H730, H21)
         if bad:
             return block("STATE-WA-3PERWEEK", describe_window(f.t, bad, H730, H21), earliest,
                          ["PLAT-TIME-BOUNDARY"])
@@ -170,7 +170,7 @@ def fl_hours(f: Facts) -> Finding | None:
         return None  # SB 232 (2025) removed email from 559.72(17)
     if not _to_consumer_side(f):
         return None
-    bad, earliest = window_violation(f.t, f.zones, H8, H21)
+    bad, earliest = window_check(f, H8, H21)
     if not bad or _inconvenient_time_consent(f):
         return None
     return block("STATE-FL-FCCPA-HOURS", describe_window(f.t, bad, H8, H21), earliest,
@@ -180,7 +180,7 @@ def fl_hours(f: Facts) -> Finding | None:
 def _solicitation(f: Facts, rule_id: str, label: str) -> Finding | None:
     if not (f.content.marketing or "marketing_offer" in f.tags):
         return None
-    bad, earliest = window_violation(f.t, f.zones, H8, H20)
+    bad, earliest = window_check(f, H8, H20)
     if bad:
         return block(rule_id, describe_window(f.t, bad, H8, H20) + f" ({label})", earliest,
                      ["PLAT-TIME-BOUNDARY"])
@@ -213,7 +213,7 @@ def md_spam(f: Facts) -> Finding | None:
 def ok_adad(f: Facts) -> Finding | None:
     if f.action.dialer != "prerecorded":
         return None
-    bad, earliest = window_violation(f.t, f.zones, H9, H21)
+    bad, earliest = window_check(f, H9, H21)
     if not bad:
         return None
     return block("STATE-OK-ADAD", describe_window(f.t, bad, H9, H21) + " for prerecorded "

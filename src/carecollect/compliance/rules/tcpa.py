@@ -13,7 +13,7 @@ from carecollect.compliance.rules.base import (
     describe_window,
     frequency_violation,
     modify,
-    window_violation,
+    window_check,
 )
 
 CONFIRM_WINDOW = dt.timedelta(minutes=5)
@@ -202,7 +202,7 @@ H8, H21 = dt.time(8, 0), dt.time(21, 0)
 def solicit_hours(f: Facts) -> Finding | None:
     if not (f.content.marketing or "marketing_offer" in f.tags):
         return None
-    bad, earliest = window_violation(f.t, f.zones, H8, H21)
+    bad, earliest = window_check(f, H8, H21)
     if not bad:
         return None
     return block("TCPA-SOLICIT-HOURS", describe_window(f.t, bad, H8, H21), earliest,
