@@ -1,0 +1,100 @@
+"""FastAPI application factory: middleware, routers, static files, `/healthz`, `/metrics`.
+
+`create_app()` serves the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`), the
+staff app (`/app`) and the package's own static files (`/static`: htmx and Chart.js are
+vendored, nothing is loaded from a third party).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from carecollect.api.context import AppContext, _utcnow
+from carecollect.api.metrics import Metrics
+from carecollect.api.middleware import SecurityMiddleware
+from carecollect.api.problems import install as install_problem_handlers
+from carecollect.api.throttle import LoginThrottle
+from carecollect.config import Settings, load_settings
+from carecollect.db import Database
+from carecollect.identity.service import IdentityPolicy
+from carecollect.kit.crypto.keys import KeyManager
+
+STATIC_DIR = Path(__file__).resolve().parent / "staff_ui" / "static"
+
+
+def _cookie_secure(settings: Settings) -> bool:
+    # Browsers drop Secure cookies set over plain HTTP; development on loopback without
+    # TLS is the one case where the flag is relaxed (docs/WEB.md). Production refuses to
+    # start without TLS (config.production_problems).
+    if settings.tls_enabled or settings.environment == "production":
+        return True
+    return settings.host not in ("127.0.0.1", "localhost", "::1")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    keys: KeyManager | None = None,
+    policy: IdentityPolicy | None = None,
+    clock: Callable[[], datetime] | None = None,
+    cookie_secure: bool | None = None,
+) -> FastAPI:
+    """Build the application. Tests pass their own database, keys, policy and clock."""
+    from carecollect import all_models  # noqa: F401 - every mapper configured before use
+    from carecollect.api.v1 import router as api_router
+    from carecollect.staff_ui.pages import router as staff_router
+    from carecollect.staff_ui.render import html_error
+
+    settings = settings or load_settings()
+    context = AppContext(
+        settings=settings,
+        db=db or Database.from_settings(settings),
+        keys=keys or KeyManager.from_settings(settings),
+        policy=policy or IdentityPolicy(),
+        metrics=Metrics(),
+        throttle=LoginThrottle(),
+        clock=clock or _utcnow,
+        cookie_secure=_cookie_secure(settings) if cookie_secure is None else cookie_secure,
+    )
+    app = FastAPI(
+        title="carecollect",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # Swagger UI loads scripts from a CDN and needs inline script
+        redoc_url=None,
+    )
+    app.state.context = context
+    app.add_middleware(SecurityMiddleware, metrics=context.metrics)
+    install_problem_handlers(app, html_error=html_error)
+    app.include_router(api_router)
+    app.include_router(staff_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        try:
+            with context.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return PlainTextResponse(
+            context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    @app.get("/", include_in_schema=False)
+    def root(request: Request) -> Response:
+        return RedirectResponse("/app/", status_code=303)
+
+    return app

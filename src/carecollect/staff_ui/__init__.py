@@ -1,0 +1,2 @@
+"""The staff web app at `/app`: server-rendered Jinja2 (autoescaped) with htmx and Chart.js
+served from the package's own static files."""
