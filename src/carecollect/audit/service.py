@@ -22,7 +22,13 @@ from sqlalchemy.orm import Session
 from carecollect.audit.repository import audit_repository
 from carecollect.audit.schemas import ACTOR_TYPES, OUTCOMES, AccessLogEntry, Actor, Subject
 from carecollect.audit.vocabulary import is_valid_action
-from carecollect.kit.audit.canonical import canonical_details, event_body, timestamp_text
+from carecollect.kit.audit.canonical import (
+    MAX_DETAIL_DEPTH,
+    MAX_DETAIL_STRING,
+    MAX_DETAILS_BYTES,
+    event_body,
+    timestamp_text,
+)
 from carecollect.kit.ids import uuid7
 
 # Keys that would carry PHI values rather than ids, names of fields or counts. Details
@@ -42,6 +48,9 @@ FORBIDDEN_DETAIL_KEYS = frozenset(
 # escaping (see integrator.canonical_sql).
 SAFE_TEXT = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
 
+# The body around the details (ids, actor, action, subject) is at most ~700 bytes.
+MAX_BODY_BYTES = MAX_DETAILS_BYTES + 1024
+
 # PostgreSQL: recording transactions hold this advisory lock in shared mode until they
 # end; the integrator takes it exclusively for an instant to learn the highest ordinal
 # below which every event is committed (identity values are handed out before commit, so
@@ -50,15 +59,32 @@ RECORDING_LOCK_KEY = 0x6361_7265_6175_6401  # "careaud\x01"
 _LOCKED_TX_KEY = "carecollect.audit.shared_lock_tx"
 
 
-def _check_detail_keys(value: Any) -> None:
+def _check_details(value: Any, depth: int) -> None:
+    """One walk over `details`: plain JSON only (no floats: an outside verifier must
+    reproduce the bytes exactly), bounded strings and depth, and no PHI-named keys."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_DETAIL_STRING:
+            raise ValueError(f"audit detail strings are limited to {MAX_DETAIL_STRING} chars")
+        return
+    if isinstance(value, float):
+        raise ValueError("audit details may not contain floats; use integers")
+    if depth >= MAX_DETAIL_DEPTH:
+        raise ValueError(f"audit details nest at most {MAX_DETAIL_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("audit detail keys must be strings")
             if key.lower() in FORBIDDEN_DETAIL_KEYS:
                 raise ValueError(f"audit detail key {key!r} would hold PHI; record field names")
-            _check_detail_keys(item)
-    elif isinstance(value, list | tuple):
+            _check_details(item, depth + 1)
+        return
+    if isinstance(value, list | tuple):
         for item in value:
-            _check_detail_keys(item)
+            _check_details(item, depth + 1)
+        return
+    raise ValueError(f"audit details must be JSON values, not {type(value).__name__}")
 
 
 def _hold_recording_lock(session: Session) -> None:
@@ -92,8 +118,12 @@ def build_event_row(
         raise ValueError("action must be a dotted lower-case verb such as 'patient.read'")
     if outcome not in OUTCOMES:
         raise ValueError("outcome must be 'success', 'failure' or 'denied'")
-    canonical_details(details)
-    _check_detail_keys(details)
+    if details is None:
+        details = {}
+    elif not isinstance(details, dict):
+        raise ValueError("audit details must be a JSON object")
+    else:
+        _check_details(details, 0)
     subject_type = subject_id = patient_id = None
     if subject is not None:
         subject_type = subject.type
@@ -123,8 +153,10 @@ def build_event_row(
         subject_type=subject_type,
         subject_id=subject_id,
         outcome=outcome,
-        details=details or {},
+        details=details,
     )
+    if len(body) > MAX_BODY_BYTES:
+        raise ValueError(f"audit details exceed {MAX_DETAILS_BYTES} bytes")
     org_text = None if organization_id is None else str(organization_id)
     return event_id, (timestamp_text(when), org_text, patient_id, body)
 

@@ -34,7 +34,10 @@ def timestamp_text(value: datetime) -> str:
     """Render an aware instant as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds)."""
     if value.tzinfo is None:
         raise ValueError("naive datetime refused in canonical bytes")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    # isoformat() is several times faster than strftime() on this hot path.
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _quoted(value: str | None) -> str:
