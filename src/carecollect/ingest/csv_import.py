@@ -8,7 +8,6 @@ stored, and counts rows for the progress bar; the second pass converts rows to u
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,22 +30,17 @@ FIELD_LIMIT = 131_072  # csv's default; a longer field is a broken export, not d
 csv.field_size_limit(FIELD_LIMIT)
 
 
-class _CountingReader(io.RawIOBase):
-    """Counts bytes read so the progress bar can follow a streaming reader."""
-
-    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
-        self._raw = raw
-        self._on_bytes = on_bytes
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        buffer[: len(data)] = data
-        if self._on_bytes is not None and data:
-            self._on_bytes(len(data))
-        return len(data)
+def _decoded_lines(
+    raw: BinaryIO, encoding: str, name: str, on_bytes: Callable[[int], None] | None
+) -> Iterator[str]:
+    """Lines of text, decoded one by one so a bad byte is reported with its line."""
+    for number, line in enumerate(raw, start=1):
+        if on_bytes is not None:
+            on_bytes(len(line))
+        try:
+            yield line.decode(encoding)
+        except UnicodeDecodeError:
+            raise IngestError(f"{name} is not valid {encoding} text (line {number})") from None
 
 
 class CsvSource:
@@ -65,18 +59,12 @@ class CsvSource:
         if not self.path.is_file():
             raise IngestError(f"{self.path.name} is not a readable file")
         m = self.mapping
-        with self.path.open("rb") as raw:
-            buffered = io.BufferedReader(_CountingReader(raw, on_bytes), 1 << 20)
-            text = io.TextIOWrapper(buffered, encoding=m.encoding, errors="strict", newline="")
-            reader = csv.reader(text, delimiter=m.delimiter, strict=True)
-            line = 0
+        with self.path.open("rb", buffering=1 << 20) as raw:
+            lines = _decoded_lines(raw, m.encoding, self.path.name, on_bytes)
+            reader = csv.reader(lines, delimiter=m.delimiter, strict=True)
             try:
-                for line, row in enumerate(reader, start=1):  # noqa: B007
+                for row in reader:
                     yield reader.line_num, row
-            except UnicodeDecodeError:
-                raise IngestError(
-                    f"{self.path.name} is not valid {m.encoding} text (after record {line})"
-                ) from None
             except csv.Error as exc:
                 reason = "a field is too large" if "larger than" in str(exc) else "malformed CSV"
                 raise IngestError(
