@@ -6,9 +6,12 @@ from carecollect.audit import models as audit_models
 from carecollect.consent import models as consent_models
 from carecollect.identity import models as identity_models
 from carecollect.kit.crypto import models as crypto_models
+from carecollect.kit.jobs import models as job_models
 from carecollect.kit.models import Base
 from carecollect.ledger import models as ledger_models
+from carecollect.outreach import cadence_models as outreach_cadence_models
 from carecollect.outreach import models as outreach_models
+from carecollect.outreach import outbox as outbox_models
 from carecollect.patient import models as patient_models
 from carecollect.tenant import models as tenant_models
 
@@ -18,7 +21,10 @@ __all__ = [
     "consent_models",
     "crypto_models",
     "identity_models",
+    "job_models",
     "ledger_models",
+    "outbox_models",
+    "outreach_cadence_models",
     "outreach_models",
     "patient_models",
     "tenant_models",

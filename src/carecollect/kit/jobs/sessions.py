@@ -1,0 +1,41 @@
+"""A tenant session whose transaction holds SQLite's write lock from the start.
+
+On PostgreSQL a row lock (`SELECT ... FOR UPDATE` on the debtor's contact-state row) is
+what serializes two senders; SQLite has no row locks, so the delivery transaction begins
+with `BEGIN IMMEDIATE` and holds the database write lock instead (ARCHITECTURE.md §6
+step 2). `db.py` honours `connection.info["sqlite_begin"]` for exactly this.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from carecollect.db import Database
+
+
+@contextmanager
+def write_locked_session(db: Database, organization_id: uuid.UUID) -> Iterator[Session]:
+    """Like `db.tenant_session(org)`, but `BEGIN IMMEDIATE` on SQLite; commits on success."""
+    if db.is_postgres:
+        with db.tenant_session(organization_id) as session:
+            yield session
+        return
+    conn = db.engine.connect()
+    conn.info["sqlite_begin"] = "BEGIN IMMEDIATE"
+    session = Session(bind=conn, expire_on_commit=False)
+    session.info["organization_id"] = organization_id
+    session.info["app_role"] = None
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        conn.info.pop("sqlite_begin", None)
+        conn.close()
