@@ -900,7 +900,7 @@ def run_import(
             summary.batches += 1
         if on_batch is not None:
             on_batch(summary)
-    for counter in (summary.created, summary.updated, summary.unchanged):
+    for counter in (summary.created, summary.updated, summary.unchanged, summary.noted):
         for key in [k for k, v in counter.items() if not v]:
             del counter[key]
     _record_summary(db, keys.organization_id, actor, summary)
