@@ -65,10 +65,13 @@ def initialize(
     license_state: str,
     entity_kind: str,
     timezone: str,
+    admin_email: str | None = None,
 ) -> dict[str, str]:
-    """Create the data directory, key material, schema and first organization."""
+    """Create the data directory, key material, schema, first organization and its first
+    administrator (a one-time password; two-factor set-up at the first sign-in)."""
     from carecollect.audit import Actor
     from carecollect.audit.keys import create_signing_key
+    from carecollect.identity.service import provision_admin
     from carecollect.kit.crypto.keyring import create_local_keyring
     from carecollect.migrations.runner import upgrade
     from carecollect.tenant.service import create_organization
@@ -102,12 +105,21 @@ def initialize(
                 planned_patients=settings.planned_patients,
             )
             org_id = str(org.id)
+            admin, password = provision_admin(
+                session,
+                actor=Actor.system("init"),
+                organization_id=org.id,
+                email=admin_email or f"admin@{organization_slug}.example",
+            )
+            email = admin.email
     finally:
         ctx.close()
     return {
         "data_dir": str(settings.data_dir),
         "organization_id": org_id,
         "organization": organization_slug,
+        "admin_email": email,
+        "admin_password": password,
     }
 
 
@@ -125,9 +137,12 @@ def init(
     timezone: Annotated[str, typer.Option(help="The practice's IANA time zone.")] = (
         "America/New_York"
     ),
+    admin_email: Annotated[
+        str | None, typer.Option(help="E-mail of the first administrator.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Create the data directory, key material, database and first organization."""
+    """Create the data directory, key material, database, first organization and admin."""
     result = initialize(
         data_dir,
         organization_slug=organization,
@@ -136,11 +151,18 @@ def init(
         license_state=license_state,
         entity_kind=entity_kind,
         timezone=timezone,
+        admin_email=admin_email,
     )
     if json_output:
         emit_json(result)
     else:
         emit(f"initialized {result['data_dir']} (organization {result['organization']})")
+        _emit_admin_login(result["admin_email"], result["admin_password"])
+
+
+def _emit_admin_login(email: str, password: str) -> None:
+    emit(f"administrator: {email}")
+    emit(f"one-time password: {password}  (shown once; set up two-factor sign-in at first login)")
 
 
 def doctor(
@@ -300,5 +322,25 @@ def demo(
     summary = build_demo(target, patients=patients, seed=seed)
     for line in summary.lines():
         emit(line)
-    if not no_serve:
-        emit("the web app is not built yet: nothing to serve (see the open issues); exiting")
+    if no_serve:
+        return
+    from carecollect.audit import Actor
+    from carecollect.cli.serve import serve
+    from carecollect.identity.service import provision_admin
+    from carecollect.tenant.service import only_organization
+
+    ctx = open_context(target)
+    try:
+        with ctx.db.system_session() as session:
+            org = only_organization(session)
+            admin, password = provision_admin(
+                session,
+                actor=Actor.system("demo"),
+                organization_id=org.id,
+                email=f"admin@{org.slug}.example",
+            )
+            email = admin.email
+    finally:
+        ctx.close()
+    _emit_admin_login(email, password)
+    serve(data_dir=target)

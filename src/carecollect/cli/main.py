@@ -35,6 +35,9 @@ def _register() -> None:
     from carecollect.cli import compliance
 
     app.add_typer(compliance.app, name="compliance")
+    from carecollect.cli import serve
+
+    serve.register(app)
     from carecollect.cli import ingest
 
     app.add_typer(ingest.app, name="import")

@@ -640,3 +640,40 @@ def revoke_api_key(session: Session, *, actor: Actor, key_id: uuid.UUID, now: da
         action="api_key.revoke",
         subject=Subject("api_key", key.id, organization_id=key.organization_id),
     )
+
+
+def provision_admin(
+    session: Session, *, actor: Actor, organization_id: uuid.UUID, email: str
+) -> tuple[StaffUser, str]:
+    """The first owner of an organization, with a one-time password (used by `init` and
+    `demo`). For an existing user the password is replaced, the authenticator is reset
+    (set up again at the next sign-in) and every session is revoked."""
+    existing = identity_repository.user_by_email(session, email.strip().lower())
+    if existing is None:
+        return create_user(
+            session,
+            actor=actor,
+            organization_id=organization_id,
+            email=email,
+            display_name="Administrator",
+            role=Role.OWNER.value,
+        )
+    password = generate_password()
+    existing.password_hash = hash_password(password)
+    existing.totp_secret = None
+    existing.totp_enabled_at = None
+    existing.totp_last_step = None
+    existing.failed_login_count = 0
+    existing.locked_until = None
+    existing.state = "active"
+    identity_repository.revoke_user_sessions(session, existing.id, reason="password_reset")
+    identity_repository.delete_recovery_codes(session, existing.id)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="user.update",
+        subject=Subject("staff_user", existing.id, organization_id=existing.organization_id),
+        details={"fields": ["password", "mfa"], "reason": "one_time_admin_login"},
+    )
+    return existing, password
