@@ -56,3 +56,67 @@ def test_empty_log_verifies(db: Database, data_dir: Path) -> None:
     report = verify(db, data_dir)
     assert report.ok
     assert report.tree_size == 0
+
+
+def test_deep_verify_compares_stored_tree_hashes(db: Database, data_dir: Path) -> None:
+    from carecollect.audit.verification import verify_database
+
+    record_events(db, 9)
+    run_integrator(db, data_dir)
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER audit_tree_hash_no_update")
+        else:
+            conn.exec_driver_sql("ALTER TABLE audit_tree_hash DISABLE TRIGGER USER")
+        conn.exec_driver_sql(
+            "UPDATE audit_tree_hash SET hash = (SELECT hash FROM audit_tree_hash "
+            "WHERE position = 0) WHERE position = 5")
+    verifier = default_verifier(key_path(data_dir))
+    shallow = verify_database(db.engine, verifier=verifier, checkpoint_dir=None)
+    assert shallow.ok  # the log itself is intact; only a proof path is damaged
+    deep = verify_database(db.engine, verifier=verifier, checkpoint_dir=None, deep=True)
+    assert [(p.seq, p.kind) for p in deep.problems] == [(0, "tree")]
+    assert "position 5" in deep.problems[0].message
+
+
+def test_postgres_single_integrator_and_frontier(db: Database, data_dir: Path) -> None:
+    import pytest
+    from sqlalchemy import text as sql
+
+    from carecollect.audit.integrator import INTEGRATOR_LOCK_KEY
+    from carecollect.audit import Actor, record
+
+    if not db.is_postgres:
+        pytest.skip("advisory locks are PostgreSQL-only")
+    record_events(db, 3)
+    # Another integrator holds the lock: this one returns at once, doing nothing.
+    with db.engine.connect() as holder:
+        holder.execute(sql("SELECT pg_advisory_lock(:k)"), {"k": INTEGRATOR_LOCK_KEY})
+        result = run_integrator(db, data_dir)
+        assert result.skipped
+        holder.execute(sql("SELECT pg_advisory_unlock(:k)"), {"k": INTEGRATOR_LOCK_KEY})
+        holder.commit()
+    # An uncommitted recording transaction with a lower ordinal than a committed one:
+    # the integrator must wait for it rather than skip past it.
+    slow = db.new_session()
+    record(slow, actor=Actor.system("slow"), action="import.run")
+    record_events(db, 2, start=10)
+    import threading
+
+    def commit_later() -> None:
+        import time
+
+        time.sleep(0.5)
+        slow.commit()
+        slow.close()
+
+    thread = threading.Thread(target=commit_later)
+    thread.start()
+    result = run_integrator(db, data_dir)
+    thread.join()
+    assert (result.integrated, result.tree_size) == (6, 6)
+    with db.engine.connect() as conn:
+        ordinals = [r[0] for r in conn.execute(
+            sql("SELECT event_ordinal FROM audit_log_entry ORDER BY seq"))]
+    assert ordinals == sorted(ordinals)
+    assert verify(db, data_dir).ok
