@@ -93,12 +93,16 @@ def _bd10(day: dt.date) -> dt.date:
 
 
 def _prepare(accounts: pl.DataFrame) -> pl.DataFrame:
+    zips = accounts.get_column("zip").unique().drop_nulls().to_list()
+    phones = accounts.get_column("phone_value").unique().drop_nulls().to_list()
+    zip_map = {z: tz.zip_zone(z) for z in zips}
+    phone_map = {v: ",".join(tz.phone_zones(v)) for v in phones}
     acc = accounts.with_columns(
-        pl.col("zip").map_elements(lambda z: tz.zip_zone(z), return_dtype=pl.String)
+        pl.col("zip").replace_strict(zip_map, default=None, return_dtype=pl.String)
         .alias("zip_zone"),
         pl.when(pl.col("area_code_tz").is_not_null()).then(pl.col("area_code_tz"))
-        .otherwise(pl.col("phone_value").map_elements(
-            lambda v: ",".join(tz.phone_zones(v)), return_dtype=pl.String))
+        .otherwise(pl.col("phone_value").replace_strict(phone_map, default=None,
+                                                        return_dtype=pl.String))
         .alias("phone_zones"),
         pl.col("channel").is_in(["call", "sms", "voicemail"]).alias("is_phone"),
         pl.col("channel").is_in(["call", "voicemail"]).alias("is_call"),
@@ -110,8 +114,10 @@ def _prepare(accounts: pl.DataFrame) -> pl.DataFrame:
     )
     # Business-day bound for legal_minimum revocations (TCPA-REVOKE-10BD), computed once.
     acc = _localize(acc.with_row_index("_row"), "revoke_at", "mailing_tz", "rv_")
-    acc = acc.with_columns(
-        pl.col("rv_date").map_elements(_bd10, return_dtype=pl.Date).alias("revoke_binds_on"))
+    days = acc.get_column("rv_date").unique().drop_nulls().to_list()
+    acc = acc.with_columns(pl.col("rv_date").replace_strict(
+        {d: _bd10(d) for d in days}, default=None, return_dtype=pl.Date)
+        .alias("revoke_binds_on"))
     return acc.sort("_row").drop("_row", "rv_time", "rv_date")
 
 
@@ -134,8 +140,9 @@ def _zone_table(acc: pl.DataFrame) -> pl.DataFrame:
         (pl.col("zone") == pl.col("mailing_tz")).alias("primary")).drop("mailing_tz")
 
 
-def _kth(cond: pl.Expr, k: int) -> pl.Expr:
-    return pl.col("ev_date").filter(cond).sort(descending=True).slice(k - 1, 1).first()
+def _kth(name: str, k: int) -> pl.Expr:
+    """k-th most recent date among rows flagged `name` (rows are sorted newest first)."""
+    return pl.col("ev_date").filter(pl.col(name)).implode().list.get(k - 1, null_on_oob=True)
 
 
 def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
@@ -160,10 +167,17 @@ def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.
     pre = outbound & calls & (pl.col("dialer").fill_null("") == "prerecorded") & (
         pl.col("cp") == "phone") & (outcome != "not_connected")
     conv = (pl.col("channel") == "call") & (outcome == "conversation_rpc") & pl.col("about_debt")
+    flags = {"c7": placed & pl.col("about_debt") & ~excluded.fill_null(False),
+             "cma": ma, "cnyc": nyc, "cpre": pre}
+    ez = ez.with_columns(*(v.fill_null(False).alias(k) for k, v in flags.items()),
+                         conv.fill_null(False).alias("cconv"))
+    # Newest first; group_by keeps the row order inside each group.
+    ez = ez.sort("ev_date", descending=True)
     return ez.group_by("account_id", "zone").agg(
-        _kth(placed & pl.col("about_debt") & ~excluded.fill_null(False), 7).alias("k7"),
-        pl.col("ev_date").filter(conv).max().alias("conv_last"),
-        _kth(ma, 2).alias("k_ma"), _kth(nyc, 3).alias("k_nyc"), _kth(pre, 3).alias("k_pre"),
+        _kth("c7", 7).alias("k7"),
+        pl.col("ev_date").filter(pl.col("cconv")).max().alias("conv_last"),
+        _kth("cma", 2).alias("k_ma"), _kth("cnyc", 3).alias("k_nyc"),
+        _kth("cpre", 3).alias("k_pre"),
     )
 
 
@@ -342,22 +356,31 @@ def _decide(state: pl.DataFrame, azf: pl.DataFrame) -> pl.DataFrame:
     s = s.with_columns(*cols, modify.fill_null(False).alias("m_rnd"))
     blocked = pl.any_horizontal(*[pl.col("b_" + n) for n, *_ in blocks])
     ordered = sorted(cite, key=lambda r: ORDER[r])
-    reasons = pl.concat_list([pl.when(cite[r]).then(pl.lit(r)) for r in ordered]) \
-        .list.drop_nulls()
+    # Reasons travel as a bitmask (one bit per rule id, catalog order) and are expanded
+    # through a dictionary of the few distinct masks: far cheaper than list columns.
+    mask = pl.sum_horizontal([pl.when(cite[r]).then(pl.lit(1 << i, pl.Int64))
+                              .otherwise(pl.lit(0, pl.Int64)) for i, r in enumerate(ordered)])
     mod_reasons = pl.lit(sorted(["TCPA-RND", "PLAT-RND-CADENCE"], key=lambda r: ORDER[r]),
                          dtype=pl.List(pl.String))
-    return s.select(
+    out = s.select(
         "account_id",
         blocked.alias("blocked"),
         pl.any_horizontal(*untimed).alias("untimed"),
         pl.max_horizontal(*timed_at).alias("earliest"),
         pl.when(blocked).then(pl.lit("block")).when(pl.col("m_rnd"))
         .then(pl.lit("allow_with_modification")).otherwise(pl.lit("allow")).alias("decision"),
-        pl.when(blocked).then(reasons).when(pl.col("m_rnd")).then(mod_reasons)
-        .otherwise(pl.lit([], dtype=pl.List(pl.String))).alias("reasons"),
+        pl.when(blocked).then(mask).otherwise(pl.lit(0, pl.Int64)).alias("_mask"),
         pl.when(~blocked & pl.col("m_rnd")).then(pl.lit("manual_live_call_only"))
         .otherwise(None).alias("modification"),
     )
+    masks = out.get_column("_mask").unique().to_list()
+    table = pl.DataFrame({"_mask": masks, "_reasons": [
+        [r for i, r in enumerate(ordered) if m >> i & 1] for m in masks]},
+        schema={"_mask": pl.Int64, "_reasons": pl.List(pl.String)})
+    out = out.join(table, on="_mask", how="left")
+    return out.with_columns(
+        pl.when(pl.col("modification").is_not_null()).then(mod_reasons)
+        .otherwise(pl.col("_reasons")).alias("reasons")).drop("_mask", "_reasons")
 
 
 def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
@@ -366,6 +389,12 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     modification, next_allowed_at (UTC), in the order of `accounts`."""
     accounts = accounts.cast(ACCOUNT_SCHEMA, strict=False)  # type: ignore[arg-type]
     events = events.cast(EVENT_SCHEMA, strict=False)  # type: ignore[arg-type]
+    # Internally the account key is the row number (integer joins are much cheaper).
+    ids = accounts.get_column("account_id")
+    keys = accounts.select("account_id").with_row_index("_k")
+    events = events.join(keys, on="account_id", how="inner").drop("account_id") \
+        .rename({"_k": "account_id"})
+    accounts = accounts.with_row_index("_k").drop("account_id").rename({"_k": "account_id"})
     acc = _prepare(accounts)
     az = _zone_table(acc)
     freq = _frequency(acc, az, events)
@@ -396,9 +425,8 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
             "account_id", pl.col("earliest").alias("t"))
     nxt = pl.concat(found) if found else pl.DataFrame(
         schema={"account_id": pl.String, "next_allowed_at": UTC_DT})
-    out = first.join(nxt, on="account_id", how="left")
-    order = accounts.select("account_id").with_row_index("_i")
-    return out.join(order, on="account_id").sort("_i").select(
+    out = first.join(nxt, on="account_id", how="left").sort("account_id")
+    return out.with_columns(ids.alias("account_id")).select(
         "account_id", "decision", "reasons", "modification", "next_allowed_at")
 
 
