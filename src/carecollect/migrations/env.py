@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -11,12 +13,27 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Autogenerate plain SQLAlchemy types for the project's column types, so revision
+    files never import application code (UTCDateTime is a timestamptz; Sealed is bytes)."""
+    if type_ == "type":
+        from carecollect.kit.crypto.types import SealedType
+        from carecollect.kit.models import UTCDateTime
+
+        if isinstance(obj, UTCDateTime):
+            return "sa.DateTime(timezone=True)"
+        if isinstance(obj, SealedType):
+            return "sa.LargeBinary()"
+    return False
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
