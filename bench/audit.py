@@ -159,12 +159,13 @@ def main() -> None:
         result = integrate(db.engine, signer=signer, checkpoint_dir=checkpoints,
                            batch_size=50_000)
         integrate_seconds = time.perf_counter() - started
-        assert result.integrated == args.events
+        if result.integrated != args.events:
+            raise SystemExit(f"integrated {result.integrated} of {args.events} events")
         started = time.perf_counter()
         report = verify_database(db.engine, verifier=verifier, checkpoint_dir=checkpoints)
         verify_seconds = time.perf_counter() - started
-        assert report.ok, report.as_dict()
-        assert report.entries_checked == args.events
+        if not report.ok or report.entries_checked != args.events:
+            raise SystemExit(f"verification failed: {report.as_dict()}")
 
         # Baseline and audited writes interleaved in halves, so drift (WAL growth, other
         # load on the machine) falls on both sides equally.

@@ -4,11 +4,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from carecollect.audit.keys import default_verifier
 from carecollect.db import Database
 from carecollect.kit.audit.checkpoint import open_checkpoint
 from carecollect.kit.audit.merkle import stored_hash_count
 from tests.audit.helpers import key_path, record_events, run_integrator, verify
-from carecollect.audit.keys import default_verifier
 
 
 def test_integrate_sequences_hashes_and_checkpoints(db: Database, data_dir: Path) -> None:
@@ -83,8 +83,8 @@ def test_postgres_single_integrator_and_frontier(db: Database, data_dir: Path) -
     import pytest
     from sqlalchemy import text as sql
 
-    from carecollect.audit.integrator import INTEGRATOR_LOCK_KEY
     from carecollect.audit import Actor, record
+    from carecollect.audit.integrator import INTEGRATOR_LOCK_KEY
 
     if not db.is_postgres:
         pytest.skip("advisory locks are PostgreSQL-only")

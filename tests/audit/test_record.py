@@ -41,9 +41,13 @@ def test_record_inserts_one_row_in_the_callers_transaction(
 
 
 def test_rollback_removes_the_event(db: Database) -> None:
-    with pytest.raises(RuntimeError), db.system_session() as session:
-        record(session, actor=Actor.system("nightly"), action="import.run")
-        raise RuntimeError("boom")
+    def fail_after_recording() -> None:
+        with db.system_session() as session:
+            record(session, actor=Actor.system("nightly"), action="import.run")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_after_recording()
     with db.system_session() as session:
         assert session.execute(text("SELECT count(*) FROM audit_event")).scalar() == 0
 

@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - these tests tamper with the database through raw SQL on purpose.
 """Tampering that bypasses the application (raw SQL with the guards dropped, direct edits
 of the SQLite file) is detected by verify and located at the right sequence number."""
 
@@ -79,7 +80,7 @@ def test_swapped_rows(log: Database, data_dir: Path) -> None:
     first, second = ordinal_of(log, 3), ordinal_of(log, 9)
     tamper(
         log,
-        f"UPDATE audit_log_entry SET event_ordinal = -1 WHERE seq = 3",
+        "UPDATE audit_log_entry SET event_ordinal = -1 WHERE seq = 3",
         f"UPDATE audit_log_entry SET event_ordinal = {first} WHERE seq = 9",
         f"UPDATE audit_log_entry SET event_ordinal = {second} WHERE seq = 3",
     )

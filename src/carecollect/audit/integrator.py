@@ -15,7 +15,7 @@ whole run (a second integrator returns at once); on SQLite every batch is a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,7 +138,7 @@ def _safe_frontier(lock_conn: Connection) -> int | None:
 
 def _integrate_batch(
     conn: Connection, head: _Head, frontier: int | None, batch_size: int
-) -> list[Any]:
+) -> Sequence[Any]:
     limit = "" if frontier is None else f" AND e.ordinal <= {int(frontier)}"
     rows = conn.exec_driver_sql(
         f"SELECT e.ordinal, {EVENT_COLUMNS} FROM audit_event e "  # noqa: S608
@@ -164,12 +164,13 @@ def _integrate_batch(
     # executemany on the driver cursor: the integrator's hot path (CONVENTIONS.md: batch
     # work uses Core or SQL, not per-row ORM objects).
     cursor.executemany(
-        f"INSERT INTO audit_log_entry (seq, event_ordinal, chain_hash) "
+        "INSERT INTO audit_log_entry (seq, event_ordinal, chain_hash) "  # noqa: S608 (placeholders)
         f"VALUES ({param}, {param}, {param})",
         entries,
     )
     cursor.executemany(
-        f"INSERT INTO audit_tree_hash (position, hash) VALUES ({param}, {param})", hashes
+        f"INSERT INTO audit_tree_hash (position, hash) VALUES ({param}, {param})",  # noqa: S608
+        hashes,
     )
     cursor.close()
     head.size, head.chain, head.last_ordinal = seq, chain, int(rows[-1][0])

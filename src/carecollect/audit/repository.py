@@ -73,7 +73,7 @@ class AuditRepository:
             .order_by(event_table.c.ordinal.desc())
             .limit(limit)
         )
-        return session.execute(stmt).all()
+        return list(session.execute(stmt))
 
     def export_rows(
         self,
@@ -116,7 +116,8 @@ class AuditRepository:
         return 0 if value is None else int(value) + 1
 
     def checkpoints(self, session: Session) -> Sequence[Row[Any]]:
-        return session.execute(select(checkpoint_table).order_by(checkpoint_table.c.tree_size)).all()
+        stmt = select(checkpoint_table).order_by(checkpoint_table.c.tree_size)
+        return session.execute(stmt).all()
 
     def latest_checkpoint(self, session: Session) -> Row[Any] | None:
         return session.execute(

@@ -110,7 +110,9 @@ def build_event_row(
 ) -> tuple[uuid.UUID, tuple[str, str | None, str | None, str]]:
     """Validate one event; return its id and its `audit_event` values
     (recorded_at, organization_id, patient_id, body)."""
-    if not isinstance(actor, Actor) or actor.type not in ACTOR_TYPES:
+    # Checked at run time too: callers outside typed code must not slip a string in.
+    given: object = actor
+    if not isinstance(given, Actor) or actor.type not in ACTOR_TYPES:
         raise ValueError("actor must be an audit Actor (staff, patient, api_key, system, webhook)")
     if not SAFE_TEXT.match(actor.id):
         raise ValueError("actor id must be 1 to 128 identifier characters (A-Z a-z 0-9 ._:/=+-)")
@@ -136,9 +138,7 @@ def build_event_row(
             if organization_id is not None and organization_id != subject.organization_id:
                 raise ValueError("subject organization differs from the session organization")
             organization_id = subject.organization_id
-        if not isinstance(subject_type, str) or not SAFE_TEXT.match(subject_type) or len(
-            subject_type
-        ) > 64:
+        if not SAFE_TEXT.match(subject_type) or len(subject_type) > 64:
             raise ValueError("subject type must be 1 to 64 identifier characters")
         for value in (subject_id, patient_id):
             if value is not None and not SAFE_TEXT.match(value):

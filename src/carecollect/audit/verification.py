@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ PROOF_FORMAT = "carecollect-audit-inclusion-proof/v1"
 _FETCH = 10_000
 
 
-def _entry_batches(conn: Connection) -> Iterator[list[Any]]:
+def _entry_batches(conn: Connection) -> Iterator[Sequence[Any]]:
     result = conn.execution_options(stream_results=True, yield_per=_FETCH).exec_driver_sql(
         f"SELECT l.seq, l.chain_hash, {EVENT_COLUMNS} FROM audit_log_entry l "  # noqa: S608
         "LEFT JOIN audit_event e ON e.ordinal = l.event_ordinal ORDER BY l.seq"
@@ -109,9 +110,9 @@ def _unlogged_events(conn: Connection, report: VerifyReport) -> None:
     if int(events or 0) <= int(last[1]):
         return
     row = conn.exec_driver_sql(
-        "SELECT e.ordinal, (SELECT min(l.seq) FROM audit_log_entry l "
+        "SELECT e.ordinal, (SELECT min(l.seq) FROM audit_log_entry l "  # noqa: S608 (an int)
         "WHERE l.event_ordinal > e.ordinal) FROM audit_event e "
-        f"WHERE e.ordinal <= {int(last[0])} AND NOT EXISTS (SELECT 1 FROM audit_log_entry l "  # noqa: S608
+        f"WHERE e.ordinal <= {int(last[0])} AND NOT EXISTS (SELECT 1 FROM audit_log_entry l "
         "WHERE l.event_ordinal = e.ordinal) ORDER BY e.ordinal LIMIT 1"
     ).first()
     if row is not None:
@@ -124,7 +125,7 @@ def _unlogged_events(conn: Connection, report: VerifyReport) -> None:
 def _check_consistency(conn: Connection, report: VerifyReport) -> None:
     sizes = sorted({c.tree_size for c in report.valid_checkpoints})
     roots = {c.tree_size: c.root_hash for c in report.valid_checkpoints}
-    for old, new in zip(sizes, sizes[1:], strict=False):
+    for old, new in itertools.pairwise(sizes):
         try:
             proof = hashes_for(consistency_ranges(old, new), lambda ps: _read_positions(conn, ps))
             verify_consistency(old, new, roots[old], roots[new], proof)

@@ -172,9 +172,9 @@ def verify_log(
             break
         missing = next((row[0] for row in rows if row[2] is None), None)
         if missing is not None:
-            report.problems.append(
-                Problem(missing, "event-missing", f"the event of sequence number {missing} is missing")
-            )
+            report.problems.append(Problem(
+                missing, "event-missing", f"the event of sequence number {missing} is missing"
+            ))
             break
         # canonical_bytes() inlined: this loop is the verifier's hot path.
         leaves = [
@@ -184,7 +184,7 @@ def verify_log(
                 f'{"null" if pid is None else chr(34) + pid + chr(34)},'
                 f'"recorded_at":"{recorded}","seq":{seq},"v":1}}'
             ).encode()).digest()
-            for seq, _, body, org, pid, recorded in rows  # type: ignore[misc]
+            for seq, _, body, org, pid, recorded in rows
         ]
         chains = []
         for leaf in leaves:
