@@ -121,7 +121,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_break_glass_grant'))
     )
     op.create_index(op.f('ix_break_glass_grant_organization_id'), 'break_glass_grant', ['organization_id'], unique=False)
-    op.drop_table('audit_tree_hash')
 
     if op.get_bind().dialect.name == "postgresql":
         _postgres_security(context.config.attributes.get("app_role", "carecollect_app"))
