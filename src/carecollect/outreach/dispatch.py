@@ -1,0 +1,662 @@
+"""The dispatcher: outbox attempts to providers, exactly once in effect (ARCHITECTURE.md §6).
+
+1. `create_attempt` (planner or staff action) inserts the attempt with its unique
+   idempotency key, its delivery job and the audit event in the caller's transaction.
+2. `deliver` (job `outreach.deliver`) locks the attempt and the debtor's contact-state row
+   (`SELECT ... FOR UPDATE`; SQLite: `BEGIN IMMEDIATE`), rebuilds the compliance context
+   from stored state, renders, re-checks compliance (a block is terminal, with its rule ids),
+   checks the channel vendor's BAA (HIPAA-BAA), records the contact in history (so the
+   next check under the same lock counts it), marks the attempt `sending` and commits.
+3. It calls the provider, then records `sent` with the provider id. A failure that may have
+   reached the provider makes the attempt `unknown`; `reconcile` asks the provider later.
+   A failure that certainly did not is retried with backoff (the attempt goes back to
+   `planned` and its history row stops counting: outcome `undeliverable`).
+
+Calls are not sent by a provider: `deliver` puts a task in the staff work list
+(`carecollect.channel.calls`); the outcome staff log later is what counts toward caps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from carecollect.audit import Actor, Subject, record
+from carecollect.channel.base import (
+    Ambiguous,
+    ChannelError,
+    ChannelRefused,
+    NotSent,
+    OutboundMessage,
+    Provider,
+    SendResult,
+    SentRecord,
+)
+from carecollect.compliance import zones as tz
+from carecollect.compliance.engine import evaluate
+from carecollect.compliance.overlay import OrgOverlay
+from carecollect.errors import AppError
+from carecollect.kit.crypto.keys import OrganizationKeys
+from carecollect.kit.ids import uuid7
+from carecollect.kit.jobs import ClaimedJob, JobContext, RetryableError, Snooze, TerminalError
+from carecollect.kit.jobs.queue import enqueue
+from carecollect.kit.jobs.sessions import write_locked_session
+from carecollect.outreach.context import DebtorFacts, load_debtor, with_action
+from carecollect.outreach.models import ContactEvent
+from carecollect.outreach.outbox import CallTask, ContactState, OutreachAttempt, ReviewItem
+from carecollect.outreach.ratelimit import RateLimiter
+from carecollect.outreach.service import contact_history_service
+from carecollect.outreach.templates import Rendered, SurfaceContext, TemplateRefused, render
+from carecollect.tenant.models import BusinessAssociate, Organization
+
+log = logging.getLogger("carecollect.outreach.dispatch")
+ACTOR = Actor.system("outreach.dispatch")
+DELIVER = "outreach.deliver"
+RECONCILE = "outreach.reconcile"
+QUEUE = "outreach"
+DEFAULT_TEMPLATES = {
+    "sms": "statement_ready_sms",
+    "email": "reminder_email",
+    "letter": "statement_letter",
+    "call": "callback_voicemail",
+    "voicemail": "callback_voicemail",
+}
+# Engine modifications the rendered message already satisfies by construction.
+_SATISFIED_ALWAYS = {"use_neutral_display_name", "use_opaque_link"}
+
+
+class BaaInactive(TerminalError):
+    """HIPAA-BAA (45 CFR 164.502(e)): no active business associate agreement."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            "baa_inactive",
+            f"no active business associate agreement for the {service} vendor: "
+            "PHI egress refused (record an active BAA for it in the BAA register)",
+        )
+
+
+@dataclass
+class DispatchSettings:
+    profile: str = "strict"
+    overlay: OrgOverlay | None = None
+    public_base_url: str = "https://carecollect.localhost"
+    link_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    callback_phone: str = "+1 617 555 0100"
+    contact_person: str = "the billing office"
+    unsubscribe_mailto: str | None = None
+    reconcile_after: timedelta = timedelta(minutes=2)
+    reconcile_max: int = 6
+
+
+@dataclass
+class DispatchResources:
+    channels: dict[str, Provider]
+    settings: DispatchSettings = field(default_factory=DispatchSettings)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    keys_cache: dict[uuid.UUID, tuple[float, OrganizationKeys]] = field(default_factory=dict)
+
+
+def resources_of(ctx: JobContext) -> DispatchResources:
+    res = ctx.resources.get("outreach")
+    if not isinstance(res, DispatchResources):
+        raise TerminalError("outreach_not_configured")
+    return res
+
+
+def organization_keys(ctx: JobContext, res: DispatchResources,
+                      organization_id: uuid.UUID) -> OrganizationKeys:
+    hit = res.keys_cache.get(organization_id)
+    if hit is not None and time.monotonic() - hit[0] < 60:
+        return hit[1]
+    if ctx.keys is None:
+        raise TerminalError("no_key_manager")
+    with ctx.db.system_session() as session:
+        org = session.get(Organization, organization_id)
+        bits = org.blind_index_bits if org is not None else None
+        keys = ctx.keys.for_organization(session, organization_id, blind_index_bits=bits)
+    res.keys_cache[organization_id] = (time.monotonic(), keys)
+    return keys
+
+
+# -- step 1: the decision ------------------------------------------------------------------
+
+def create_attempt(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    guarantor_id: uuid.UUID,
+    channel: str,
+    idempotency_key: str,
+    contact_point_id: uuid.UUID | None = None,
+    account_id: uuid.UUID | None = None,
+    template_key: str | None = None,
+    language: str = "en",
+    scheduled_for: datetime | None = None,
+    cadence_key: str | None = None,
+    step_key: str | None = None,
+    actor: Actor = ACTOR,
+    priority: int = 0,
+) -> OutreachAttempt:
+    """Insert an attempt, its delivery job and the audit event in the caller's
+    transaction. Idempotent: an existing attempt with the key is returned unchanged."""
+    existing = session.scalar(select(OutreachAttempt).where(
+        OutreachAttempt.organization_id == organization_id,
+        OutreachAttempt.idempotency_key == idempotency_key))
+    if existing is not None:
+        return existing
+    when = scheduled_for or datetime.now(tz.zone("UTC"))
+    attempt = OutreachAttempt(
+        id=uuid7(), organization_id=organization_id, guarantor_id=guarantor_id,
+        account_id=account_id, contact_point_id=contact_point_id, channel=channel,
+        template_key=template_key or DEFAULT_TEMPLATES.get(channel, "reminder_email"),
+        language=language, cadence_key=cadence_key, step_key=step_key,
+        idempotency_key=idempotency_key, state="planned", scheduled_for=when,
+        reasons=[], details={},
+    )
+    session.add(attempt)
+    session.flush()
+    enqueue(session, DELIVER, {"attempt_id": str(attempt.id)}, queue=QUEUE,
+            organization_id=organization_id, scheduled_at=when, priority=priority,
+            max_attempts=8, unique_key=f"deliver:{attempt.id}")
+    record(session, actor=actor, action="outreach.plan",
+           subject=_subject(attempt), details={"channel": channel, "template": attempt.template_key})
+    return attempt
+
+
+def _subject(attempt: OutreachAttempt) -> Subject:
+    return Subject("outreach_attempt", attempt.id, organization_id=attempt.organization_id,
+                   patient_id=attempt.guarantor_id)
+
+
+# -- links ---------------------------------------------------------------------------------
+
+def opaque_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits, 32 url-safe characters
+
+
+def unsubscribe_token(secret: bytes, attempt_id: uuid.UUID) -> str:
+    mac = hmac.new(secret, b"unsubscribe:" + attempt_id.bytes, hashlib.sha256).hexdigest()[:32]
+    return attempt_id.hex + mac
+
+
+def parse_unsubscribe_token(secret: bytes, token: str) -> uuid.UUID | None:
+    if len(token) != 64:
+        return None
+    try:
+        attempt_id = uuid.UUID(hex=token[:32])
+    except ValueError:
+        return None
+    if not hmac.compare_digest(unsubscribe_token(secret, attempt_id), token):
+        return None
+    return attempt_id
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+class LazyVariables(Mapping[str, Any]):
+    """Template variables computed (and decrypted) only when a template uses them."""
+
+    def __init__(self, loaders: dict[str, Callable[[], Any]]) -> None:
+        self._loaders = loaders
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._values:
+            self._values[key] = self._loaders[key]()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._loaders
+
+
+def _variables(session: Session, keys: OrganizationKeys, facts: DebtorFacts,
+               settings: DispatchSettings, now: datetime) -> LazyVariables:
+    from carecollect.ledger.models import LedgerEntry
+
+    cipher = keys.cipher()
+    base = settings.public_base_url.rstrip("/")
+    local_day = tz.local_date(now, facts.context.debtor.mailing_tz)
+
+    def last4() -> str:
+        if not facts.accounts:
+            return "0000"
+        number = cipher.open_row(facts.accounts[0], "account_number") or ""
+        return number[-4:] or "0000"
+
+    def latest_charge() -> Any:
+        if not facts.accounts:
+            return None
+        return session.scalar(
+            select(LedgerEntry).where(LedgerEntry.account_id.in_([a.id for a in facts.accounts]),
+                                      LedgerEntry.kind == "charge")
+            .order_by(LedgerEntry.posted_at.desc()).limit(1))
+
+    def service_date() -> Any:
+        entry = latest_charge()
+        raw = cipher.open_row(entry, "service_date") if entry is not None else None
+        from datetime import date
+
+        return date.fromisoformat(raw) if raw else local_day
+
+    def service_description() -> str:
+        entry = latest_charge()
+        raw = cipher.open_row(entry, "description") if entry is not None else None
+        return raw or "services"
+
+    link = f"{base}/p/{opaque_token()}"
+    return LazyVariables({
+        "payment_url": lambda: link,
+        "portal_url": lambda: link,
+        "payment_token": opaque_token,
+        "callback_phone": lambda: settings.callback_phone,
+        "contact_person": lambda: settings.contact_person,
+        "balance_cents": lambda: facts.balance_cents,
+        "statement_date": lambda: local_day,
+        "due_date": lambda: local_day + timedelta(days=30),
+        "account_last4": last4,
+        "patient_first_name": lambda: cipher.open_row(facts.guarantor, "first_name") or "",
+        "date_of_service": service_date,
+        "service_description": service_description,
+    })
+
+
+def _consented_phone(facts: DebtorFacts, contact_point_id: uuid.UUID | None) -> bool:
+    cp = facts.contact_points.get(contact_point_id) if contact_point_id else None
+    if cp is None or not cp.verified:
+        return False
+    return any(c.contact_point == str(contact_point_id) and c.kind in ("tcpa_pec", "tcpa_pewc")
+               for c in facts.context.consents)
+
+
+def _unresolved_modifications(modification: str | None, rendered: Rendered,
+                              channel: str) -> list[str]:
+    codes = [c.strip() for c in (modification or "").split(";") if c.strip()]
+    out = []
+    classes = set(rendered.content_classes.values())
+    for code in codes:
+        if code in _SATISFIED_ALWAYS:
+            continue
+        if code == "append_opt_out" and rendered.includes_opt_out:
+            continue
+        if code == "strip_to_C0" and classes <= {"C0"}:
+            continue
+        if code == "strip_to_C1" and classes <= {"C0", "C1"}:
+            continue
+        if code == "use_neutral_subject" and rendered.content_classes.get(
+                "email_subject", "C0") == "C0":
+            continue
+        if code == "limit_to_limited_content_message" and "lcm_required_only" in rendered.contains:
+            continue
+        if code == "manual_live_call_only" and channel in ("call", "voicemail"):
+            continue
+        out.append(code)
+    return out
+
+
+# -- step 2 and 3: delivery ----------------------------------------------------------------
+
+@dataclass
+class _Prepared:
+    message: OutboundMessage
+    provider: Provider
+    guarantor_id: uuid.UUID
+    contact_event_id: uuid.UUID | None
+
+
+def _lock_contact_state(session: Session, org_id: uuid.UUID, guarantor_id: uuid.UUID,
+                        now: datetime) -> ContactState:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(ContactState).values(
+        organization_id=org_id, guarantor_id=guarantor_id, outbound_count=0,
+        updated_at=now).on_conflict_do_nothing())
+    return session.execute(
+        select(ContactState).where(ContactState.guarantor_id == guarantor_id)
+        .with_for_update()).scalar_one()
+
+
+def _finish(session: Session, attempt: OutreachAttempt, state: str, *, reasons: list[str] | None
+            = None, error_code: str | None = None, outcome: str = "success",
+            details: dict[str, Any] | None = None) -> None:
+    attempt.state = state
+    if reasons is not None:
+        attempt.reasons = reasons
+    attempt.error_code = error_code
+    record(session, actor=ACTOR, action="outreach.decision", subject=_subject(attempt),
+           outcome=outcome, details={"state": state, "reasons": list(attempt.reasons),
+                                     "code": error_code, **(details or {})})
+
+
+def _mark_event(session: Session, event_id: uuid.UUID | None, outcome: str) -> None:
+    if event_id is not None:
+        session.execute(update(ContactEvent).where(ContactEvent.id == event_id)
+                        .values(outcome=outcome))
+
+
+def deliver(ctx: JobContext, job: ClaimedJob) -> None:
+    """Job handler for `outreach.deliver` (args: attempt_id)."""
+    res = resources_of(ctx)
+    org_id = job.organization_id
+    if org_id is None:
+        raise TerminalError("missing_organization")
+    attempt_id = uuid.UUID(str(job.args["attempt_id"]))
+    keys = organization_keys(ctx, res, org_id)
+    refused: Exception | None = None
+    prepared: _Prepared | None = None
+    with write_locked_session(ctx.db, org_id) as session:
+        attempt = session.execute(
+            select(OutreachAttempt).where(OutreachAttempt.id == attempt_id).with_for_update()
+        ).scalar_one_or_none()
+        if attempt is None or attempt.state not in ("planned", "sending"):
+            return
+        if attempt.state == "sending":
+            # A previous run committed `sending` and then died: the provider may have the
+            # message. Never re-send blindly; reconcile instead.
+            _finish(session, attempt, "unknown", error_code="interrupted")
+            _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
+            return
+        channel = attempt.channel
+        provider = res.channels.get("call" if channel == "voicemail" else channel)
+        if provider is None and channel not in ("call", "voicemail"):
+            _finish(session, attempt, "failed", error_code="channel_not_configured",
+                    outcome="failure")
+            return
+        delay = res.limiter.delay(channel)
+        if delay > 0:
+            session.rollback()
+            raise Snooze(delay)
+        now = ctx.clock()
+        state = _lock_contact_state(session, org_id, attempt.guarantor_id, now)
+        try:
+            prepared = _prepare(session, keys, res, attempt, provider, state, now)
+        except BaaInactive as exc:
+            refused = exc
+        except RetryableError:
+            raise
+    if refused is not None:
+        raise refused
+    if prepared is None:
+        return
+    _send(ctx, res, job, org_id, attempt_id, prepared)
+
+
+def _prepare(session: Session, keys: OrganizationKeys, res: DispatchResources,
+             attempt: OutreachAttempt, provider: Provider | None, state: ContactState,
+             now: datetime) -> _Prepared | None:
+    settings = res.settings
+    org = session.get(Organization, attempt.organization_id)
+    assert org is not None
+    open_review = session.scalar(select(ReviewItem.id).where(
+        ReviewItem.guarantor_id == attempt.guarantor_id, ReviewItem.state == "open").limit(1))
+    if open_review is not None:
+        # PLAT-REVOKE-NLU (c)-(f): suppressed while a person reviews the inbound message.
+        _finish(session, attempt, "blocked", reasons=["PLAT-REVOKE-NLU"])
+        return None
+    facts = load_debtor(session, keys, org, attempt.guarantor_id, now=now,
+                        profile=settings.profile, account_id=attempt.account_id)
+    if any(f.kind == "do_not_contact" for f in facts.active_flags):
+        _finish(session, attempt, "blocked", reasons=["PLAT-DO-NOT-CONTACT"])
+        return None
+    channel = attempt.channel
+    cp = facts.contact_points.get(attempt.contact_point_id) if attempt.contact_point_id else None
+    if cp is None or (channel in ("sms", "call", "voicemail") and cp.kind != "phone") or \
+            (channel == "email" and cp.kind != "email") or (channel == "letter" and
+                                                            cp.kind != "postal"):
+        _finish(session, attempt, "failed", error_code="contact_point_unusable",
+                outcome="failure")
+        return None
+    opt_out_url = (f"{settings.public_base_url.rstrip('/')}/hooks/email/unsubscribe/"
+                   f"{unsubscribe_token(settings.link_secret, attempt.id)}")
+    try:
+        rendered = render(attempt.template_key, SurfaceContext(
+            channel=channel, display_name=org.billing_display_name,
+            variables=_variables(session, keys, facts, settings, now),
+            language=attempt.language,
+            phone_verified_and_consented=_consented_phone(facts, attempt.contact_point_id),
+            opt_out_url=opt_out_url if channel == "email" else None,
+        ))
+    except TemplateRefused as exc:
+        _finish(session, attempt, "blocked", reasons=["HIPAA-CONTENT-CLASS"],
+                error_code="template_refused", details={"template": attempt.template_key})
+        log.info("template refused attempt=%s reason=%s", attempt.id, exc.message)
+        return None
+    dialer = "manual" if channel in ("call", "voicemail") else None
+    url = rendered.list_unsubscribe_url if channel == "email" else None
+    ctx = with_action(facts.context, channel=channel, at=now,
+                      contact_point_id=attempt.contact_point_id, template=attempt.template_key,
+                      contains=rendered.contains, includes_opt_out=rendered.includes_opt_out,
+                      subject=rendered.subject, url=url, dialer=dialer)
+    decision = evaluate(ctx, settings.overlay)
+    if decision.decision == "block":
+        attempt.next_allowed_at = decision.next_allowed_at
+        _finish(session, attempt, "blocked", reasons=list(decision.reasons))
+        return None
+    if decision.decision == "allow_with_modification":
+        unresolved = _unresolved_modifications(decision.modification, rendered, channel)
+        if unresolved:
+            _finish(session, attempt, "blocked", reasons=list(decision.reasons),
+                    details={"modifications": unresolved})
+            return None
+    if channel in ("call", "voicemail"):
+        task = CallTask(organization_id=attempt.organization_id, attempt_id=attempt.id,
+                        guarantor_id=attempt.guarantor_id, contact_point_id=cp.id,
+                        script_key=attempt.template_key, state="open", due_at=now)
+        session.add(task)
+        session.flush()
+        attempt.provider, attempt.provider_message_id = "worklist", str(task.id)
+        attempt.sent_at = now
+        _finish(session, attempt, "sent", reasons=list(decision.reasons))
+        return None
+    assert provider is not None
+    if provider.service is not None:
+        today = tz.local_date(now, org.timezone)
+        vendors = session.scalars(select(BusinessAssociate).where(
+            BusinessAssociate.service == provider.service)).all()
+        if not any(v.baa_is_active(today) for v in vendors):
+            _finish(session, attempt, "failed", error_code="baa_inactive", outcome="denied",
+                    details={"service": provider.service})
+            raise BaaInactive(provider.service)
+    to = facts.opened_values[cp.id]
+    recipient_name = None
+    if channel == "letter":
+        cipher = keys.cipher()
+        recipient_name = " ".join(filter(None, (cipher.open_row(facts.guarantor, "first_name"),
+                                                cipher.open_row(facts.guarantor, "last_name"))))
+    message = OutboundMessage(
+        attempt_id=attempt.id, organization_id=attempt.organization_id,
+        idempotency_key=attempt.idempotency_key, channel=channel, to=to,
+        from_name=rendered.from_name, subject=rendered.subject, text_body=rendered.text_body,
+        html_body=rendered.html_body, sms_body=rendered.sms_body, preheader=rendered.preheader,
+        list_unsubscribe_url=rendered.list_unsubscribe_url,
+        list_unsubscribe_mailto=settings.unsubscribe_mailto, envelope=rendered.envelope,
+        letter_body=rendered.letter_body, recipient_name=recipient_name,
+        language=rendered.language, extra={"organization_slug": org.slug},
+    )
+    # Record the contact now, under the lock, so the next check counts it (fail closed:
+    # it is marked undeliverable later if the provider certainly did not take it).
+    event = contact_history_service.record_contact(
+        session, keys=keys, actor=ACTOR, guarantor_id=attempt.guarantor_id,
+        contact_point_id=cp.id, occurred_at=now, channel=channel, direction="outbound",
+        outcome="delivered", account_ids=[a.id for a in facts.accounts])
+    state.last_outbound_at = now
+    state.outbound_count += 1
+    attempt.contact_event_id = event.id
+    attempt.provider = provider.name
+    attempt.sending_at = now
+    attempt.send_count += 1
+    if rendered.sms_body is not None:
+        attempt.details = {**(attempt.details or {}),
+                           "body_sha256": hashlib.sha256(rendered.sms_body.encode()).hexdigest()}
+    _finish(session, attempt, "sending", reasons=list(decision.reasons))
+    return _Prepared(message, provider, attempt.guarantor_id, event.id)
+
+
+def _send(ctx: JobContext, res: DispatchResources, job: ClaimedJob, org_id: uuid.UUID,
+          attempt_id: uuid.UUID, prepared: _Prepared) -> None:
+    try:
+        result: SendResult = prepared.provider.send(prepared.message)
+    except Ambiguous as exc:
+        with ctx.db.tenant_session(org_id) as session:
+            attempt = _locked(session, attempt_id)
+            if attempt is not None and attempt.state == "sending":
+                _finish(session, attempt, "unknown", error_code=exc.code, outcome="failure")
+                _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
+        return
+    except NotSent as exc:
+        last = job.attempt >= job.max_attempts
+        with ctx.db.tenant_session(org_id) as session:
+            attempt = _locked(session, attempt_id)
+            if attempt is not None and attempt.state == "sending":
+                _mark_event(session, prepared.contact_event_id, "undeliverable")
+                attempt.contact_event_id = None
+                if exc.retryable and not last:
+                    attempt.state, attempt.error_code = "planned", exc.code
+                else:
+                    _finish(session, attempt, "failed", error_code=exc.code, outcome="failure")
+        if exc.retryable and not last:
+            raise RetryableError(exc.code) from None
+        return
+    except ChannelRefused as exc:
+        with ctx.db.tenant_session(org_id) as session:
+            attempt = _locked(session, attempt_id)
+            if attempt is not None and attempt.state == "sending":
+                _mark_event(session, prepared.contact_event_id, "undeliverable")
+                _finish(session, attempt, "failed", error_code=exc.code, outcome="denied")
+        raise TerminalError(exc.code) from None
+    except ChannelError as exc:  # any other provider error: treat as ambiguous
+        with ctx.db.tenant_session(org_id) as session:
+            attempt = _locked(session, attempt_id)
+            if attempt is not None and attempt.state == "sending":
+                _finish(session, attempt, "unknown", error_code=exc.code, outcome="failure")
+                _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
+        return
+    with ctx.db.tenant_session(org_id) as session:
+        attempt = _locked(session, attempt_id)
+        if attempt is not None:
+            _record_sent(session, attempt, result, ctx.clock())
+
+
+def _locked(session: Session, attempt_id: uuid.UUID) -> OutreachAttempt | None:
+    return session.execute(select(OutreachAttempt).where(OutreachAttempt.id == attempt_id)
+                           .with_for_update()).scalar_one_or_none()
+
+
+def _record_sent(session: Session, attempt: OutreachAttempt, result: SendResult,
+                 now: datetime) -> None:
+    if attempt.state not in ("sending", "unknown"):
+        return
+    attempt.state = "sent"
+    attempt.provider = result.provider
+    attempt.provider_message_id = result.provider_message_id
+    attempt.delivery_status = result.status
+    attempt.sent_at = now
+    attempt.error_code = None
+    record(session, actor=ACTOR, action="message.send", subject=_subject(attempt),
+           details={"channel": attempt.channel, "provider": result.provider,
+                    "provider_message_id": result.provider_message_id[:120]})
+
+
+# -- reconciliation ------------------------------------------------------------------------
+
+def _schedule_reconcile(session: Session, attempt: OutreachAttempt, now: datetime,
+                        settings: DispatchSettings) -> None:
+    wait = settings.reconcile_after * (2 ** min(attempt.reconcile_count, 6))
+    enqueue(session, RECONCILE, {"attempt_id": str(attempt.id)}, queue=QUEUE,
+            organization_id=attempt.organization_id, scheduled_at=now + wait, max_attempts=3,
+            unique_key=f"reconcile:{attempt.id}:{attempt.reconcile_count}")
+
+
+def reconcile(ctx: JobContext, job: ClaimedJob) -> None:
+    """Job handler for `outreach.reconcile`: settle one `unknown` attempt by asking the
+    provider. Found: `sent`. Certainly absent: back to `planned` with a new delivery job
+    (compliance is checked again then). Cannot tell: ask again later, then leave it
+    `unknown` for staff (never re-sent without evidence it was not sent)."""
+    res = resources_of(ctx)
+    org_id = job.organization_id
+    if org_id is None:
+        raise TerminalError("missing_organization")
+    attempt_id = uuid.UUID(str(job.args["attempt_id"]))
+    keys = organization_keys(ctx, res, org_id)
+    with ctx.db.tenant_session(org_id) as session:
+        attempt = session.get(OutreachAttempt, attempt_id)
+        if attempt is None or attempt.state != "unknown":
+            return
+        provider = res.channels.get(attempt.channel)
+        from carecollect.patient.models import ContactPoint
+
+        cp = session.get(ContactPoint, attempt.contact_point_id) \
+            if attempt.contact_point_id else None
+        to = keys.cipher().open_row(cp, "value") if cp is not None else None
+        sent_record = SentRecord(attempt.id, attempt.idempotency_key, to or "",
+                                 (attempt.details or {}).get("body_sha256"),
+                                 attempt.sending_at or attempt.updated_at)
+    found = provider.lookup(sent_record) if provider is not None and to else None
+    now = ctx.clock()
+    with ctx.db.tenant_session(org_id) as session:
+        attempt = _locked(session, attempt_id)
+        if attempt is None or attempt.state != "unknown":
+            return
+        attempt.reconcile_count += 1
+        if isinstance(found, SendResult):
+            _record_sent(session, attempt, found, now)
+        elif found is False:
+            _mark_event(session, attempt.contact_event_id, "undeliverable")
+            attempt.contact_event_id = None
+            attempt.state = "planned"
+            record(session, actor=ACTOR, action="outreach.reconcile", subject=_subject(attempt),
+                   details={"result": "absent_requeued"})
+            enqueue(session, DELIVER, {"attempt_id": str(attempt.id)}, queue=QUEUE,
+                    organization_id=org_id, scheduled_at=now, max_attempts=8,
+                    unique_key=f"deliver:{attempt.id}:r{attempt.reconcile_count}")
+        elif attempt.reconcile_count < res.settings.reconcile_max:
+            _schedule_reconcile(session, attempt, now, res.settings)
+        else:
+            attempt.details = {**(attempt.details or {}), "needs_review": True}
+            record(session, actor=ACTOR, action="outreach.reconcile", subject=_subject(attempt),
+                   details={"result": "undetermined"})
+
+
+def apply_status_callback(session: Session, attempt: OutreachAttempt, *, provider: str,
+                          provider_message_id: str, status: str, now: datetime) -> None:
+    """A provider's delivery status (Twilio StatusCallback, e-mail bounce): an `unknown`
+    attempt is settled as `sent`; a failed delivery stops counting toward caps."""
+    if attempt.state in ("sending", "unknown"):
+        _record_sent(session, attempt, SendResult(provider, provider_message_id, status), now)
+    if attempt.state != "sent":
+        return
+    attempt.delivery_status = status[:24]
+    if status in ("failed", "undelivered", "bounced"):
+        _mark_event(session, attempt.contact_event_id, "undeliverable")
+
+
+__all__ = [
+    "DELIVER",
+    "RECONCILE",
+    "AppError",
+    "BaaInactive",
+    "DispatchResources",
+    "DispatchSettings",
+    "apply_status_callback",
+    "create_attempt",
+    "deliver",
+    "reconcile",
+]
