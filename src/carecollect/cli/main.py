@@ -41,6 +41,9 @@ def _register() -> None:
     from carecollect.cli import ingest
 
     app.add_typer(ingest.app, name="import")
+    from carecollect.cli import worker
+
+    worker.register(app)
 
 
 def main() -> None:
