@@ -133,6 +133,64 @@ def make_web(db: Database, tmp_path: Path, *, policy: IdentityPolicy | None = No
     return web
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Argon2id at production cost (64 MiB, t=3) for every user of every test would make
+    # the suite slow; the algorithm and the code paths stay the same.
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        identity, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
 @pytest.fixture
 def web(db: Database, tmp_path: Path) -> Iterator[Web]:
     yield make_web(db, tmp_path)
+
+
+@dataclass
+class Seed:
+    guarantor_id: uuid.UUID
+    account_id: uuid.UUID
+    phone_id: uuid.UUID
+    associate_id: uuid.UUID
+    spare_user_id: uuid.UUID
+    spare_key_id: uuid.UUID
+
+
+def seed(web: Web, **guarantor: Any) -> Seed:
+    """One guarantor with a phone, an account with a charge, a vendor, a spare user/key."""
+    from datetime import date
+
+    from carecollect.api.admin import save_business_associate
+    from carecollect.api.schemas import BusinessAssociateIn
+    from carecollect.ledger.service import ledger_service
+    from tests.factories import TEST_ACTOR, add_phone, create_guarantor
+
+    tenant = web.tenant
+    with web.db.tenant_session(tenant.id) as session:
+        g = create_guarantor(session, tenant, **guarantor)
+        phone = add_phone(session, tenant, g.id, "+16175550123")
+        account = ledger_service.open_account(
+            session, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id,
+            account_number="ACC-100200", opened_at=web.clock() - timedelta(days=90),
+        )
+        ledger_service.post(
+            session, keys=tenant.keys, actor=TEST_ACTOR, account_id=account.id, kind="charge",
+            amount_cents=12_500, posted_at=web.clock() - timedelta(days=80),
+            service_date=date(2026, 1, 5), procedure_codes="D1110", description="Cleaning",
+        )
+        vendor = save_business_associate(
+            session, actor=TEST_ACTOR, organization_id=tenant.id,
+            data=BusinessAssociateIn(name="Textline Inc", service="sms"), associate_id=None,
+            now=web.clock(),
+        )
+        spare, _ = identity.create_user(
+            session, actor=TEST_ACTOR, organization_id=tenant.id, email="spare@staff.example.org",
+            display_name="Spare", role="collector", password=PASSWORD,
+        )
+        key, _ = identity.create_api_key(
+            session, actor=TEST_ACTOR, organization_id=tenant.id, name="spare", scopes=[]
+        )
+        return Seed(g.id, account.id, phone.id, vendor.id, spare.id, key.id)
