@@ -44,11 +44,13 @@ from carecollect.ingest.sourcekey import SourceKeys
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.crypto.types import Sealed
 from carecollect.kit.ids import uuid7
+from carecollect.kit.logging import get_logger
 from carecollect.kit.models import utcnow
 from carecollect.ledger.models import ENTRY_KINDS, Account, LedgerEntry
 from carecollect.patient.models import ContactPoint, Guarantor, Patient
 from carecollect.tenant.models import BusinessAssociate, Organization
 
+log = get_logger(__name__)
 DEFAULT_BATCH_SIZE = 2000
 _IN_CHUNK = 900  # bound parameters per IN (...) query, well under every backend's limit
 ENTITIES = ("guarantor", "patient", "contact_point", "account", "ledger_entry", "consent")
@@ -898,6 +900,9 @@ def run_import(
             for unit in accepted:
                 summary.noted.update(unit.noted)
             summary.batches += 1
+            # Counts and ids only: "log ids, never values" (kit/logging.py).
+            log.info("import.batch", run_id=str(summary.run_id), batch=summary.batches,
+                     rows_count=len(batch), rejected_count=summary.rows_rejected)
         if on_batch is not None:
             on_batch(summary)
     for counter in (summary.created, summary.updated, summary.unchanged, summary.noted):
