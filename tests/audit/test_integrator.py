@@ -21,8 +21,10 @@ def test_integrate_sequences_hashes_and_checkpoints(db: Database, data_dir: Path
         ordinals = [r[0] for r in conn.execute(
             text("SELECT event_ordinal FROM audit_log_entry ORDER BY seq"))]
         assert ordinals == sorted(ordinals)
-        assert conn.execute(text("SELECT count(*) FROM audit_tree_hash")).scalar() == (
-            stored_hash_count(25))
+        blobs = [bytes(r[0]) for r in conn.execute(
+            text("SELECT hashes FROM audit_tree_hash ORDER BY position"))]
+        assert sum(len(b) for b in blobs) == 32 * stored_hash_count(25)
+        assert len(blobs) == 3  # one run per batch of 10 events
         sizes = [r[0] for r in conn.execute(
             text("SELECT tree_size FROM audit_checkpoint ORDER BY tree_size"))]
     assert sizes == [10, 20, 25]
@@ -68,9 +70,13 @@ def test_deep_verify_compares_stored_tree_hashes(db: Database, data_dir: Path) -
             conn.exec_driver_sql("DROP TRIGGER audit_tree_hash_no_update")
         else:
             conn.exec_driver_sql("ALTER TABLE audit_tree_hash DISABLE TRIGGER USER")
-        conn.exec_driver_sql(
-            "UPDATE audit_tree_hash SET hash = (SELECT hash FROM audit_tree_hash "
-            "WHERE position = 0) WHERE position = 5")
+        start, blob = conn.exec_driver_sql(
+            "SELECT position, hashes FROM audit_tree_hash WHERE position <= 5 "
+            "ORDER BY position DESC LIMIT 1").one()
+        offset = (5 - start) * 32
+        damaged = bytes(blob[:offset]) + bytes(32) + bytes(blob[offset + 32:])
+        conn.execute(text("UPDATE audit_tree_hash SET hashes = :b WHERE position = :p"),
+                     {"b": damaged, "p": start})
     verifier = default_verifier(key_path(data_dir))
     shallow = verify_database(db.engine, verifier=verifier, checkpoint_dir=None)
     assert shallow.ok  # the log itself is intact; only a proof path is damaged
@@ -120,3 +126,25 @@ def test_postgres_single_integrator_and_frontier(db: Database, data_dir: Path) -
             sql("SELECT event_ordinal FROM audit_log_entry ORDER BY seq"))]
     assert ordinals == sorted(ordinals)
     assert verify(db, data_dir).ok
+
+
+def test_packed_tree_runs_across_chunk_boundaries(db: Database, data_dir: Path) -> None:
+    from carecollect.audit.tree_store import CHUNK
+    from carecollect.audit.verification import prove, verify_database
+
+    record_events(db, 1100)
+    run_integrator(db, data_dir, batch_size=700)
+    with db.engine.connect() as conn:
+        runs = [(int(p), len(h) // 32) for p, h in conn.exec_driver_sql(
+            "SELECT position, hashes FROM audit_tree_hash ORDER BY position")]
+    # Runs are contiguous, never cross a multiple of CHUNK, and cover every stored hash.
+    assert runs[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in zip(runs, runs[1:], strict=False))
+    assert all(a // CHUNK == (a + n - 1) // CHUNK for a, n in runs)
+    assert sum(n for _, n in runs) == stored_hash_count(1100)
+    verifier = default_verifier(key_path(data_dir))
+    report = verify_database(db.engine, verifier=verifier, checkpoint_dir=data_dir / "checkpoints",
+                             deep=True)
+    assert report.ok, report.as_dict()
+    for seq in (0, 511, 699, 700, 1023, 1024, 1099):
+        assert prove(db.engine, seq, verifier=verifier)["tree_size"] == 1100

@@ -12,10 +12,16 @@ from sqlalchemy import Connection, text
 
 from carecollect.audit.integrator import EVENT_COLUMNS
 from carecollect.audit.models import AUDIT_TABLES
+from carecollect.audit.tree_store import read_positions
 from carecollect.db import Database
 from carecollect.kit.audit.canonical import canonical_bytes
 from carecollect.kit.audit.chain import chain_hash
-from carecollect.kit.audit.merkle import CompactRange, leaf_hash, stored_hash_count
+from carecollect.kit.audit.merkle import (
+    CompactRange,
+    leaf_hash,
+    positions_for_range,
+    stored_hash_count,
+)
 from tests.audit.helpers import record_events, run_integrator, verify
 
 COUNT = 20
@@ -98,16 +104,14 @@ def test_forged_row_with_correct_hashes_is_not_signed(log: Database, data_dir: P
         ).one()
         chain = conn.exec_driver_sql(
             "SELECT chain_hash FROM audit_log_entry WHERE seq = 19").scalar_one()
-        stored = {int(p): bytes(h) for p, h in conn.exec_driver_sql(
-            "SELECT position, hash FROM audit_tree_hash")}
+        stored = read_positions(conn, positions_for_range(0, COUNT))
         tree = CompactRange.from_stored(COUNT, stored)
         leaf = leaf_hash(canonical_bytes(*event[1:], COUNT))
         conn.execute(text("INSERT INTO audit_log_entry VALUES (:s, :o, :c)"),
                      {"s": COUNT, "o": event[0], "c": chain_hash(bytes(chain), leaf)})
-        position = stored_hash_count(COUNT)
-        for offset, value in enumerate(tree.append(leaf)):
-            conn.execute(text("INSERT INTO audit_tree_hash VALUES (:p, :h)"),
-                         {"p": position + offset, "h": value})
+        created = tree.append(leaf)
+        conn.execute(text("INSERT INTO audit_tree_hash VALUES (:p, :h)"),
+                     {"p": stored_hash_count(COUNT), "h": b"".join(created)})
     assert_detected(log, data_dir, COUNT, "unsigned")
 
 

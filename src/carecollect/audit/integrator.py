@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from carecollect.audit.service import RECORDING_LOCK_KEY
+from carecollect.audit.tree_store import pack, read_positions
 from carecollect.errors import AppError
 from carecollect.kit.audit.canonical import canonical_bytes
 from carecollect.kit.audit.chain import CHAIN_START, chain_hash
@@ -91,20 +92,8 @@ def _read_head(conn: Connection) -> _Head:
         return _Head(0, CHAIN_START, 0, CompactRange())
     size = int(row[0]) + 1
     positions = positions_for_range(0, size)
-    stored = _read_positions(conn, positions)
+    stored = read_positions(conn, positions)
     return _Head(size, bytes(row[1]), int(row[2]), CompactRange.from_stored(size, stored))
-
-
-def _read_positions(conn: Connection, positions: list[int]) -> dict[int, bytes]:
-    stored: dict[int, bytes] = {}
-    for start in range(0, len(positions), 500):
-        chunk = positions[start:start + 500]
-        marks = ",".join(str(int(p)) for p in chunk)
-        for position, value in conn.exec_driver_sql(
-            f"SELECT position, hash FROM audit_tree_hash WHERE position IN ({marks})"  # noqa: S608
-        ):
-            stored[int(position)] = bytes(value)
-    return stored
 
 
 @contextmanager
@@ -169,8 +158,8 @@ def _integrate_batch(
         entries,
     )
     cursor.executemany(
-        f"INSERT INTO audit_tree_hash (position, hash) VALUES ({param}, {param})",  # noqa: S608
-        hashes,
+        f"INSERT INTO audit_tree_hash (position, hashes) VALUES ({param}, {param})",  # noqa: S608
+        pack(hashes),
     )
     cursor.close()
     head.size, head.chain, head.last_ordinal = seq, chain, int(rows[-1][0])

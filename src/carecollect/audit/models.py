@@ -8,9 +8,10 @@ migration 0002):
   rollbacks); it is not the log position.
 * `audit_log_entry`: the integrator's gap-free sequence number for each event, with the
   chain hash after that event.
-* `audit_tree_hash`: every stored Merkle tree hash (leaves and complete subtrees), keyed by
-  its stored-hash position (the numbering of golang.org/x/mod/sumdb/tlog), so that any
-  inclusion or consistency proof needs O(log n) reads.
+* `audit_tree_hash`: every stored Merkle tree hash (leaves and complete subtrees) by its
+  stored-hash position (the numbering of golang.org/x/mod/sumdb/tlog), packed in runs of
+  up to 1,024 consecutive positions, so that any inclusion or consistency proof needs
+  O(log n) reads.
 * `audit_checkpoint`: each signed checkpoint (C2SP tlog-checkpoint note).
 
 The audit tables are deliberately not tenant tables: the integrator and the verifier are
@@ -68,8 +69,10 @@ class AuditLogEntry(Base):
 class AuditTreeHash(Base):
     __tablename__ = "audit_tree_hash"
 
+    # First stored-hash position of the run; `hashes` is up to 1,024 concatenated 32-byte
+    # hashes at consecutive positions (see carecollect.audit.tree_store).
     position: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=False)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hashes: Mapped[bytes] = mapped_column(LargeBinary())
 
 
 class AuditCheckpoint(Base):

@@ -13,11 +13,10 @@ from typing import Any
 from sqlalchemy import Row, and_, func, select
 from sqlalchemy.orm import Session
 
-from carecollect.audit.models import AuditCheckpoint, AuditEvent, AuditLogEntry, AuditTreeHash
+from carecollect.audit.models import AuditCheckpoint, AuditEvent, AuditLogEntry
 
 event_table = AuditEvent.__table__
 entry_table = AuditLogEntry.__table__
-tree_table = AuditTreeHash.__table__
 checkpoint_table = AuditCheckpoint.__table__
 
 _INSERT_EVENT = {
@@ -123,16 +122,6 @@ class AuditRepository:
         return session.execute(
             select(checkpoint_table).order_by(checkpoint_table.c.tree_size.desc()).limit(1)
         ).first()
-
-    def tree_hashes(self, session: Session, positions: Sequence[int]) -> dict[int, bytes]:
-        if not positions:
-            return {}
-        rows = session.execute(
-            select(tree_table.c.position, tree_table.c.hash).where(
-                tree_table.c.position.in_(sorted(set(positions)))
-            )
-        ).all()
-        return {int(r[0]): bytes(r[1]) for r in rows}
 
     def sequenced_event(self, session: Session, seq: int) -> Row[Any] | None:
         stmt = (

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from carecollect.audit.integrator import EVENT_COLUMNS, _read_positions
+from carecollect.audit.integrator import EVENT_COLUMNS
+from carecollect.audit.tree_store import read_positions, read_range
 from carecollect.errors import BadInput, NotFound
 from carecollect.kit.audit.canonical import canonical_bytes
 from carecollect.kit.audit.checkpoint import (
@@ -50,19 +51,6 @@ def _entry_batches(conn: Connection) -> Iterator[Sequence[Any]]:
         if not rows:
             return
         yield rows
-
-
-def _stored_range(conn: Connection) -> Any:
-    def read(first: int, end: int) -> list[tuple[int, bytes]]:
-        return [
-            (int(p), bytes(h))
-            for p, h in conn.exec_driver_sql(
-                "SELECT position, hash FROM audit_tree_hash "  # noqa: S608
-                f"WHERE position >= {int(first)} AND position < {int(end)} ORDER BY position"
-            )
-        ]
-
-    return read
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
@@ -127,7 +115,7 @@ def _check_consistency(conn: Connection, report: VerifyReport) -> None:
     roots = {c.tree_size: c.root_hash for c in report.valid_checkpoints}
     for old, new in itertools.pairwise(sizes):
         try:
-            proof = hashes_for(consistency_ranges(old, new), lambda ps: _read_positions(conn, ps))
+            proof = hashes_for(consistency_ranges(old, new), lambda ps: read_positions(conn, ps))
             verify_consistency(old, new, roots[old], roots[new], proof)
         except ProofError as exc:
             report.problems.append(Problem(
@@ -144,9 +132,8 @@ def verify_database(
     """
     with engine.connect() as conn, conn.begin():
         sources = _checkpoint_sources(conn, checkpoint_dir)
-        report = verify_log(
-            _entry_batches(conn), sources, verifier, _stored_range(conn) if deep else None
-        )
+        stored = (lambda first, end: read_range(conn, first, end)) if deep else None
+        report = verify_log(_entry_batches(conn), sources, verifier, stored)
         _unlogged_events(conn, report)
         if report.ok:
             _check_consistency(conn, report)
@@ -180,7 +167,7 @@ def prove(engine: Engine, seq: int, *, verifier: Verifier) -> dict[str, Any]:
         if event is None:
             raise NotFound(f"sequence number {seq} has no event (run `audit verify`)")
         canonical = canonical_bytes(event[2], event[3], event[4], event[5], seq)
-        proof = hashes_for(inclusion_ranges(seq, size), lambda ps: _read_positions(conn, ps))
+        proof = hashes_for(inclusion_ranges(seq, size), lambda ps: read_positions(conn, ps))
     checkpoint = open_checkpoint(note, verifier)
     leaf = leaf_hash(canonical)
     # Never hand out a proof that does not check: it would point at a damaged log.

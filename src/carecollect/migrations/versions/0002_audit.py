@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_tree_hash",
         sa.Column("position", _big_key, primary_key=True, autoincrement=False),
-        sa.Column("hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("hashes", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("position", name="pk_audit_tree_hash"),
     )
     op.create_table(
