@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from sqlalchemy import text
@@ -139,7 +140,7 @@ def test_packed_tree_runs_across_chunk_boundaries(db: Database, data_dir: Path) 
             "SELECT position, hashes FROM audit_tree_hash ORDER BY position")]
     # Runs are contiguous, never cross a multiple of CHUNK, and cover every stored hash.
     assert runs[0][0] == 0
-    assert all(a + n == b for (a, n), (b, _) in zip(runs, runs[1:], strict=False))
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(runs))
     assert all(a // CHUNK == (a + n - 1) // CHUNK for a, n in runs)
     assert sum(n for _, n in runs) == stored_hash_count(1100)
     verifier = default_verifier(key_path(data_dir))
