@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +56,8 @@ class Web:
         return TestClient(self.app, base_url="http://127.0.0.1", follow_redirects=False)
 
     def totp(self, role: str, *, offset_steps: int = 0) -> str:
-        return pyotp.TOTP(self.secrets[role]).at(self.clock() + timedelta(seconds=30 * offset_steps))
+        when = self.clock() + timedelta(seconds=30 * offset_steps)
+        return pyotp.TOTP(self.secrets[role]).at(when)
 
     def login(self, role: str, client: TestClient | None = None) -> TestClient:
         client = client or self.client()
@@ -69,7 +69,9 @@ class Web:
         assert response.status_code == 303, response.text
         assert response.headers["location"] == "/app/login/mfa"
         token = csrf_of(client.get("/app/login/mfa"))
-        response = client.post("/app/login/mfa", data={"code": self.totp(role), "csrf_token": token})
+        response = client.post(
+            "/app/login/mfa", data={"code": self.totp(role), "csrf_token": token}
+        )
         assert response.status_code == 303, response.text
         assert response.headers["location"] == "/app/"
         self.clock.advance(seconds=30)  # the next sign-in needs a fresh TOTP step
@@ -145,8 +147,8 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def web(db: Database, tmp_path: Path) -> Iterator[Web]:
-    yield make_web(db, tmp_path)
+def web(db: Database, tmp_path: Path) -> Web:
+    return make_web(db, tmp_path)
 
 
 @dataclass

@@ -134,7 +134,7 @@ def _allowed(actor: str, permission: Permission) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("actor", ACTORS + ["no_scopes"])
+@pytest.mark.parametrize("actor", [*ACTORS, "no_scopes"])
 def test_api_routes(actor: str, db: Any, tmp_path: Any) -> None:
     web = make_web(db, tmp_path)
     ids = seed(web)

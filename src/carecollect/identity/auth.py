@@ -126,6 +126,7 @@ def _resolve(request: Request) -> tuple[StaffSession, StaffUser] | None:
         found = resolve_session(session, token=token, now=context.now(), policy=context.policy)
         if found is None:
             return None
+        session.flush()  # the last-seen touch, before the rows leave the session
         session.expunge_all()
         return found
 
