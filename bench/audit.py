@@ -154,16 +154,21 @@ def main() -> None:
         signer, verifier = load_signer(key), default_verifier(key)
         checkpoints = directory / "checkpoints"
 
+        print(f"machine reference: 200,000 x SHA-256(300 B) in {reference:.3f} s "
+              "(about 0.1 s on an idle modern core)", flush=True)
         append_seconds = append_events(db, args.events)
+        print(f"append: {args.events / append_seconds:,.0f} events/s", flush=True)
         started = time.perf_counter()
         result = integrate(db.engine, signer=signer, checkpoint_dir=checkpoints,
                            batch_size=50_000)
         integrate_seconds = time.perf_counter() - started
+        print(f"integrate: {args.events / integrate_seconds:,.0f} events/s", flush=True)
         if result.integrated != args.events:
             raise SystemExit(f"integrated {result.integrated} of {args.events} events")
         started = time.perf_counter()
         report = verify_database(db.engine, verifier=verifier, checkpoint_dir=checkpoints)
         verify_seconds = time.perf_counter() - started
+        print(f"verify: {args.events / verify_seconds:,.0f} events/s", flush=True)
         if not report.ok or report.entries_checked != args.events:
             raise SystemExit(f"verification failed: {report.as_dict()}")
 
@@ -178,8 +183,7 @@ def main() -> None:
         db.dispose()
 
     n = args.events
-    print(f"machine reference: 200,000 x SHA-256(300 B) in {reference:.3f} s "
-          "(about 0.1 s on an idle modern core)")
+    print("---")
     print(f"events: {n:,}")
     print(f"append (record(), 1,000 per transaction): {n / append_seconds:>12,.0f} events/s")
     print(f"integrate:                                {n / integrate_seconds:>12,.0f} events/s"

@@ -124,3 +124,17 @@ def test_triggers_reject_update_and_delete(db: Database) -> None:
     with db.system_session() as session:
         body = session.execute(text("SELECT body FROM audit_event")).scalar()
         assert '"action":"import.run"' in body
+
+
+def test_record_in_a_tenant_session(db: Database, org_id: uuid.UUID) -> None:
+    # On PostgreSQL this runs as the application role, which may append events only.
+    with db.tenant_session(org_id) as session:
+        record(session, actor=Actor.staff(USER), action="patient.read",
+               subject=Subject("patient", PATIENT))
+    with db.tenant_session(org_id) as session:
+        entries = access_log(session, org_id, PATIENT)
+        assert [(e.action, e.patient_id) for e in entries] == [("patient.read", str(PATIENT))]
+    with pytest.raises(Exception, match=r"append-only|permission denied"), db.tenant_session(
+        org_id
+    ) as session:
+        session.execute(text("DELETE FROM audit_event"))
