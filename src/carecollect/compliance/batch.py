@@ -59,18 +59,67 @@ EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _transitions(zone: str) -> tuple[tuple[dt.datetime, int], ...]:
+    """(UTC instant, UTC offset in microseconds) at every offset change of `zone`.
+
+    Found from `zoneinfo` itself (daily scan, then bisection to the second), so the batch
+    path uses exactly the IANA rules of the scalar path, DST included.
+    """
+    info = tz.zone(zone)
+
+    def offset(at: dt.datetime) -> int:
+        delta = at.astimezone(info).utcoffset()
+        return int(delta.total_seconds() * 1_000_000) if delta is not None else 0
+
+    day = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(2050, 1, 1, tzinfo=dt.UTC)
+    current = offset(day)
+    out = [(dt.datetime(1900, 1, 1, tzinfo=dt.UTC), current)]
+    while day < end:
+        nxt = day + dt.timedelta(days=1)
+        if offset(nxt) != current:
+            # Bisect on whole seconds: IANA transitions fall on exact seconds.
+            lo, hi = int(day.timestamp()), int(nxt.timestamp())
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if offset(dt.datetime.fromtimestamp(mid, dt.UTC)) == current:
+                    lo = mid
+                else:
+                    hi = mid
+            at = dt.datetime.fromtimestamp(hi, dt.UTC)
+            current = offset(at)
+            out.append((at, current))
+        day = nxt
+    return tuple(out)
+
+
+def _transition_table(zones: list[str]) -> pl.DataFrame:
+    rows = [(z, at, off) for z in zones for at, off in _transitions(z)]
+    return pl.DataFrame(rows, schema={"_tz": pl.String, "_from": UTC_DT, "_off": pl.Int64},
+                        orient="row").sort("_from")
+
+
 def _localize(df: pl.DataFrame, ts: str, zone_col: str, prefix: str) -> pl.DataFrame:
-    """Add `<prefix>date` / `<prefix>time` (local wall clock of `ts` in each row's zone)."""
-    parts = []
-    for zone in df.get_column(zone_col).unique().drop_nulls().to_list():
-        part = df.filter(pl.col(zone_col) == zone)
-        local = pl.col(ts).dt.convert_time_zone(zone)
-        parts.append(part.with_columns(local.dt.date().alias(prefix + "date"),
-                                       local.dt.time().alias(prefix + "time")))
-    if not parts:
-        return df.with_columns(pl.lit(None, pl.Date).alias(prefix + "date"),
-                               pl.lit(None, pl.Time).alias(prefix + "time"))
-    return pl.concat(parts, how="vertical")
+    """Add `<prefix>date` / `<prefix>time` (local wall clock of `ts` in each row's zone).
+
+    Rows come back sorted by `ts` (nulls last).
+    """
+    zones = df.get_column(zone_col).unique().drop_nulls().to_list()
+    present = df.filter(pl.col(ts).is_not_null() & pl.col(zone_col).is_not_null())
+    missing = df.filter(pl.col(ts).is_null() | pl.col(zone_col).is_null())
+    local = (pl.col(ts).dt.replace_time_zone(None)
+             + pl.duration(microseconds=pl.col("_off")))
+    out = present.sort(ts).join_asof(
+        _transition_table(zones), left_on=ts, right_on="_from", by_left=zone_col,
+        by_right="_tz", strategy="backward", check_sortedness=False,
+    ).with_columns(local.dt.date().alias(prefix + "date"),
+                   local.dt.time().alias(prefix + "time")).drop("_from", "_off")
+    if missing.height == 0:
+        return out
+    return pl.concat([out, missing.with_columns(
+        pl.lit(None, pl.Date).alias(prefix + "date"),
+        pl.lit(None, pl.Time).alias(prefix + "time"))], how="vertical")
 
 
 def _instant(df: pl.DataFrame, date_expr: pl.Expr, clock: dt.time, zone_col: str,
@@ -112,13 +161,18 @@ def _prepare(accounts: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col("channel") == "email").then(pl.lit("email")).otherwise(pl.lit("phone"))
         .alias("proposed_cp"),
     )
-    # Business-day bound for legal_minimum revocations (TCPA-REVOKE-10BD), computed once.
-    acc = _localize(acc.with_row_index("_row"), "revoke_at", "mailing_tz", "rv_")
+    # Computed once, outside the fixpoint: the business-day bound of legal_minimum
+    # revocations (TCPA-REVOKE-10BD) and the local (mailing-zone) days of the consents.
+    for ts, out_col in (("revoke_at", "rv_date"), ("consent_at", "consent_day"),
+                        ("reconsent_at", "reconsent_day")):
+        some = acc.filter(pl.col(ts).is_not_null()).select("account_id", ts, "mailing_tz")
+        local = _localize(some, ts, "mailing_tz", "_l").select(
+            "account_id", pl.col("_ldate").alias(out_col))
+        acc = acc.join(local, on="account_id", how="left")
     days = acc.get_column("rv_date").unique().drop_nulls().to_list()
-    acc = acc.with_columns(pl.col("rv_date").replace_strict(
+    return acc.with_columns(pl.col("rv_date").replace_strict(
         {d: _bd10(d) for d in days}, default=None, return_dtype=pl.Date)
-        .alias("revoke_binds_on"))
-    return acc.sort("_row").drop("_row", "rv_time", "rv_date")
+        .alias("revoke_binds_on")).drop("rv_date")
 
 
 def _zone_table(acc: pl.DataFrame) -> pl.DataFrame:
@@ -141,17 +195,16 @@ def _zone_table(acc: pl.DataFrame) -> pl.DataFrame:
 
 
 def _kth(name: str, k: int) -> pl.Expr:
-    """k-th most recent date among rows flagged `name` (rows are sorted newest first)."""
-    return pl.col("ev_date").filter(pl.col(name)).implode().list.get(k - 1, null_on_oob=True)
+    """k-th most recent date among rows flagged `name` (rows are sorted oldest first)."""
+    return pl.col("ev_date").filter(pl.col(name)).implode().list.get(-k, null_on_oob=True)
 
 
 def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """Per (account, zone): the release dates of every day-window rule (PLAT-DAY-COUNT)."""
     ev = events.join(acc.select("account_id", "time", "extra_calls_consent_at"),
                      on="account_id").filter(pl.col("at") < pl.col("time"))
-    ez = ev.join(az.select("account_id", "zone"), on="account_id")
-    ez = _localize(ez, "at", "zone", "ev_")
-    ez = _localize(ez, "extra_calls_consent_at", "zone", "cx_")
+    ez = ev.join(az.select("account_id", "zone", "cx_date"), on="account_id")
+    ez = _localize(ez, "at", "zone", "ev_")  # sorted by `at`, oldest first
     outcome = pl.col("outcome").fill_null("")
     outbound = pl.col("direction") == "outbound"
     calls = pl.col("channel").is_in(["call", "voicemail"])
@@ -171,8 +224,7 @@ def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.
              "cma": ma, "cnyc": nyc, "cpre": pre}
     ez = ez.with_columns(*(v.fill_null(False).alias(k) for k, v in flags.items()),
                          conv.fill_null(False).alias("cconv"))
-    # Newest first; group_by keeps the row order inside each group.
-    ez = ez.sort("ev_date", descending=True)
+    # Rows are oldest first and group_by keeps that order inside each group.
     return ez.group_by("account_id", "zone").agg(
         _kth("c7", 7).alias("k7"),
         pl.col("ev_date").filter(pl.col("cconv")).max().alias("conv_last"),
@@ -196,6 +248,19 @@ def _replies(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
 
 H = dt.time
 WINDOWS = {"w8": (H(8), H(21)), "w9": (H(9), H(21))}
+# Day-window rules: (k-th date column, span in days), and whether the direct-consent
+# exclusion lifts them (REGF-CALL-EXCLUSIONS).
+RELEASES = {"f7": True, "fconv": True, "fma": False, "fnyc": False, "fpre": False}
+_RELEASE_DAY = {"f7": ("k7", 7), "fconv": ("conv_last", 7), "fma": ("k_ma", 7),
+                "fnyc": ("k_nyc", 7), "fpre": ("k_pre", 30)}
+
+
+def _release_instants(azf: pl.DataFrame) -> pl.DataFrame:
+    """Release day and its first instant (local midnight) per account-zone, once."""
+    for name, (col, span) in _RELEASE_DAY.items():
+        azf = azf.with_columns((pl.col(col) + pl.duration(days=span)).alias(f"{name}_day"))
+        azf = _instant(azf, pl.col(f"{name}_day"), H(0), "zone", f"{name}_start")
+    return azf
 
 
 def _zone_eval(azf: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
@@ -214,20 +279,13 @@ def _zone_eval(azf: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
         pl.col("t") >= pl.col("extra_calls_consent_at")) & (
         pl.col("l_date") <= pl.col("cx_date") + pl.duration(days=6))
     z = z.with_columns(excluded_now.fill_null(False).alias("excl"))
-    releases = {
-        "f7": (pl.col("k7") + pl.duration(days=7), True),
-        "fconv": (pl.col("conv_last") + pl.duration(days=7), True),
-        "fma": (pl.col("k_ma") + pl.duration(days=7), False),
-        "fnyc": (pl.col("k_nyc") + pl.duration(days=7), False),
-        "fpre": (pl.col("k_pre") + pl.duration(days=30), False),
-    }
+    releases = {name: (pl.col(f"{name}_day"), exempt) for name, exempt in RELEASES.items()}
     for name, (release, consent_exempt) in releases.items():
         viol = release.is_not_null() & (pl.col("l_date") < release)
         if consent_exempt:
             viol = viol & ~pl.col("excl")
-        z = z.with_columns(viol.fill_null(False).alias(f"{name}_bad"), release.alias("_rel"))
-        z = _instant(z, pl.col("_rel"), H(0), "zone", f"{name}_at")
-        z = z.with_columns(pl.when(pl.col(f"{name}_bad")).then(pl.col(f"{name}_at"))
+        z = z.with_columns(viol.fill_null(False).alias(f"{name}_bad"))
+        z = z.with_columns(pl.when(pl.col(f"{name}_bad")).then(pl.col(f"{name}_start"))
                            .otherwise(None).alias(f"{name}_at"))
     aggs = [pl.len().alias("n_zones")]
     for name in WINDOWS:
@@ -282,8 +340,10 @@ def _decide(state: pl.DataFrame, azf: pl.DataFrame) -> pl.DataFrame:
     rnd_checked = (rnd_scope & ~rnd_yes & strict
                    & (t - c("grant") > pl.duration(days=30))).fill_null(False)
     no_data = (c("rnd_result") == "no_data").fill_null(False)
+    grant_day = pl.when(grant == c("reconsent_at")).then(c("reconsent_day")) \
+        .otherwise(c("consent_day"))
     s = s.with_columns(grant.alias("grant"), live.alias("live"), revoke_eff.alias("rv"))
-    s = _localize(s, "grant", "mailing_tz", "g_").rename({"g_date": "grant_day"}).drop("g_time")
+    s = s.with_columns(grant_day.alias("grant_day"))
     nyc_on = c("city_is_nyc") & (on >= NYC_FROM)
     fl_channel = (c("channel") != "email") | (on < FL_EMAIL_EXCLUDED_FROM)
     nsa_bad = c("nsa_status").fill_null("") == "prohibited_balance_bill"
@@ -396,11 +456,11 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
         .rename({"_k": "account_id"})
     accounts = accounts.with_row_index("_k").drop("account_id").rename({"_k": "account_id"})
     acc = _prepare(accounts)
-    az = _zone_table(acc)
+    az = _zone_table(acc).join(acc.select("account_id", "extra_calls_consent_at"),
+                               on="account_id")
+    az = _localize(az, "extra_calls_consent_at", "zone", "cx_").drop("cx_time")
     freq = _frequency(acc, az, events)
-    azf = az.join(freq, on=["account_id", "zone"], how="left").join(
-        acc.select("account_id", "extra_calls_consent_at"), on="account_id")
-    azf = _localize(azf, "extra_calls_consent_at", "zone", "cx_").drop("cx_time")
+    azf = _release_instants(az.join(freq, on=["account_id", "zone"], how="left"))
     state = acc.join(_replies(acc, events), on="account_id", how="left")
     first = _decide(state.with_columns(pl.col("time").alias("t")), azf)
     pending = first.filter(pl.col("blocked") & ~pl.col("untimed")
