@@ -113,8 +113,13 @@ def make_web(db: Database, tmp_path: Path, *, policy: IdentityPolicy | None = No
         for role in Role:
             email = f"{role.value}@staff.example.org"
             user, _ = identity.create_user(
-                session, actor=admin, organization_id=tenant.id, email=email,
-                display_name=f"Test {role.value}", role=role.value, password=PASSWORD,
+                session,
+                actor=admin,
+                organization_id=tenant.id,
+                email=email,
+                display_name=f"Test {role.value}",
+                role=role.value,
+                password=PASSWORD,
             )
             secret = pyotp.random_base32()
             web.recovery[role.value] = identity.enroll_totp_secret(
@@ -125,7 +130,10 @@ def make_web(db: Database, tmp_path: Path, *, policy: IdentityPolicy | None = No
             web.secrets[role.value] = secret
             scopes = sorted(p.value for p in ROLE_PERMISSIONS[role] & API_GRANTABLE)
             _, token = identity.create_api_key(
-                session, actor=admin, organization_id=tenant.id, name=f"{role.value} key",
+                session,
+                actor=admin,
+                organization_id=tenant.id,
+                name=f"{role.value} key",
                 scopes=scopes,
             )
             web.tokens[role.value] = token
@@ -175,22 +183,41 @@ def seed(web: Web, **guarantor: Any) -> Seed:
         g = create_guarantor(session, tenant, **guarantor)
         phone = add_phone(session, tenant, g.id, "+16175550123")
         account = ledger_service.open_account(
-            session, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id,
-            account_number="ACC-100200", opened_at=web.clock() - timedelta(days=90),
+            session,
+            keys=tenant.keys,
+            actor=TEST_ACTOR,
+            guarantor_id=g.id,
+            account_number="ACC-100200",
+            opened_at=web.clock() - timedelta(days=90),
         )
         ledger_service.post(
-            session, keys=tenant.keys, actor=TEST_ACTOR, account_id=account.id, kind="charge",
-            amount_cents=12_500, posted_at=web.clock() - timedelta(days=80),
-            service_date=date(2026, 1, 5), procedure_codes="D1110", description="Cleaning",
+            session,
+            keys=tenant.keys,
+            actor=TEST_ACTOR,
+            account_id=account.id,
+            kind="charge",
+            amount_cents=12_500,
+            posted_at=web.clock() - timedelta(days=80),
+            service_date=date(2026, 1, 5),
+            procedure_codes="D1110",
+            description="Cleaning",
         )
         vendor = save_business_associate(
-            session, actor=TEST_ACTOR, organization_id=tenant.id,
-            data=BusinessAssociateIn(name="Textline Inc", service="sms"), associate_id=None,
+            session,
+            actor=TEST_ACTOR,
+            organization_id=tenant.id,
+            data=BusinessAssociateIn(name="Textline Inc", service="sms"),
+            associate_id=None,
             now=web.clock(),
         )
         spare, _ = identity.create_user(
-            session, actor=TEST_ACTOR, organization_id=tenant.id, email="spare@staff.example.org",
-            display_name="Spare", role="collector", password=PASSWORD,
+            session,
+            actor=TEST_ACTOR,
+            organization_id=tenant.id,
+            email="spare@staff.example.org",
+            display_name="Spare",
+            role="collector",
+            password=PASSWORD,
         )
         key, _ = identity.create_api_key(
             session, actor=TEST_ACTOR, organization_id=tenant.id, name="spare", scopes=[]

@@ -20,7 +20,8 @@ def snapshot(db: Database) -> dict[str, Any]:
     with db.engine.connect() as conn:
         for table in tables:
             columns = [
-                c["name"] for c in inspect(db.engine).get_columns(table)
+                c["name"]
+                for c in inspect(db.engine).get_columns(table)
                 if (table, c["name"]) not in _TOUCHED
             ]
             quoted = ", ".join(f'"{c}"' for c in columns)

@@ -24,39 +24,92 @@ API_ROUTES: list[tuple[str, str, Permission, Any]] = [
     ("PATCH", "/api/v1/organization", P.ORG_MANAGE, {"billing_display_name": "Lakeside Office"}),
     ("GET", "/api/v1/users", P.USER_READ, None),
     ("GET", "/api/v1/users/{spare_user_id}", P.USER_READ, None),
-    ("POST", "/api/v1/guarantors", P.PATIENT_WRITE,
-     {"first_name": "Alex", "last_name": "Sampleton", "date_of_birth": "1975-02-03"}),
-    ("POST", "/api/v1/guarantors/search", P.PATIENT_SEARCH,
-     {"last_name": "Testperson", "date_of_birth": "1980-05-17"}),
+    (
+        "POST",
+        "/api/v1/guarantors",
+        P.PATIENT_WRITE,
+        {"first_name": "Alex", "last_name": "Sampleton", "date_of_birth": "1975-02-03"},
+    ),
+    (
+        "POST",
+        "/api/v1/guarantors/search",
+        P.PATIENT_SEARCH,
+        {"last_name": "Testperson", "date_of_birth": "1980-05-17"},
+    ),
     ("GET", "/api/v1/guarantors/{guarantor_id}", P.PATIENT_READ, None),
     ("GET", "/api/v1/guarantors/{guarantor_id}/patients", P.PATIENT_READ, None),
-    ("POST", "/api/v1/patients", P.PATIENT_WRITE,
-     {"guarantor_id": "{guarantor_id}", "first_name": "Kim", "last_name": "Testperson"}),
+    (
+        "POST",
+        "/api/v1/patients",
+        P.PATIENT_WRITE,
+        {"guarantor_id": "{guarantor_id}", "first_name": "Kim", "last_name": "Testperson"},
+    ),
     ("GET", "/api/v1/guarantors/{guarantor_id}/contact-points", P.PATIENT_READ, None),
-    ("POST", "/api/v1/contact-points", P.PATIENT_WRITE,
-     {"guarantor_id": "{guarantor_id}", "kind": "email", "value": "robin@mail.example.org"}),
+    (
+        "POST",
+        "/api/v1/contact-points",
+        P.PATIENT_WRITE,
+        {"guarantor_id": "{guarantor_id}", "kind": "email", "value": "robin@mail.example.org"},
+    ),
     ("GET", "/api/v1/accounts", P.ACCOUNT_READ, None),
-    ("POST", "/api/v1/accounts", P.ACCOUNT_WRITE,
-     {"guarantor_id": "{guarantor_id}", "account_number": "ACC-9", "opened_at": NOW}),
+    (
+        "POST",
+        "/api/v1/accounts",
+        P.ACCOUNT_WRITE,
+        {"guarantor_id": "{guarantor_id}", "account_number": "ACC-9", "opened_at": NOW},
+    ),
     ("GET", "/api/v1/accounts/{account_id}", P.ACCOUNT_READ, None),
     ("GET", "/api/v1/accounts/{account_id}/ledger", P.ACCOUNT_READ, None),
-    ("POST", "/api/v1/accounts/{account_id}/ledger", P.ACCOUNT_WRITE,
-     {"kind": "patient_payment", "amount_cents": 2500, "posted_at": NOW}),
+    (
+        "POST",
+        "/api/v1/accounts/{account_id}/ledger",
+        P.ACCOUNT_WRITE,
+        {"kind": "patient_payment", "amount_cents": 2500, "posted_at": NOW},
+    ),
     ("GET", "/api/v1/guarantors/{guarantor_id}/consents", P.CONSENT_READ, None),
-    ("POST", "/api/v1/consents", P.CONSENT_WRITE,
-     {"guarantor_id": "{guarantor_id}", "contact_point_id": "{phone_id}", "kind": "tcpa_pec",
-      "granted_at": NOW, "method": "intake_form"}),
-    ("POST", "/api/v1/revocations", P.CONSENT_WRITE,
-     {"guarantor_id": "{guarantor_id}", "channel": "sms", "received_at": NOW,
-      "method": "sms_keyword"}),
+    (
+        "POST",
+        "/api/v1/consents",
+        P.CONSENT_WRITE,
+        {
+            "guarantor_id": "{guarantor_id}",
+            "contact_point_id": "{phone_id}",
+            "kind": "tcpa_pec",
+            "granted_at": NOW,
+            "method": "intake_form",
+        },
+    ),
+    (
+        "POST",
+        "/api/v1/revocations",
+        P.CONSENT_WRITE,
+        {
+            "guarantor_id": "{guarantor_id}",
+            "channel": "sms",
+            "received_at": NOW,
+            "method": "sms_keyword",
+        },
+    ),
     ("GET", "/api/v1/guarantors/{guarantor_id}/flags", P.FLAG_READ, None),
-    ("POST", "/api/v1/flags", P.FLAG_WRITE,
-     {"guarantor_id": "{guarantor_id}", "kind": "dispute", "raised_at": NOW}),
+    (
+        "POST",
+        "/api/v1/flags",
+        P.FLAG_WRITE,
+        {"guarantor_id": "{guarantor_id}", "kind": "dispute", "raised_at": NOW},
+    ),
     ("GET", "/api/v1/business-associates", P.BAA_READ, None),
     ("POST", "/api/v1/business-associates", P.BAA_MANAGE, {"name": "Mailco", "service": "email"}),
-    ("PUT", "/api/v1/business-associates/{associate_id}", P.BAA_MANAGE,
-     {"name": "Textline Inc", "service": "sms", "baa_status": "active",
-      "baa_effective_on": "2026-01-01"}),
+    (
+        "PUT",
+        "/api/v1/business-associates/{associate_id}",
+        P.BAA_MANAGE,
+        {
+            "name": "Textline Inc",
+            "service": "sms",
+            "baa_status": "active",
+            "baa_effective_on": "2026-01-01",
+        },
+    ),
     ("GET", "/api/v1/audit/events", P.AUDIT_READ, None),
     ("GET", "/api/v1/audit/access-log/{guarantor_id}", P.AUDIT_READ, None),
     ("POST", "/api/v1/audit/verify", P.AUDIT_VERIFY, None),
@@ -66,8 +119,12 @@ STAFF_ROUTES: list[tuple[str, str, Permission, Any]] = [
     ("GET", "/app/", P.DASHBOARD_READ, None),
     ("GET", "/app/work", P.FLAG_READ, None),
     ("GET", "/app/search", P.PATIENT_SEARCH, None),
-    ("POST", "/app/search", P.PATIENT_SEARCH, {"last_name": "Testperson",
-                                               "date_of_birth": "1980-05-17"}),
+    (
+        "POST",
+        "/app/search",
+        P.PATIENT_SEARCH,
+        {"last_name": "Testperson", "date_of_birth": "1980-05-17"},
+    ),
     ("GET", "/app/guarantors/{guarantor_id}", P.PATIENT_READ, None),
     ("GET", "/app/accounts/{account_id}", P.PATIENT_READ, None),
     ("POST", "/app/guarantors/{guarantor_id}/reveal", P.PATIENT_REVEAL, {"field": "last_name"}),
@@ -75,8 +132,12 @@ STAFF_ROUTES: list[tuple[str, str, Permission, Any]] = [
     ("POST", "/app/compliance/verify", P.AUDIT_VERIFY, {}),
     ("GET", "/app/compliance/consents.csv", P.CONSENT_EXPORT, None),
     ("GET", "/app/admin/users", P.USER_READ, None),
-    ("POST", "/app/admin/users", P.USER_MANAGE,
-     {"email": "new@staff.example.org", "display_name": "New", "role": "collector"}),
+    (
+        "POST",
+        "/app/admin/users",
+        P.USER_MANAGE,
+        {"email": "new@staff.example.org", "display_name": "New", "role": "collector"},
+    ),
     ("POST", "/app/admin/users/{spare_user_id}", P.USER_MANAGE, {"role": "auditor"}),
     ("GET", "/app/admin/api-keys", P.API_KEY_MANAGE, None),
     ("POST", "/app/admin/api-keys", P.API_KEY_MANAGE, {"name": "k", "scopes": "patient.read"}),
@@ -84,16 +145,24 @@ STAFF_ROUTES: list[tuple[str, str, Permission, Any]] = [
     ("GET", "/app/admin/baa", P.BAA_READ, None),
     ("POST", "/app/admin/baa", P.BAA_MANAGE, {"name": "Mailco", "service": "email"}),
     ("GET", "/app/admin/organization", P.ORG_READ, None),
-    ("POST", "/app/admin/organization", P.ORG_MANAGE,
-     {"billing_display_name": "Lakeside Office", "timezone": "America/New_York"}),
+    (
+        "POST",
+        "/app/admin/organization",
+        P.ORG_MANAGE,
+        {"billing_display_name": "Lakeside Office", "timezone": "America/New_York"},
+    ),
     ("GET", "/app/break-glass", P.BREAK_GLASS, None),
     # Last: a granted break-glass changes the session's permissions.
     ("POST", "/app/break-glass", P.BREAK_GLASS, {"reason": "patient on the phone, urgent"}),
 ]
 # Reachable without a session: the sign-in steps check their own state.
 PUBLIC_STAFF = {
-    ("GET", "/app/login"), ("POST", "/app/login"), ("GET", "/app/login/mfa"),
-    ("POST", "/app/login/mfa"), ("GET", "/app/login/enroll"), ("POST", "/app/login/enroll"),
+    ("GET", "/app/login"),
+    ("POST", "/app/login"),
+    ("GET", "/app/login/mfa"),
+    ("POST", "/app/login/mfa"),
+    ("GET", "/app/login/enroll"),
+    ("POST", "/app/login/enroll"),
     ("POST", "/app/logout"),
 }
 ACTORS = [r.value for r in Role] + ["anonymous"]
@@ -123,10 +192,7 @@ def test_every_route_is_in_a_table() -> None:
 
 
 def _template(path: str) -> str:
-    return (
-        path.replace("{spare_user_id}", "{user_id}")
-        .replace("{spare_key_id}", "{key_id}")
-    )
+    return path.replace("{spare_user_id}", "{user_id}").replace("{spare_key_id}", "{key_id}")
 
 
 def _allowed(actor: str, permission: Permission) -> bool:

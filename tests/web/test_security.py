@@ -46,7 +46,8 @@ def test_security_headers_on_every_kind_of_response(web: Web) -> None:
     ]
     for response in responses:
         csp = response.headers["content-security-policy"]
-        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert "unsafe-inline" not in csp
+        assert "unsafe-eval" not in csp
         assert "frame-ancestors 'none'" in csp
         assert "script-src 'self'" in csp
         assert response.headers["strict-transport-security"] == (
@@ -62,10 +63,17 @@ def test_security_headers_on_every_kind_of_response(web: Web) -> None:
 def test_pages_have_no_inline_script_or_style(web: Web) -> None:
     ids = seed(web)
     client = web.login("owner")
-    for url in ["/app/", f"/app/guarantors/{ids.guarantor_id}", "/app/compliance",
-                "/app/admin/users", "/app/login"]:
+    for url in [
+        "/app/",
+        f"/app/guarantors/{ids.guarantor_id}",
+        "/app/compliance",
+        "/app/admin/users",
+        "/app/login",
+    ]:
         html = client.get(url).text
-        assert "<script>" not in html and "style=" not in html and "<style" not in html
+        assert "<script>" not in html
+        assert "style=" not in html
+        assert "<style" not in html
         assert " on" + "click=" not in html
 
 
@@ -80,8 +88,12 @@ def test_form_post_without_csrf_token_is_rejected_and_changes_nothing(web: Web) 
     assert "did not come from this site" in response.text
     wrong = client.post(
         "/app/admin/users",
-        data={"email": "x@staff.example.org", "display_name": "X", "role": "collector",
-              "csrf_token": "0" * 64},
+        data={
+            "email": "x@staff.example.org",
+            "display_name": "X",
+            "role": "collector",
+            "csrf_token": "0" * 64,
+        },
     )
     assert wrong.status_code == 403
     assert snapshot(web.db) == before
@@ -98,14 +110,15 @@ def test_session_fixation_and_cookie_flags(web: Web) -> None:
     response = _post_login(web, client, "collector")
     assert response.status_code == 303
     set_cookie = response.headers["set-cookie"]
-    assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie and "Path=/" in set_cookie
+    assert "HttpOnly" in set_cookie
+    assert "SameSite=lax" in set_cookie
+    assert "Path=/" in set_cookie
     pending = client.cookies.get("cc_session")
     assert pending != f"{web.tenant.id.hex}.planted-by-attacker"
     # The pending (password-only) session cannot open pages.
     assert client.get("/app/").headers["location"] == "/app/login/mfa"
     token = csrf_of(client.get("/app/login/mfa"))
-    done = client.post("/app/login/mfa", data={"code": web.totp("collector"),
-                                               "csrf_token": token})
+    done = client.post("/app/login/mfa", data={"code": web.totp("collector"), "csrf_token": token})
     assert done.status_code == 303
     full = client.cookies.get("cc_session")
     assert full != pending
@@ -125,7 +138,8 @@ def test_secure_cookie_when_served_over_tls(db: Any, tmp_path: Any) -> None:
     response = _post_login(web, client, "owner")
     set_cookie = response.headers["set-cookie"]
     assert set_cookie.startswith("__Host-cc_session=")
-    assert "Secure" in set_cookie and "HttpOnly" in set_cookie
+    assert "Secure" in set_cookie
+    assert "HttpOnly" in set_cookie
 
 
 def test_lockout_after_repeated_failures(web: Web) -> None:
@@ -145,8 +159,14 @@ def test_lockout_after_repeated_failures(web: Web) -> None:
 def test_unknown_user_gets_the_same_answer(web: Web) -> None:
     client = web.client()
     token = csrf_of(client.get("/app/login"))
-    response = client.post("/app/login", data={"email": "nobody@staff.example.org",
-                                               "password": "whatever123456", "csrf_token": token})
+    response = client.post(
+        "/app/login",
+        data={
+            "email": "nobody@staff.example.org",
+            "password": "whatever123456",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 401
     assert "The e-mail address or password is not correct".lower() in response.text.lower()
 
@@ -165,8 +185,11 @@ def test_idle_timeout_ends_the_session(web: Web) -> None:
 
 
 def test_absolute_timeout(db: Any, tmp_path: Any) -> None:
-    web = make_web(db, tmp_path, policy=IdentityPolicy(
-        touch_interval=timedelta(0), absolute_timeout=timedelta(hours=1)))
+    web = make_web(
+        db,
+        tmp_path,
+        policy=IdentityPolicy(touch_interval=timedelta(0), absolute_timeout=timedelta(hours=1)),
+    )
     client = web.login("collector")
     for _ in range(5):
         web.clock.advance(minutes=10)
@@ -180,7 +203,9 @@ def test_totp_code_is_accepted_once_and_recovery_codes_work_once(web: Web) -> No
     _post_login(web, client, "auditor")
     code = web.totp("auditor")
     token = csrf_of(client.get("/app/login/mfa"))
-    assert client.post("/app/login/mfa", data={"code": code, "csrf_token": token}).status_code == 303
+    assert (
+        client.post("/app/login/mfa", data={"code": code, "csrf_token": token}).status_code == 303
+    )
     again = web.client()
     _post_login(web, again, "auditor")
     token = csrf_of(again.get("/app/login/mfa"))
@@ -192,8 +217,10 @@ def test_totp_code_is_accepted_once_and_recovery_codes_work_once(web: Web) -> No
     third = web.client()
     _post_login(web, third, "auditor")
     token = csrf_of(third.get("/app/login/mfa"))
-    assert third.post("/app/login/mfa",
-                      data={"code": recovery, "csrf_token": token}).status_code == 401
+    assert (
+        third.post("/app/login/mfa", data={"code": recovery, "csrf_token": token}).status_code
+        == 401
+    )
 
 
 def test_enrollment_at_first_sign_in(web: Web) -> None:
@@ -204,13 +231,19 @@ def test_enrollment_at_first_sign_in(web: Web) -> None:
 
     with web.db.tenant_session(web.tenant.id) as session:
         _, password = identity.create_user(
-            session, actor=Actor.system("test"), organization_id=web.tenant.id,
-            email="newbie@staff.example.org", display_name="Newbie", role="collector",
+            session,
+            actor=Actor.system("test"),
+            organization_id=web.tenant.id,
+            email="newbie@staff.example.org",
+            display_name="Newbie",
+            role="collector",
         )
     client = web.client()
     token = csrf_of(client.get("/app/login"))
-    response = client.post("/app/login", data={"email": "newbie@staff.example.org",
-                                               "password": password, "csrf_token": token})
+    response = client.post(
+        "/app/login",
+        data={"email": "newbie@staff.example.org", "password": password, "csrf_token": token},
+    )
     assert response.headers["location"] == "/app/login/enroll"
     page = client.get("/app/login/enroll")
     secret = page.text.split('id="totp-secret" class="secret">')[1].split("<")[0]
@@ -227,9 +260,13 @@ def test_script_name_renders_as_text_everywhere(web: Web) -> None:
     page = client.get(f"/app/guarantors/{ids.guarantor_id}").text
     assert XSS_NAME not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    found = client.post("/app/search", data={"last_name": XSS_NAME, "date_of_birth": "1980-05-17"},
-                        headers=_csrf_header(web, client)).text
-    assert XSS_NAME not in found and "&lt;script&gt;" in found
+    found = client.post(
+        "/app/search",
+        data={"last_name": XSS_NAME, "date_of_birth": "1980-05-17"},
+        headers=_csrf_header(web, client),
+    ).text
+    assert XSS_NAME not in found
+    assert "&lt;script&gt;" in found
     api = client.get(f"/api/v1/guarantors/{ids.guarantor_id}", headers=web.api("owner"))
     assert api.headers["content-type"] == "application/json"
     assert api.json()["first_name"] == XSS_NAME
@@ -239,12 +276,17 @@ def test_collector_sees_masked_phi_and_each_reveal_is_audited_once(web: Web) -> 
     ids = seed(web, first_name="Robin", last_name="Testperson")
     client = web.login("collector")
     page = client.get(f"/app/guarantors/{ids.guarantor_id}").text
-    assert "Testperson" not in page and "T•••" in page and "+16175550123" not in page
+    assert "Testperson" not in page
+    assert "T•••" in page
+    assert "+16175550123" not in page
     reads = audit_events(web.db, "patient.read")
     assert len(reads) == 1
     assert reads[0]["details"]["masked"] is True
-    revealed = client.post(f"/app/guarantors/{ids.guarantor_id}/reveal",
-                           data={"field": "last_name"}, headers=_csrf_header(web, client))
+    revealed = client.post(
+        f"/app/guarantors/{ids.guarantor_id}/reveal",
+        data={"field": "last_name"},
+        headers=_csrf_header(web, client),
+    )
     assert revealed.status_code == 200
     assert '<span class="revealed" id="revealed-last_name">Testperson</span>' in revealed.text
     reveals = audit_events(web.db, "patient.reveal")
@@ -256,8 +298,9 @@ def test_collector_sees_masked_phi_and_each_reveal_is_audited_once(web: Web) -> 
 def test_search_is_a_post_and_audited_once(web: Web) -> None:
     ids = seed(web)
     client = web.login("billing_manager")
-    response = client.post("/app/search", data={"phone": "(617) 555-0123"},
-                           headers=_csrf_header(web, client))
+    response = client.post(
+        "/app/search", data={"phone": "(617) 555-0123"}, headers=_csrf_header(web, client)
+    )
     assert response.status_code == 200
     assert f"/app/guarantors/{ids.guarantor_id}" in response.text
     searches = audit_events(web.db, "patient.search")
@@ -274,13 +317,19 @@ def test_problem_json_never_echoes_phi(web: Web) -> None:
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["status"] == 422 and body["title"] == "Unprocessable content"
-    assert "Uniquename" not in response.text and "not-a-date" not in response.text
+    assert body["status"] == 422
+    assert body["title"] == "Unprocessable content"
+    assert "Uniquename" not in response.text
+    assert "not-a-date" not in response.text
     assert body["errors"][0]["loc"] == ["body", "date_of_birth"]
     missing = web.client().get(f"/api/v1/guarantors/{web.tenant.id}", headers=web.api("owner"))
     assert missing.status_code == 404
-    assert missing.json() == {"type": "about:blank", "title": "Not found", "status": 404,
-                              "detail": "no such guarantor"}
+    assert missing.json() == {
+        "type": "about:blank",
+        "title": "Not found",
+        "status": 404,
+        "detail": "no such guarantor",
+    }
 
 
 def test_idempotency_key_replays_and_refuses_a_different_body(web: Web) -> None:
@@ -306,8 +355,12 @@ def test_pagination_walks_every_account(web: Web) -> None:
         g = create_guarantor(session, web.tenant)
         for n in range(5):
             ledger_service.open_account(
-                session, keys=web.tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id,
-                account_number=f"N-{n}", opened_at=web.clock(),
+                session,
+                keys=web.tenant.keys,
+                actor=TEST_ACTOR,
+                guarantor_id=g.id,
+                account_number=f"N-{n}",
+                opened_at=web.clock(),
             )
     seen: list[str] = []
     cursor = None
@@ -345,16 +398,20 @@ def test_break_glass_is_time_limited_audited_and_alerts(web: Web) -> None:
     client = web.login("auditor")
     url = f"/app/guarantors/{ids.guarantor_id}"
     assert client.get(url).status_code == 403
-    short = client.post("/app/break-glass", data={"reason": "x"},
-                        headers=_csrf_header(web, client))
+    short = client.post("/app/break-glass", data={"reason": "x"}, headers=_csrf_header(web, client))
     assert short.status_code == 400
-    granted = client.post("/app/break-glass", data={"reason": "patient in clinic, billing error"},
-                          headers=_csrf_header(web, client))
+    granted = client.post(
+        "/app/break-glass",
+        data={"reason": "patient in clinic, billing error"},
+        headers=_csrf_header(web, client),
+    )
     assert granted.status_code == 303
     page = client.get(url)
-    assert page.status_code == 200 and "Testperson" in page.text
+    assert page.status_code == 200
+    assert "Testperson" in page.text
     events = audit_events(web.db, "staff.break_glass")
-    assert len(events) == 1 and events[0]["details"]["alert"] is True
+    assert len(events) == 1
+    assert events[0]["details"]["alert"] is True
     read = audit_events(web.db, "patient.read")[-1]
     assert read["details"]["break_glass"] is True
     for _ in range(3):
@@ -370,28 +427,34 @@ def test_metrics_have_route_templates_and_no_phi(web: Web) -> None:
     text = client.get("/metrics").text
     assert 'route="/app/guarantors/{guarantor_id}"' in text
     assert str(ids.guarantor_id) not in text
-    assert "Metricsperson" not in text and "Lakeside" not in text
+    assert "Metricsperson" not in text
+    assert "Lakeside" not in text
     assert "carecollect_http_request_duration_seconds_bucket" in text
 
 
 def test_disabled_user_loses_sessions(web: Web) -> None:
     collector = web.login("collector")
     owner = web.login("owner")
-    response = owner.post(f"/app/admin/users/{web.users['collector']}",
-                          data={"state": "disabled"}, headers=_csrf_header(web, owner))
+    response = owner.post(
+        f"/app/admin/users/{web.users['collector']}",
+        data={"state": "disabled"},
+        headers=_csrf_header(web, owner),
+    )
     assert response.status_code == 303
     assert collector.get("/app/").status_code == 303
     with web.db.tenant_session(web.tenant.id) as session:
         user = session.get(StaffUser, web.users["collector"])
-        assert user is not None and user.state == "disabled"
+        assert user is not None
+        assert user.state == "disabled"
 
 
 def test_api_search_returns_masked_rows_for_collectors(web: Web) -> None:
     seed(web)
     body = {"last_name": "Testperson", "date_of_birth": "1980-05-17"}
     masked = web.client().post("/api/v1/guarantors/search", json=body, headers=web.api("collector"))
-    full = web.client().post("/api/v1/guarantors/search", json=body,
-                             headers=web.api("billing_manager"))
+    full = web.client().post(
+        "/api/v1/guarantors/search", json=body, headers=web.api("billing_manager")
+    )
     assert masked.json()["items"][0]["last_name"] == "T•••"
     assert full.json()["items"][0]["last_name"] == "Testperson"
     assert json.loads(full.text)["items"][0]["masked"] is False
