@@ -13,6 +13,8 @@ from carecollect.outreach import cadence_models as outreach_cadence_models
 from carecollect.outreach import models as outreach_models
 from carecollect.outreach import outbox as outbox_models
 from carecollect.patient import models as patient_models
+from carecollect.payment import models as payment_models
+from carecollect.payment_plan import models as payment_plan_models
 from carecollect.tenant import models as tenant_models
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "outreach_cadence_models",
     "outreach_models",
     "patient_models",
+    "payment_models",
+    "payment_plan_models",
     "tenant_models",
 ]
 

@@ -1,0 +1,98 @@
+"""Receipt e-mail content.
+
+RULES.md section 8 / HIPAA-CONTENT-CLASS: an unencrypted e-mail body may carry C0-C1
+only (the neutral practice name, amounts, dates, a receipt number, the card's brand and
+last four digits); never a service, a date of service, a provider, a procedure or a
+diagnosis (C2). The subject and From name are C0: the neutral billing display name
+(PLAT-NEUTRAL-NAME) and "Your payment receipt", with no amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from carecollect.errors import NotFound
+from carecollect.ledger.service import ledger_service
+from carecollect.payment.models import Payment, SavedPaymentMethod
+from carecollect.tenant.models import Organization
+
+_TEXT = {
+    "en": {
+        "subject": "Your payment receipt",
+        "lines": [
+            "Thank you. We received your payment.",
+            "",
+            "Receipt number: {receipt}",
+            "Date: {date}",
+            "Amount paid: {amount}",
+            "{method_line}",
+            "Remaining balance: {balance}",
+            "",
+            "Questions? Reply to this e-mail or call the office.",
+            "{name}",
+        ],
+        "method": "Paid with: {brand} ending in {last4}",
+    },
+    "es": {
+        "subject": "Su recibo de pago",
+        "lines": [
+            "Gracias. Recibimos su pago.",
+            "",
+            "Número de recibo: {receipt}",
+            "Fecha: {date}",
+            "Monto pagado: {amount}",
+            "{method_line}",
+            "Saldo pendiente: {balance}",
+            "",
+            "¿Preguntas? Responda a este correo o llame a la oficina.",
+            "{name}",
+        ],
+        "method": "Pagado con: {brand} terminada en {last4}",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEmail:
+    from_name: str
+    subject: str
+    text_body: str
+    language: str
+
+
+def dollars(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+
+
+def receipt_content(session: Session, payment_id: object, *, language: str = "en",
+                    timezone: str | None = None) -> ReceiptEmail:
+    payment = session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound("no such payment")
+    org = session.get(Organization, payment.organization_id)
+    if org is None:
+        raise NotFound("no such organization")
+    text = _TEXT.get(language, _TEXT["en"])
+    method = session.get(SavedPaymentMethod, payment.payment_method_id) \
+        if payment.payment_method_id else None
+    method_line = str(text["method"]).format(brand=method.brand.title(), last4=method.last4) \
+        if method else ""
+    zone = ZoneInfo(timezone or org.timezone)
+    body = "\n".join(
+        line.format(
+            receipt=payment.receipt_number,
+            date=payment.received_at.astimezone(zone).date().isoformat(),
+            amount=dollars(payment.amount_cents),
+            method_line=method_line,
+            balance=dollars(ledger_service.balance_cents(session, account_id=payment.account_id)),
+            name=org.billing_display_name,
+        )
+        for line in text["lines"] if line != "{method_line}" or method_line
+    )
+    return ReceiptEmail(from_name=org.billing_display_name, subject=str(text["subject"]),
+                        text_body=body + "\n", language=language if language in _TEXT else "en")
