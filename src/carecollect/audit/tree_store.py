@@ -3,9 +3,10 @@
 Appending leaves creates tree hashes at consecutive stored-hash positions (see
 `kit.audit.merkle`), so an integration batch produces one contiguous run of positions.
 It is stored as rows of up to CHUNK hashes, each row keyed by its first position and
-holding the 32-byte hashes concatenated, split at multiples of CHUNK. Two rows per
-thousand hashes instead of one row per hash is what lets the integrator keep up
-(bench/audit.py); a proof still reads O(log n) rows of at most 32 KiB.
+holding the 32-byte hashes concatenated, split at multiples of CHUNK. About one row per
+thousand hashes (plus one at each batch boundary) instead of one row per hash is what
+lets the integrator keep up (bench/audit.py); a proof still reads O(log n) rows of at
+most 32 KiB.
 """
 
 from __future__ import annotations
