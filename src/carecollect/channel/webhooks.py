@@ -16,8 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -143,11 +142,9 @@ def email_unsubscribe(db: Database, keys: KeyManager, secret: bytes, token: str,
 
 def make_router(twilio: TwilioWebhooks | None, *, public_base_url: str,
                 db: Database | None = None, keys: KeyManager | None = None,
-                link_secret: bytes | None = None) -> Any:
+                link_secret: bytes | None = None) -> APIRouter:
     """A FastAPI router with POST /hooks/twilio/{org}/inbound, POST
     /hooks/twilio/{org}/status and GET/POST /hooks/email/unsubscribe/{token}."""
-    from fastapi import APIRouter, Request, Response
-
     router = APIRouter(prefix="/hooks", include_in_schema=False)
     base = public_base_url.rstrip("/")
 
