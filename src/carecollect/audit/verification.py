@@ -60,8 +60,19 @@ def checkpoint_files(directory: Path) -> list[Path]:
                   and p.name.endswith(".txt"))
 
 
-def _checkpoint_sources(conn: Connection, directory: Path | None) -> list[CheckpointSource]:
-    sources = [
+def _file_sources(directory: Path | None) -> list[CheckpointSource]:
+    sources = []
+    for path in checkpoint_files(directory) if directory is not None else []:
+        try:
+            note = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            note = ""
+        sources.append(CheckpointSource(label=f"file {path.name}", note=note))
+    return sources
+
+
+def _database_sources(conn: Connection) -> list[CheckpointSource]:
+    return [
         CheckpointSource(
             label=f"database checkpoint of size {int(r[0])}",
             note=str(r[3]),
@@ -74,13 +85,6 @@ def _checkpoint_sources(conn: Connection, directory: Path | None) -> list[Checkp
             "ORDER BY tree_size"
         )
     ]
-    for path in checkpoint_files(directory) if directory is not None else []:
-        try:
-            note = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            note = ""
-        sources.append(CheckpointSource(label=f"file {path.name}", note=note))
-    return sources
 
 
 def _unlogged_events(conn: Connection, report: VerifyReport) -> None:
@@ -130,8 +134,14 @@ def verify_database(
     """Verify every entry, checkpoint (database and directory) and the consistency of
     consecutive checkpoints; with `deep`, also compare every stored tree hash. Read-only.
     """
-    with engine.connect() as conn, conn.begin():
-        sources = _checkpoint_sources(conn, checkpoint_dir)
+    # Files first: the integrator writes a file only after its batch commits, so every file
+    # read now signs a tree the database snapshot taken below already holds.
+    files = _file_sources(checkpoint_dir)
+    # One snapshot for the whole check, or a concurrent integration would show entries
+    # newer than the checkpoints read (SQLite's WAL read transaction is one already).
+    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        sources = _database_sources(conn) + files
         stored = (lambda first, end: read_range(conn, first, end)) if deep else None
         report = verify_log(_entry_batches(conn), sources, verifier, stored)
         _unlogged_events(conn, report)
