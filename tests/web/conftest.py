@@ -29,11 +29,14 @@ CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Clock:
-    def __init__(self) -> None:
+    """A settable clock; with `real` it follows the wall clock (browser tests)."""
+
+    def __init__(self, *, real: bool = False) -> None:
+        self.real = real
         self.value = datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
-        return self.value
+        return datetime.now(UTC) if self.real else self.value
 
     def advance(self, **delta: float) -> None:
         self.value += timedelta(**delta)
@@ -87,7 +90,13 @@ def csrf_of(response: Any) -> str:
     return found.group(1)
 
 
-def make_web(db: Database, tmp_path: Path, *, policy: IdentityPolicy | None = None) -> Web:
+def make_web(
+    db: Database,
+    tmp_path: Path,
+    *,
+    policy: IdentityPolicy | None = None,
+    real_time: bool = False,
+) -> Web:
     manager = key_manager()
     tenant = create_tenant(db, manager)
     data_dir = tmp_path / "data"
@@ -98,7 +107,7 @@ def make_web(db: Database, tmp_path: Path, *, policy: IdentityPolicy | None = No
         database_url=db.url,
         session_secret="test-session-secret-0123456789",  # type: ignore[arg-type]
     )
-    clock = Clock()
+    clock = Clock(real=real_time)
     app = create_app(
         settings,
         db=db,

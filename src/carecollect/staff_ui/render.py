@@ -58,6 +58,8 @@ def page(
     """Render a full page or an htmx fragment with the common values."""
     context = get_context(request)
     auth: StaffAuth | None = getattr(request.state, "staff", None)
+    if auth is not None and not auth.mfa_passed:
+        auth = None  # half signed in: no navigation, no identity shown
     return templates.TemplateResponse(
         request,
         name,
