@@ -64,7 +64,9 @@ def count_rows(db: Database, tenant: Tenant) -> dict[str, int]:
         }
 
 
-def contact_values(db: Database, tenant: Tenant, guarantor_id: uuid.UUID) -> list[tuple[str, str, bool]]:
+def contact_values(
+    db: Database, tenant: Tenant, guarantor_id: uuid.UUID
+) -> list[tuple[str, str, bool]]:
     cipher = tenant.keys.cipher()
     with db.tenant_session(tenant.id) as session:
         points = session.scalars(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,14 +33,26 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           capture_output=True, text=True, env=clean, timeout=300, check=False)
 
 
-def init(data: Path, *, covered_entity: bool = True) -> None:
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `carecollect init` per module (it is slow); each test copies the directory."""
+    data = tmp_path_factory.mktemp("template") / "data"
     result = run("init", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
-    if covered_entity:
+    return data
+
+
+@pytest.fixture
+def init(template: Path) -> Callable[..., None]:
+    def make(data: Path, *, covered_entity: bool = True) -> None:
+        shutil.copytree(template, data)
         db = Database(f"sqlite:///{data / 'carecollect.db'}")
         with db.system_session() as session:
-            session.execute(update(Organization).values(operated_by_covered_entity=True))
+            session.execute(update(Organization).values(
+                operated_by_covered_entity=covered_entity))
         db.dispose()
+
+    return make
 
 
 def people(count: int) -> list[dict[str, str]]:
@@ -51,7 +65,7 @@ def people(count: int) -> list[dict[str, str]]:
     ]
 
 
-def test_summary_json_and_reimport(tmp_path: Path) -> None:
+def test_summary_json_and_reimport(tmp_path: Path, init: Callable[..., None]) -> None:
     data = tmp_path / "data"
     init(data)
     path = write_csv(tmp_path / "ar.csv", people(5))
@@ -70,7 +84,7 @@ def test_summary_json_and_reimport(tmp_path: Path) -> None:
     ]
 
 
-def test_without_baa_nothing_is_read_or_stored(tmp_path: Path) -> None:
+def test_without_baa_nothing_is_read_or_stored(tmp_path: Path, init: Callable[..., None]) -> None:
     data = tmp_path / "data"
     init(data, covered_entity=False)
     path = write_csv(tmp_path / "ar.csv", people(2))
@@ -84,7 +98,9 @@ def test_without_baa_nothing_is_read_or_stored(tmp_path: Path) -> None:
     assert b"First1" not in (data / "carecollect.db").read_bytes()
 
 
-def test_file_that_is_not_what_it_claims_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_file_that_is_not_what_it_claims_is_one_line_exit_2(
+    tmp_path: Path, init: Callable[..., None]
+) -> None:
     data = tmp_path / "data"
     init(data)
     path = tmp_path / "remit.835"
@@ -98,7 +114,7 @@ def test_file_that_is_not_what_it_claims_is_one_line_exit_2(tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(not X12.is_dir(), reason="shared X12 data not present")
-def test_x12_unmatched_claims_reported_exit_2(tmp_path: Path) -> None:
+def test_x12_unmatched_claims_reported_exit_2(tmp_path: Path, init: Callable[..., None]) -> None:
     data = tmp_path / "data"
     init(data)
     result = run("import", "x12-835", str(X12 / "managed-care.835"), "--data-dir", str(data),
@@ -113,7 +129,8 @@ def test_x12_unmatched_claims_reported_exit_2(tmp_path: Path) -> None:
     ]
 
 
-def test_canary_phi_never_leaves_in_plaintext(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_canary_phi_never_leaves_in_plaintext(tmp_path: Path, init: Callable[..., None]) -> None:
     data = tmp_path / "data"
     init(data)
     canary = aged_row(**{"Guarantor First Name": "Zqxcanaryfirst",
@@ -172,11 +189,14 @@ sys.stdout.write(buffer.getvalue())
     return result.stdout + result.stderr
 
 
-def test_import_killed_mid_file_is_consistent_and_can_be_rerun(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_import_killed_mid_file_is_consistent_and_can_be_rerun(
+    tmp_path: Path, init: Callable[..., None]
+) -> None:
     data, clean = tmp_path / "data", tmp_path / "clean"
     init(data)
     init(clean)
-    path = write_csv(tmp_path / "ar.csv", people(250))
+    path = write_csv(tmp_path / "ar.csv", people(150))
     code = f"""
 import os, signal
 from pathlib import Path
@@ -193,53 +213,68 @@ def die(summary):
     if summary.batches == 2:
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback handlers
 run_import(ctx.db, ctx.organization_keys(org), source.units(), format_name="csv",
-           system="generic-pm", actor=Actor.system("test"), batch_size=60, on_batch=die)
+           system="generic-pm", actor=Actor.system("test"), batch_size=40, on_batch=die)
 """
     killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300, check=False)
     assert killed.returncode == -signal.SIGKILL
     partial = _state(data)
-    # Exactly the two committed batches, each complete: 120 rows, nothing half-written.
-    assert partial["counts"] == {"guarantor": 120, "patient": 120, "account": 120,
-                                 "ledger_entry": 240, "contact_point": 360}
+    # Exactly the two committed batches, each complete: 80 rows, nothing half-written.
+    assert partial["counts"] == {"guarantor": 80, "patient": 80, "account": 80,
+                                 "ledger_entry": 160, "contact_point": 240}
     assert partial["orphans"] == 0
     args = ("import", "csv", str(path), "--mapping", "generic-aged-receivables", "--json")
     rerun = run(*args, "--data-dir", str(data))
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
-    assert (summary["created"]["guarantor"], summary["unchanged"]["guarantor"]) == (130, 120)
-    fresh = run(*args, "--data-dir", str(clean))
-    assert fresh.returncode == 0
+    assert (summary["created"]["guarantor"], summary["unchanged"]["guarantor"]) == (70, 80)
+    _import_in_process(clean, path)  # the same file into a fresh copy, uninterrupted
     assert _state(data) == _state(clean)
+
+
+def _import_in_process(data: Path, path: Path) -> None:
+    from carecollect.audit import Actor
+    from carecollect.cli.common import open_context
+    from carecollect.ingest.csv_import import CsvSource
+    from carecollect.ingest.mapping import load_mapping
+    from carecollect.ingest.pipeline import run_import
+
+    ctx = open_context(data)
+    try:
+        org = ctx.resolve_organization(None)
+        source = CsvSource(path, load_mapping("generic-aged-receivables"))
+        source.prescan()
+        run_import(ctx.db, ctx.organization_keys(org), source.units(), format_name="csv",
+                   system="generic-pm", actor=Actor.system("test"))
+    finally:
+        ctx.close()
 
 
 def _state(data: Path) -> dict[str, object]:
     """Counts, referential integrity and balances by decrypted account number."""
-    code = f"""
-import json
-from pathlib import Path
-from sqlalchemy import func, select, text
-from carecollect.cli.common import open_context
-from carecollect.ledger.models import Account, LedgerEntry
-from carecollect.patient.models import ContactPoint, Guarantor, Patient
-ctx = open_context(Path({str(data)!r}))
-org = ctx.resolve_organization(None)
-keys = ctx.organization_keys(org)
-with ctx.db.tenant_session(org) as s:
-    counts = {{m.__tablename__: s.scalar(select(func.count()).select_from(m))
-              for m in (Guarantor, Patient, ContactPoint, Account, LedgerEntry)}}
-    orphans = s.execute(text(
-        "SELECT (SELECT count(*) FROM account a LEFT JOIN guarantor g ON g.id = a.guarantor_id"
-        " WHERE g.id IS NULL) + (SELECT count(*) FROM ledger_entry e LEFT JOIN account a"
-        " ON a.id = e.account_id WHERE a.id IS NULL)")).scalar()
-    sums = dict(s.execute(select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_cents))
-                          .group_by(LedgerEntry.account_id)).all())
-    balances = {{keys.cipher().open_row(a, "account_number"): int(sums.get(a.id, 0))
-                for a in s.scalars(select(Account))}}
-print(json.dumps({{"counts": counts, "orphans": orphans, "balances": balances}}))
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300, check=False)
-    assert result.returncode == 0, result.stderr
-    state: dict[str, object] = json.loads(result.stdout)
-    return state
+    from sqlalchemy import func, select, text
+
+    from carecollect.cli.common import open_context
+    from carecollect.ledger.models import Account, LedgerEntry
+    from carecollect.patient.models import ContactPoint, Guarantor, Patient
+
+    ctx = open_context(data)
+    try:
+        org = ctx.resolve_organization(None)
+        cipher = ctx.organization_keys(org).cipher()
+        with ctx.db.tenant_session(org) as s:
+            counts = {m.__tablename__: s.scalar(select(func.count()).select_from(m))
+                      for m in (Guarantor, Patient, ContactPoint, Account, LedgerEntry)}
+            orphans = s.execute(text(
+                "SELECT (SELECT count(*) FROM account a LEFT JOIN guarantor g"
+                " ON g.id = a.guarantor_id WHERE g.id IS NULL) + (SELECT count(*)"
+                " FROM ledger_entry e LEFT JOIN account a ON a.id = e.account_id"
+                " WHERE a.id IS NULL)")).scalar()
+            sums = dict(s.execute(select(LedgerEntry.account_id,
+                                         func.sum(LedgerEntry.amount_cents))
+                                  .group_by(LedgerEntry.account_id)).all())
+            balances = {cipher.open_row(a, "account_number"): int(sums.get(a.id, 0))
+                        for a in s.scalars(select(Account))}
+    finally:
+        ctx.close()
+    return {"counts": counts, "orphans": orphans, "balances": balances}

@@ -230,7 +230,7 @@ def test_ledger_lines_mapping(db: Database, tenant: Tenant, tmp_path: Path) -> N
         {"line_id": "T3", "type": "PMT", "amount": "20.00", "posted": "2026-02-10"},
         {"line_id": "T4", "type": "XYZ", "amount": "1.00", "posted": "2026-02-11"},
     ]
-    rows = [{k: "" for k in header} | person | line for line in lines]
+    rows = [dict.fromkeys(header, "") | person | line for line in lines]
     seen = []
     summary = import_csv(db, tenant, write_csv(tmp_path / "l.csv", rows, header=header),
                          mapping="generic-ledger-lines", on_error=seen.append)
@@ -267,7 +267,7 @@ def test_import_is_audited_with_counts_never_values(
     assert [e["action"] for e in events] == ["import.run", "import.run"]
     assert [e["subject_id"] for e in events] == [str(summary.run_id)] * 2
     batch, final = (e["details"] for e in events)
-    assert batch["stage"] == "batch" and final["stage"] == "summary"
+    assert (batch["stage"], final["stage"]) == ("batch", "summary")
     assert final["created"] == {"account": 1, "contact_point": 3, "guarantor": 1,
                                 "ledger_entry": 2, "patient": 1}
     for needle in ("Robin", "Testperson", "617", "robin@", "A-1001", "Elm"):

@@ -45,7 +45,8 @@ def _assert_bundle_stored(db: Database, tenant: Tenant) -> None:
     assert balances_by_account_number(db, tenant) == {"ACC-100": 12500, "ACC-200": 12000}
     cipher = tenant.keys.cipher()
     with db.tenant_session(tenant.id) as session:
-        guarantors = {cipher.open_row(g, "first_name"): g for g in session.scalars(select(Guarantor))}
+        guarantors = {cipher.open_row(g, "first_name"): g
+                      for g in session.scalars(select(Guarantor))}
         assert sorted(guarantors) == ["Alex", "Jordan"]
         alex, jordan = guarantors["Alex"], guarantors["Jordan"]
         assert (alex.state, alex.mailing_tz, jordan.state) == ("MA", "America/New_York", "FL")

@@ -94,7 +94,7 @@ class SyntheaSource:
         # The first service date of each patient dates the account they owe on.
         for row in self._reader("claims.csv"):
             try:
-                when = n.parse_timestamp(row["SERVICEDATE"], "SERVICEDATE")
+                when = n.parse_timestamp(row.get("SERVICEDATE") or "", "SERVICEDATE")
             except FieldError:
                 continue
             first = self._opened.get(row["PATIENTID"])
@@ -105,6 +105,9 @@ class SyntheaSource:
         number = 0
         for row in self._reader("patients.csv"):
             number += 1
+            if None in row or None in row.values():
+                yield RowError(number, "patients.csv:*", "has more or fewer fields than the header")
+                continue
             try:
                 yield self._patient(number, row)
             except FieldError as exc:
@@ -112,6 +115,10 @@ class SyntheaSource:
         lines: dict[tuple[str, str, str], tuple[str, int]] = {}
         for row in self._reader("claims_transactions.csv"):
             number += 1
+            if None in row or None in row.values():
+                yield RowError(number, "claims_transactions.csv:*",
+                               "has more or fewer fields than the header")
+                continue
             try:
                 yield self._transaction(number, row, lines)
             except FieldError as exc:
