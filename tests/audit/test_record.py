@@ -138,3 +138,29 @@ def test_record_in_a_tenant_session(db: Database, org_id: uuid.UUID) -> None:
         org_id
     ) as session:
         session.execute(text("DELETE FROM audit_event"))
+
+
+def test_audited_read_requires_an_actor_and_records_the_read(
+    db: Database, org_id: uuid.UUID
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from carecollect.audit import audited_read
+
+    class PatientReader:
+        @audited_read("patient.read", lambda found: None if found is None else Subject(
+            "patient", found, organization_id=org_id))
+        def find(self, session: Session, patient_id: uuid.UUID | None) -> uuid.UUID | None:
+            return patient_id
+
+    reader = PatientReader()
+    with db.system_session() as session:
+        with pytest.raises(TypeError):
+            reader.find(session, PATIENT)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="Actor"):
+            reader.find(session, "not an actor", PATIENT)  # type: ignore[arg-type]
+        assert reader.find(session, Actor.staff(USER), PATIENT) == PATIENT
+        assert reader.find(session, Actor.staff(USER), None) is None
+    with db.system_session() as session:
+        entries = access_log(session, org_id, PATIENT)
+    assert [(e.action, e.actor_id) for e in entries] == [("patient.read", str(USER))]
