@@ -37,6 +37,13 @@ class PaymentRepository:
         return list(session.scalars(select(Payment).where(Payment.guarantor_id == guarantor_id)
                                     .order_by(Payment.received_at, Payment.id)))
 
+    def organization_of_payment(self, session: Session, processor: str,
+                                processor_payment_id: str) -> uuid.UUID | None:
+        """Cross-tenant (system session): whose payment a refund or dispute event is about;
+        those Stripe objects carry no metadata of ours."""
+        return session.scalar(select(Payment.organization_id).where(
+            Payment.processor == processor, Payment.processor_payment_id == processor_payment_id))
+
     def reversal_by_processor_id(self, session: Session, processor: str,
                                  processor_reversal_id: str) -> PaymentReversal | None:
         return session.scalar(select(PaymentReversal).where(

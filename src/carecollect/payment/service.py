@@ -31,6 +31,7 @@ from carecollect.db import Database
 from carecollect.errors import BadInput, Forbidden, NotFound
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
+from carecollect.kit.jobs.sessions import write_locked_session
 from carecollect.kit.models import utcnow
 from carecollect.ledger.models import Account
 from carecollect.ledger.service import MAX_ENTRY_CENTS, ledger_service
@@ -458,12 +459,18 @@ class PaymentService:
             org_id = uuid.UUID(org_text) if org_text else None
         except ValueError:
             org_id = None
+        if org_id is None and event.payment_id:
+            with db.system_session() as session:
+                org_id = payment_repository.organization_of_payment(
+                    session, processor.name, event.payment_id)
         if org_id is None:
             with db.system_session() as session:
                 self._remember_event(session, processor.name, event, None, "ignored")
             return "ignored"
         keys = keys_for(org_id)
-        with db.tenant_session(org_id) as session:
+        # SQLite: take the write lock up front so two deliveries of one event serialize
+        # instead of failing to upgrade a read lock (PostgreSQL: the unique index decides).
+        with write_locked_session(db, org_id) as session:
             self._remember_event(session, processor.name, event, org_id, "pending")
             outcome = self._apply_event(session, keys, processor.name, event, now)
             row = session.scalar(select(WebhookEvent).where(
