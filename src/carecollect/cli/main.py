@@ -44,6 +44,9 @@ def _register() -> None:
     from carecollect.cli import worker
 
     worker.register(app)
+    from carecollect.cli import outreach
+
+    app.add_typer(outreach.app, name="outreach")
 
 
 def main() -> None:
