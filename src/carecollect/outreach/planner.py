@@ -41,7 +41,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -351,24 +350,41 @@ def functools_partial_uuid(dialect: str) -> Any:
 
 
 # --------------------------------------------------------------------------- planning
-def _steps(session: Session, organization_id: uuid.UUID) -> tuple[pl.DataFrame, dict[
-        tuple[str, int], CampaignStep], dict[str, Campaign]]:
-    campaigns = {str(c.id): c for c in session.scalars(
+def _meta(session: Session, organization_id: uuid.UUID) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per campaign step: channels, hour, conditions, stop rules; per variant and channel:
+    the template), as small frames to join."""
+    campaigns = {c.id: c for c in session.scalars(
         select(Campaign).where(Campaign.organization_id == organization_id))}
-    steps: dict[tuple[str, int], CampaignStep] = {}
-    counts: dict[str, int] = {}
-    for s in session.scalars(select(CampaignStep).where(
-            CampaignStep.organization_id == organization_id)):
-        steps[(str(s.campaign_id), s.position)] = s
-        counts[str(s.campaign_id)] = max(counts.get(str(s.campaign_id), 0), s.position + 1)
-    rows = [{"campaign_id": cid, "step": pos, "send_hour": s.send_hour,
-             "next_wait": steps[(cid, pos + 1)].wait_days if (cid, pos + 1) in steps else None,
-             "n_steps": counts[cid], "campaign_key": campaigns[cid].key}
-            for (cid, pos), s in steps.items()]
-    frame = pl.DataFrame(rows, schema={"campaign_id": pl.String, "step": pl.Int64,
-                                       "send_hour": pl.Int64, "next_wait": pl.Int64,
-                                       "n_steps": pl.Int64, "campaign_key": pl.String})
-    return frame, steps, campaigns
+    steps = list(session.scalars(select(CampaignStep).where(
+        CampaignStep.organization_id == organization_id)))
+    count: dict[uuid.UUID, int] = {}
+    waits: dict[tuple[uuid.UUID, int], int] = {}
+    for s in steps:
+        count[s.campaign_id] = max(count.get(s.campaign_id, 0), s.position + 1)
+        waits[(s.campaign_id, s.position)] = s.wait_days
+    meta, templates = [], []
+    for s in steps:
+        c = campaigns[s.campaign_id]
+        meta.append({
+            "campaign_id": str(s.campaign_id), "step": s.position,
+            "campaign_key": c.key, "channels": list(s.channels), "send_hour": s.send_hour,
+            "next_wait": waits.get((s.campaign_id, s.position + 1)),
+            "n_steps": count[s.campaign_id], "stop_on": list(c.stop_on),
+            "requires": list(s.condition.get("requires", [])),
+            "unless": list(s.condition.get("unless", []))})
+        for rank, variant in enumerate(s.variants):
+            for channel, template_id in variant.get("templates", {}).items():
+                templates.append({"campaign_id": str(s.campaign_id), "step": s.position,
+                                  "variant": str(variant.get("name")), "rank": rank,
+                                  "channel": channel, "template_id": template_id})
+    strs = pl.List(pl.String)
+    return (pl.DataFrame(meta, schema={
+        "campaign_id": pl.String, "step": pl.Int64, "campaign_key": pl.String,
+        "channels": strs, "send_hour": pl.Int64, "next_wait": pl.Int64, "n_steps": pl.Int64,
+        "stop_on": strs, "requires": strs, "unless": strs}),
+        pl.DataFrame(templates, schema={
+            "campaign_id": pl.String, "step": pl.Int64, "variant": pl.String,
+            "rank": pl.Int64, "channel": pl.String, "template_id": pl.String}))
 
 
 def _proposed_times(due: pl.DataFrame, at: dt.datetime) -> pl.DataFrame:
@@ -386,9 +402,11 @@ def _proposed_times(due: pl.DataFrame, at: dt.datetime) -> pl.DataFrame:
     return due.join(table, on=["mailing_tz", "send_hour"], how="left", nulls_equal=True)
 
 
-def _idempotency_key(account_id: str, campaign_id: str, step: int, day: dt.date) -> str:
-    return hashlib.sha256(f"{account_id}|{campaign_id}|{step}|{day.isoformat()}".encode()
-                          ).hexdigest()[:48]
+def _idempotency_keys(frame: pl.DataFrame, day: dt.date) -> pl.Series:
+    suffix = f"|{day.isoformat()}"
+    keys = [hashlib.sha256(f"{a}|{c}|{s}{suffix}".encode()).hexdigest()[:48]
+            for a, c, s in frame.select("account_id", "campaign_id", "step").iter_rows()]
+    return pl.Series("idempotency_key", keys, dtype=pl.String)
 
 
 def _best_points(points: pl.DataFrame) -> pl.DataFrame:
@@ -396,7 +414,21 @@ def _best_points(points: pl.DataFrame) -> pl.DataFrame:
     ranked = points.with_columns((pl.col("owner") == "debtor").alias("own")).sort(
         ["guarantor_id", "kind", "own", "is_primary", "verified", "cp_id"],
         descending=[False, False, True, True, True, False])
-    return ranked.unique(["guarantor_id", "kind"], keep="first", maintain_order=True)
+    return ranked.unique(["guarantor_id", "kind"], keep="first", maintain_order=True).drop(
+        "own")
+
+
+_EMPTY = pl.lit([], dtype=pl.List(pl.String))
+
+
+def _add(reasons: pl.Expr, tried: pl.Expr, channel: pl.Expr) -> list[pl.Expr]:
+    """Append `reasons` (a list column) to `reasons` and "<channel>:<a+b>" to `tried`."""
+    return [
+        pl.concat_list(pl.col("reasons"), reasons).alias("reasons"),
+        pl.when(tried.list.len() > 0).then(pl.concat_list(
+            pl.col("tried"), pl.concat_str(channel, pl.lit(":"), tried.list.join("+"))))
+        .otherwise(pl.col("tried")).alias("tried"),
+    ]
 
 
 def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
@@ -411,104 +443,125 @@ def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
         raise LookupError("no such organization")
     facts = _load(session, organization_id, at, org.provider_license_state, org.timezone)
     timings["load_s"] = time.perf_counter() - clock
-    step_frame, steps, _campaigns = _steps(session, organization_id)
-    campaigns = {str(c.id): c for c in _campaigns.values()}
-    due = facts.due.join(step_frame, on=["campaign_id", "step"], how="inner")
-    due = _proposed_times(due, at)
-    due = due.join(facts.balances, on="account_id", how="left").with_columns(
+    meta, variant_templates = _meta(session, organization_id)
+    st = facts.due.join(meta, on=["campaign_id", "step"], how="inner")
+    st = _proposed_times(st, at)
+    st = st.join(facts.balances, on="account_id", how="left").with_columns(
         pl.col("balance_cents").fill_null(0))
-    stop_kinds = {cid: list(c.stop_on) for cid, c in campaigns.items()}
-    sig = facts.signals.join(due.select("account_id", "enrolled_at", "campaign_id"),
-                             on="account_id").filter(pl.col("at") >= pl.col("enrolled_at"))
-    seen = sig.group_by("account_id").agg(pl.col("kind").unique().alias("seen"))
-    due = due.join(seen, on="account_id", how="left").with_columns(
-        pl.col("seen").fill_null([]))
-
-    rows = due.to_dicts()
-    for row in rows:
-        row["outcome"] = None
-        row["reasons"] = []
-        row["tried"] = []
-        row["channel"] = None
-        row["cp_id"] = None
-        row["template_id"] = None
-        row["scheduled_for"] = None
-        row["idempotency_key"] = _idempotency_key(row["account_id"], row["campaign_id"],
-                                                  row["step"], at.date())
-        step = steps[(row["campaign_id"], row["step"])]
-        seen_kinds = set(row["seen"])
-        if row["balance_cents"] <= 0 or seen_kinds & set(stop_kinds[row["campaign_id"]]):
-            row["outcome"] = "stopped"
-            row["reasons"] = ["PLAN-PAID" if row["balance_cents"] <= 0 else "PLAN-STOP-SIGNAL"]
-        elif not _condition_met(step.condition, seen_kinds):
-            row["outcome"] = "skipped"
-            row["reasons"] = ["PLAN-STEP-CONDITION"]
-        elif row["cohort"] == "holdout":
-            row["outcome"] = "holdout"
-            row["scheduled_for"] = row["proposed_at"]
-        row["channels"] = list(step.channels)
-        variant = next((v for v in step.variants if v.get("name") == row["variant"]),
-                       step.variants[0])
-        row["templates"] = dict(variant.get("templates", {}))
-
+    seen = facts.signals.join(st.select("account_id", "enrolled_at"), on="account_id") \
+        .filter(pl.col("at") >= pl.col("enrolled_at")).group_by("account_id").agg(
+        pl.col("kind").unique().alias("seen"))
+    st = st.join(seen, on="account_id", how="left").with_columns(
+        pl.col("seen").fill_null(_EMPTY))
+    st = st.with_columns(_idempotency_keys(st, at.date()))
+    stop = pl.col("seen").list.set_intersection(pl.col("stop_on")).list.len() > 0
+    unmet = (pl.col("requires").list.set_difference(pl.col("seen")).list.len() > 0) | (
+        pl.col("unless").list.set_intersection(pl.col("seen")).list.len() > 0)
+    st = st.with_columns(
+        pl.when(pl.col("balance_cents") <= 0).then(pl.lit("stopped"))
+        .when(stop).then(pl.lit("stopped"))
+        .when(unmet).then(pl.lit("skipped"))
+        .when(pl.col("cohort") == "holdout").then(pl.lit("holdout"))
+        .otherwise(None).alias("outcome"),
+        pl.when(pl.col("balance_cents") <= 0).then(pl.lit(["PLAN-PAID"]))
+        .when(stop).then(pl.lit(["PLAN-STOP-SIGNAL"]))
+        .when(unmet).then(pl.lit(["PLAN-STEP-CONDITION"]))
+        .otherwise(_EMPTY).alias("reasons"),
+        _EMPTY.alias("tried"), pl.lit(None, pl.String).alias("channel"),
+        pl.lit(None, pl.String).alias("cp_id"), pl.lit(False).alias("designation_moved"))
+    st = st.with_columns(pl.when(pl.col("outcome") == "holdout").then(pl.col("proposed_at"))
+                         .otherwise(None).cast(UTC_DT).alias("scheduled_for"))
     best = _best_points(facts.points)
-    by_g: dict[tuple[str, str], dict[str, Any]] = {
-        (r["guarantor_id"], r["kind"]): r for r in best.iter_rows(named=True)}
-    conf = {r["guarantor_id"]: (set(json.loads(r["allowed_channels"] or "[]")),
-                                set(json.loads(r["allowed_cps"] or "[]")))
-            for r in facts.confidential.iter_rows(named=True)}
-    desig: dict[str, list[tuple[str, str]]] = {}
-    for r in facts.designations.iter_rows(named=True):
-        desig.setdefault(r["guarantor_id"], []).append((r["kind"], r["value"]))
-    flag_at: dict[tuple[str, str], dt.datetime] = {
-        (r["guarantor_id"], r["kind"]): r["at"] for r in facts.flags.iter_rows(named=True)}
-    max_channels = max((len(r["channels"]) for r in rows), default=0)
+    conf = facts.confidential.group_by("guarantor_id").agg(
+        pl.col("allowed_channels").last(), pl.col("allowed_cps").last()).with_columns(
+        pl.col("allowed_channels").str.json_decode(pl.List(pl.String)),
+        pl.col("allowed_cps").str.json_decode(pl.List(pl.String)))
+    work = facts.designations.filter((pl.col("kind") == "place") & (pl.col("value") == "work")
+                                     ).select("guarantor_id").unique().with_columns(
+        pl.lit(True).alias("work_designated"))
+    timed = facts.designations.filter(pl.col("kind").is_in(["time", "day"]))
+    timed_by_g: dict[str, list[tuple[str, str]]] = {}
+    for g, k, v in timed.iter_rows():
+        timed_by_g.setdefault(g, []).append((k, v))
+    flag_kinds = facts.flags.group_by("guarantor_id").agg(pl.col("kind").alias("flag_kinds"))
     timings["prepare_s"] = time.perf_counter() - clock - timings["load_s"]
     batch_seconds = 0.0
+    max_channels = int(st.select(pl.col("channels").list.len().max()).item() or 0)
     for index in range(max_channels):
-        by_channel: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            if row["outcome"] is not None or index >= len(row["channels"]):
-                continue
-            channel = row["channels"][index]
-            point = by_g.get((row["guarantor_id"], CP_KIND[channel]))
-            if point is None:
-                row["tried"].append(f"{channel}:{NO_CONTACT_POINT}")
-                row["reasons"].append(NO_CONTACT_POINT)
-                continue
-            pre = _planner_rules(row, channel, point, conf.get(row["guarantor_id"]),
-                                 desig.get(row["guarantor_id"], []))
-            if pre:
-                row["tried"].append(f"{channel}:{'+'.join(pre)}")
-                row["reasons"].extend(pre)
-                continue
-            row["_point"] = point
-            by_channel.setdefault(channel, []).append(row)
-        for channel, batch_rows in by_channel.items():
+        pend = st.filter(pl.col("outcome").is_null()
+                         & (pl.col("channels").list.len() > index)).with_columns(
+            pl.col("channels").list.get(index).alias("try"))
+        if pend.height == 0:
+            break
+        pend = pend.with_columns(pl.col("try").replace_strict(CP_KIND, default=None)
+                                 .alias("kind")).drop("cp_id")
+        pend = pend.join(best, on=["guarantor_id", "kind"], how="left")
+        pend = pend.join(conf, on="guarantor_id", how="left").join(
+            work, on="guarantor_id", how="left")
+        ch = pl.col("try")
+        conf_block = pl.col("allowed_channels").is_not_null() & (
+            ~(pl.col("allowed_channels").list.contains(ch)
+              | ((ch == "voicemail") & pl.col("allowed_channels").list.contains("call")))
+            | ((pl.col("allowed_cps").list.len() > 0)
+               & ~pl.col("allowed_cps").list.contains(pl.col("cp_id"))))
+        place_block = (ch != "letter") & pl.col("employer_provided").fill_null(False) \
+            & pl.col("work_designated").fill_null(False)
+        pend = pend.with_columns(
+            pl.concat_list(
+                pl.when(pl.col("cp_id").is_null()).then(pl.lit(NO_CONTACT_POINT)),
+                pl.when(pl.col("cp_id").is_not_null() & conf_block.fill_null(False))
+                .then(pl.lit("HIPAA-CONF-COMM")),
+                pl.when(pl.col("cp_id").is_not_null() & place_block).then(pl.lit("REGF-PLACE")),
+            ).list.drop_nulls().alias("pre"))
+        pend = _apply_designations(pend, timed_by_g)
+        results = [pend.filter(pl.col("pre").list.len() > 0).select(
+            "enrollment_id", pl.lit(None, pl.String).alias("new_outcome"),
+            pl.lit(None, pl.String).alias("new_cp"), pl.lit(None, UTC_DT).alias("new_at"),
+            pl.col("pre").alias("add_reasons"), pl.col("pre").alias("add_tried"), "try")]
+        ready = pend.filter(pl.col("pre").list.len() == 0)
+        for channel in ready.get_column("try").unique().to_list():
+            sub = ready.filter(pl.col("try") == channel)
             if channel == "letter":
-                _decide_letters(batch_rows, flag_at)
+                results.append(_decide_letters(sub, flag_kinds))
                 continue
             started = time.perf_counter()
-            decisions = _evaluate(channel, batch_rows, facts, flag_at, profile)
+            decisions = _evaluate(channel, sub, facts, profile)
             batch_seconds += time.perf_counter() - started
-            for row in batch_rows:
-                decision = decisions[row["enrollment_id"]]
-                _apply(row, channel, decision, horizon)
+            results.append(_apply(sub, decisions, horizon))
+        res = pl.concat(results, how="vertical")
+        st = st.join(res, on="enrollment_id", how="left").with_columns(
+            pl.coalesce("new_outcome", "outcome").alias("outcome"),
+            pl.when(pl.col("new_outcome").is_not_null()).then(pl.col("try"))
+            .otherwise(pl.col("channel")).alias("channel"),
+            pl.coalesce("new_cp", "cp_id").alias("cp_id"),
+            pl.coalesce("new_at", "scheduled_for").alias("scheduled_for"),
+            *_add(pl.col("add_reasons").fill_null(_EMPTY),
+                  pl.when(pl.col("new_outcome").is_null()).then(
+                      pl.col("add_tried").fill_null(_EMPTY)).otherwise(_EMPTY),
+                  pl.col("try"))).drop("new_outcome", "new_cp", "new_at", "add_reasons",
+                                       "add_tried", "try")
     timings["batch_s"] = batch_seconds
-    for row in rows:
-        if row["outcome"] is None:
-            row["outcome"] = "blocked"
-        row["reasons"] = sorted(set(row["reasons"]))
-        if row["outcome"] in ("send", "retime"):
-            template_id = row["templates"].get(row["channel"])
-            row["template_id"] = template_id
-            if (template_id, row["language"]) not in default_templates():
-                row["language"] = "en"
-        else:
-            row["language"] = row["language"] or "en"
-    frame = pl.DataFrame([{k: r.get(k) for k in _COLUMNS} for r in rows],
-                         schema=_COLUMNS, orient="row") if rows else pl.DataFrame(
-        schema=_COLUMNS)
+    st = st.with_columns(
+        pl.col("outcome").fill_null("blocked"),
+        pl.col("reasons").list.unique().list.sort(),
+        pl.col("language").fill_null("en"))
+    # The variant's template for the chosen channel (first variant when the name is gone).
+    named = variant_templates.select("campaign_id", "step", "variant", "channel",
+                                     pl.col("template_id"))
+    first = variant_templates.sort("rank").unique(["campaign_id", "step", "channel"],
+                                                  keep="first", maintain_order=True).select(
+        "campaign_id", "step", "channel", pl.col("template_id").alias("first_template"))
+    st = st.join(named, on=["campaign_id", "step", "variant", "channel"], how="left").join(
+        first, on=["campaign_id", "step", "channel"], how="left").with_columns(
+        pl.when(pl.col("outcome").is_in(["send", "retime"]))
+        .then(pl.coalesce("template_id", "first_template")).otherwise(None)
+        .alias("template_id"))
+    translated = {f"{t}|{lang}" for t, lang in default_templates()}
+    st = st.with_columns(pl.when(
+        (pl.col("template_id") + "|" + pl.col("language")).is_in(list(translated))
+        | pl.col("template_id").is_null()).then(pl.col("language")).otherwise(pl.lit("en"))
+        .alias("language"))
+    frame = st.select([pl.col(k).cast(v) for k, v in _COLUMNS.items()])
     timings["total_s"] = time.perf_counter() - clock
     return Plan(organization_id, at, frame, timings)
 
@@ -524,56 +577,65 @@ _COLUMNS: dict[str, Any] = {
 }
 
 
-def _condition_met(condition: dict[str, Any], seen: set[str]) -> bool:
-    requires = set(condition.get("requires", []))
-    unless = set(condition.get("unless", []))
-    return requires <= seen and not (unless & seen)
+def _apply_designations(pend: pl.DataFrame,
+                        timed: dict[str, list[tuple[str, str]]]) -> pl.DataFrame:
+    """REGF-TIME-DESIGNATED: move the proposed local time past designated windows and days
+    (only rows whose guarantor designated any; letters are exempt)."""
+    if not timed:
+        return pend
+    mask = pl.col("guarantor_id").is_in(list(timed)) & (pl.col("try") != "letter") \
+        & (pl.col("pre").list.len() == 0)
+    subset = pend.filter(mask)
+    if subset.height == 0:
+        return pend
+    moved: list[dict[str, Any]] = []
+    for eid, g, zone, proposed in subset.select("enrollment_id", "guarantor_id",
+                                                "mailing_tz", "proposed_at").iter_rows():
+        local = tz.local(proposed, zone)
+        if not any(designation_blocks(k, v, local) for k, v in timed[g]):
+            continue
+        clear = next_clear(timed[g], local)
+        moved.append({"enrollment_id": eid,
+                      "moved_at": None if clear is None else clear.astimezone(dt.UTC),
+                      "blocked": clear is None})
+    if not moved:
+        return pend
+    changes = pl.DataFrame(moved, schema={"enrollment_id": pl.String, "moved_at": UTC_DT,
+                                          "blocked": pl.Boolean})
+    pend = pend.join(changes, on="enrollment_id", how="left")
+    return pend.with_columns(
+        pl.coalesce("moved_at", "proposed_at").alias("proposed_at"),
+        (pl.col("moved_at").is_not_null() | pl.col("designation_moved"))
+        .alias("designation_moved"),
+        pl.when(pl.col("blocked").fill_null(False))
+        .then(pl.concat_list("pre", pl.lit(["REGF-TIME-DESIGNATED"])))
+        .otherwise(pl.col("pre")).alias("pre")).drop("moved_at", "blocked")
 
 
-def _planner_rules(row: dict[str, Any], channel: str, point: dict[str, Any],
-                   confidential: tuple[set[str], set[str]] | None,
-                   designations: list[tuple[str, str]]) -> list[str]:
-    """Rules the batch path does not model; may move `row['proposed_at']` (designations)."""
-    found = []
-    if confidential is not None:
-        channels, points = confidential
-        # HIPAA-CONF-COMM (164.522(b)): only the channels and points the patient named.
-        medium_ok = channel in channels or (channel == "voicemail" and "call" in channels)
-        if not medium_ok or (points and point["cp_id"] not in points):
-            found.append("HIPAA-CONF-COMM")
-    if channel != "letter" and point.get("employer_provided") and ("place", "work") in \
-            designations:
-        found.append("REGF-PLACE")  # 1006.6(b)(1)(ii): "don't contact me at work"
-    if found or channel == "letter":
-        return found
-    timed = [(k, v) for k, v in designations if k in ("time", "day")]
-    if timed:
-        zone = row["mailing_tz"]
-        local = tz.local(row["proposed_at"], zone)
-        if any(designation_blocks(k, v, local) for k, v in timed):
-            clear = next_clear(timed, local)
-            if clear is None:
-                return ["REGF-TIME-DESIGNATED"]
-            row["proposed_at"] = clear.astimezone(dt.UTC)
-            row["designation_moved"] = True
-    return []
+_RESULT = ["enrollment_id", "new_outcome", "new_cp", "new_at", "add_reasons", "add_tried",
+           "try"]
 
 
-def _decide_letters(rows: list[dict[str, Any]], flag_at: dict[tuple[str, str], Any]) -> None:
+def _decide_letters(sub: pl.DataFrame, flag_kinds: pl.DataFrame) -> pl.DataFrame:
     """Letters: no time window (PLAT-TIME-CHANNELS); the conduct flags still bind."""
-    cites = {"bankruptcy": ["PLAT-BANKRUPTCY"], "cease_requested": ["REGF-CEASE"],
+    rules = {"bankruptcy": ["PLAT-BANKRUPTCY"], "cease_requested": ["REGF-CEASE"],
              "attorney_represented": ["REGF-ATTY"],
              "deceased": ["HIPAA-PERSONAL-REP", "PLAT-DECEASED"]}
-    for row in rows:
-        found = [rule for kind, rules in cites.items()
-                 if (row["guarantor_id"], kind) in flag_at for rule in rules]
-        point = row.pop("_point")
-        if found:
-            row["tried"].append("letter:" + "+".join(found))
-            row["reasons"].extend(found)
-            continue
-        row.update(outcome="send", channel="letter", cp_id=point["cp_id"],
-                   scheduled_for=row["proposed_at"])
+    sub = sub.join(flag_kinds, on="guarantor_id", how="left").with_columns(
+        pl.col("flag_kinds").fill_null(_EMPTY))
+    found = pl.concat_list([
+        pl.when(pl.col("flag_kinds").list.contains(kind)).then(pl.lit(cites))
+        .otherwise(_EMPTY) for kind, cites in rules.items()])
+    sub = sub.with_columns(found.alias("found"))
+    blocked = pl.col("found").list.len() > 0
+    return sub.select(
+        "enrollment_id",
+        pl.when(blocked).then(None).otherwise(pl.lit("send")).cast(pl.String)
+        .alias("new_outcome"),
+        pl.when(blocked).then(None).otherwise(pl.col("cp_id")).alias("new_cp"),
+        pl.when(blocked).then(None).otherwise(pl.col("proposed_at")).cast(UTC_DT)
+        .alias("new_at"),
+        pl.col("found").alias("add_reasons"), pl.col("found").alias("add_tried"), "try")
 
 
 def _latest_revoke(revokes: pl.DataFrame, base: pl.DataFrame, channel: str) -> pl.DataFrame:
@@ -592,43 +654,31 @@ def _latest_revoke(revokes: pl.DataFrame, base: pl.DataFrame, channel: str) -> p
     ).with_columns(pl.lit("email" if channel == "email" else "phone").alias("revoke_cp"))
 
 
-def _evaluate(channel: str, rows: list[dict[str, Any]], facts: _Facts,
-              flag_at: dict[tuple[str, str], Any], profile: str) -> dict[str, dict[str, Any]]:
-    """One batch-path call for every row proposing `channel` tonight."""
-    base = pl.DataFrame([{
-        "account_id": r["enrollment_id"], "guarantor_id": r["guarantor_id"],
-        "real_account_id": r["account_id"], "state": r["state"],
-        "city_is_nyc": bool(r["city_is_nyc"]), "mailing_tz": r["mailing_tz"],
-        "other_known_tz": r["other_known_tz"], "cp_id": r["_point"]["cp_id"],
-        "line_type": r["_point"]["line_type"], "area_code_tzs": r["_point"]["area_code_tzs"],
-        "address_tz": r["_point"]["address_tz"], "time": r["proposed_at"],
-    } for r in rows], schema={
-        "account_id": pl.String, "guarantor_id": pl.String, "real_account_id": pl.String,
-        "state": pl.String, "city_is_nyc": pl.Boolean, "mailing_tz": pl.String,
-        "other_known_tz": pl.String, "cp_id": pl.String, "line_type": pl.String,
-        "area_code_tzs": pl.String, "address_tz": pl.String, "time": UTC_DT}, orient="row")
+def _evaluate(channel: str, sub: pl.DataFrame, facts: _Facts, profile: str) -> pl.DataFrame:
+    """One batch-path call for every row proposing `channel` tonight (keyed by enrollment)."""
+    base = sub.select(
+        pl.col("enrollment_id").alias("account_id"), "guarantor_id",
+        pl.col("account_id").alias("real_account_id"), "state",
+        pl.col("city_is_nyc").fill_null(False), "mailing_tz", "other_known_tz", "cp_id",
+        "line_type", "area_code_tzs", "address_tz", pl.col("proposed_at").alias("time"))
     consents = facts.consents
-    kinds = {"consent_at": "tcpa_pec", "email_consent_at": "email_use"}
     acc = base
-    for column, kind in kinds.items():
-        point_kind = "phone" if kind == "tcpa_pec" else "email"
-        # Consent to the channel's own point for phone channels; e-mail consent to the
-        # e-mail point (REGF-EMAIL-PROC / STATE-NYC-ECONSENT).
-        if (point_kind == "phone") == (channel != "email"):
-            joined = consents.filter(pl.col("kind") == kind).select(
-                pl.col("cp_id"), pl.col("at").alias(column))
-            acc = acc.join(joined.group_by("cp_id").agg(pl.col(column).max()), on="cp_id",
-                           how="left")
+    for column, kind in (("consent_at", "tcpa_pec"), ("email_consent_at", "email_use")):
+        # TCPA consent on the phone point for phone channels; e-mail consent on the e-mail
+        # point (REGF-EMAIL-PROC / STATE-NYC-ECONSENT).
+        if (kind == "tcpa_pec") == (channel != "email"):
+            latest = consents.filter(pl.col("kind") == kind).group_by("cp_id").agg(
+                pl.col("at").max().alias(column))
+            acc = acc.join(latest, on="cp_id", how="left")
         else:
             acc = acc.with_columns(pl.lit(None, UTC_DT).alias(column))
     extra = consents.filter(pl.col("kind") == "direct_prior_consent_extra_calls").group_by(
         "guarantor_id").agg(pl.col("at").max().alias("extra_calls_consent_at"))
     acc = acc.join(extra, on="guarantor_id", how="left")
     acc = acc.join(_latest_revoke(facts.revokes, base, channel), on="account_id", how="left")
-    flag_cols = {"bankruptcy": "bankruptcy_at", "cease_requested": "cease_at",
-                 "attorney_represented": "attorney_at"}
     flags = facts.flags
-    for kind, column in flag_cols.items():
+    for kind, column in (("bankruptcy", "bankruptcy_at"), ("cease_requested", "cease_at"),
+                         ("attorney_represented", "attorney_at")):
         acc = acc.join(flags.filter(pl.col("kind") == kind).select(
             "guarantor_id", pl.col("at").alias(column)), on="guarantor_id", how="left")
     deceased = flags.filter(pl.col("kind") == "deceased").select(
@@ -652,7 +702,8 @@ def _evaluate(channel: str, rows: list[dict[str, Any]], facts: _Facts,
         .alias("dialer"))
     events = _events_for(facts.events, base)
     out = evaluate_portfolio(_with_sentinel(acc), events)
-    return {r["account_id"]: r for r in out.iter_rows(named=True) if r["account_id"] != SENTINEL}
+    return out.filter(pl.col("account_id") != SENTINEL).rename(
+        {"account_id": "enrollment_id"})
 
 
 SENTINEL = "~planner-sentinel"
@@ -690,26 +741,27 @@ def _events_for(events: pl.DataFrame, base: pl.DataFrame) -> pl.DataFrame:
                      about.alias("about_debt"), cp.alias("cp"))
 
 
-def _apply(row: dict[str, Any], channel: str, decision: dict[str, Any],
-           horizon: dt.timedelta) -> None:
-    point = row.pop("_point")
-    reasons = list(decision["reasons"] or [])
-    if decision["decision"] != "block":
-        row.update(outcome="send", channel=channel, cp_id=point["cp_id"],
-                   scheduled_for=row["proposed_at"])
-        if row.get("designation_moved"):
-            row["outcome"] = "retime"
-            row["reasons"].append("REGF-TIME-DESIGNATED")
-        row["reasons"].extend(reasons)  # modification reasons (e.g. TCPA-RND no_data)
-        return
-    nxt = decision["next_allowed_at"]
-    if nxt is not None and nxt - row["proposed_at"] <= horizon:
-        row.update(outcome="retime", channel=channel, cp_id=point["cp_id"],
-                   scheduled_for=nxt)
-        row["reasons"].extend(reasons)
-        return
-    row["tried"].append(f"{channel}:{'+'.join(reasons)}")
-    row["reasons"].extend(reasons)
+def _apply(sub: pl.DataFrame, decisions: pl.DataFrame,
+           horizon: dt.timedelta) -> pl.DataFrame:
+    """Allowed -> send; blocked with a next allowed instant within the horizon -> retime;
+    otherwise the reasons are kept and the next channel is tried."""
+    d = sub.select("enrollment_id", "cp_id", "proposed_at", "designation_moved", "try").join(
+        decisions, on="enrollment_id")
+    allowed = pl.col("decision") != "block"
+    soon = pl.col("next_allowed_at").is_not_null() & (
+        pl.col("next_allowed_at") - pl.col("proposed_at") <= pl.lit(horizon))
+    outcome = pl.when(allowed & pl.col("designation_moved")).then(pl.lit("retime")) \
+        .when(allowed).then(pl.lit("send")).when(soon).then(pl.lit("retime")).otherwise(None)
+    reasons = pl.col("reasons").fill_null(_EMPTY)
+    return d.select(
+        "enrollment_id", outcome.alias("new_outcome"),
+        pl.when(allowed | soon).then(pl.col("cp_id")).otherwise(None).alias("new_cp"),
+        pl.when(allowed).then(pl.col("proposed_at")).when(soon)
+        .then(pl.col("next_allowed_at")).otherwise(None).cast(UTC_DT).alias("new_at"),
+        pl.when(allowed & pl.col("designation_moved"))
+        .then(pl.concat_list(reasons, pl.lit(["REGF-TIME-DESIGNATED"])))
+        .otherwise(reasons).alias("add_reasons"),
+        reasons.alias("add_tried"), "try")
 
 
 # --------------------------------------------------------------------------- persisting
