@@ -425,7 +425,7 @@ class PlanService:
                     if enqueue(session, CHARGE_JOB, {"installment_id": str(inst.id),
                                                      "attempt": number},
                                queue="payments", organization_id=plan.organization_id,
-                               max_attempts=10,
+                               max_attempts=10, scheduled_at=now,
                                unique_key=f"plan-charge:{inst.id}:{number}") is not None:
                         charges += 1
         missed = 0
