@@ -146,7 +146,7 @@ def verify_audit_trail(context: AppContext, principal: Principal) -> dict[str, A
         context.db.engine, verifier=default_verifier(signing_path), checkpoint_dir=checkpoints
     )
     result = report.as_dict()
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         record(
             session,
             actor=principal.actor,

@@ -9,7 +9,8 @@ import hashlib
 import hmac
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -55,6 +56,42 @@ class AppContext:
         """HMAC-SHA256 of `value` for `purpose` under the session secret (CSRF tokens)."""
         message = f"{purpose}:{value}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    @contextmanager
+    def session(self, organization_id: uuid.UUID | None) -> Iterator[Session]:
+        """The request's transaction: tenant-scoped (or system when None); commits on
+        success, rolls back on error.
+
+        On SQLite it begins with `BEGIN IMMEDIATE`: nearly every request writes (an audit
+        event, a session touch), and a deferred transaction that read first and writes
+        later fails at once with SQLITE_BUSY_SNAPSHOT when another writer committed in
+        between (WAL mode); waiting for the write lock up front uses the busy timeout
+        instead. PostgreSQL needs nothing of the kind.
+        """
+        if self.db.is_postgres:
+            factory = (
+                self.db.tenant_session(organization_id)
+                if organization_id is not None
+                else self.db.system_session()
+            )
+            with factory as session:
+                yield session
+            return
+        connection = self.db.engine.connect()
+        connection.info["sqlite_begin"] = "BEGIN IMMEDIATE"
+        session = Session(bind=connection, expire_on_commit=False)
+        session.info["organization_id"] = organization_id
+        session.info["app_role"] = None
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            connection.info.pop("sqlite_begin", None)
+            connection.close()
 
     def org_keys(self, session: Session, organization_id: uuid.UUID) -> OrganizationKeys:
         """The organization's keys with its recorded blind-index width."""

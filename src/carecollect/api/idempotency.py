@@ -51,7 +51,7 @@ def run_post(
     request_hash = _request_hash("POST", path, payload)
     principal_key = f"{principal.kind}:{principal.id}"
     try:
-        with context.db.tenant_session(principal.organization_id) as session:
+        with context.session(principal.organization_id) as session:
             keys = context.org_keys(session, principal.organization_id)
             if key is not None:
                 stored = identity_repository.idempotency_record(session, principal_key, key)

@@ -72,6 +72,19 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    from carecollect.api.v1 import router as api_router
+
+    methods: set[str] = set()
+    for route in api_router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", ()) or ())
+    return sorted(methods)
+
+
 def _is_html(request: Request) -> bool:
     return request.url.path.startswith("/app")
 
@@ -108,7 +121,12 @@ def install(app: FastAPI, *, html_error: Any) -> None:
         if _is_html(request):
             result: Response = await html_error(request, exc.status_code, detail or "", None)
             return result
-        return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # RFC 9110 15.5.6: Allow lists every method of the resource, which may be
+            # served by several routes (GET and POST /accounts).
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, detail, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

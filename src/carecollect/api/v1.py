@@ -18,7 +18,7 @@ from carecollect.api import admin as admin_service
 from carecollect.api import queries, views
 from carecollect.api.context import AppContext, get_context
 from carecollect.api.idempotency import run_post
-from carecollect.api.problems import PROBLEM_RESPONSES
+from carecollect.api.problems import PROBLEM_RESPONSES, problem_response
 from carecollect.api.schemas import (
     AccountCreate,
     AccountOut,
@@ -81,7 +81,7 @@ def _page(items: list[Any], limit: int, last_id: Any) -> dict[str, Any]:
 def get_organization(
     context: Context, principal: Principal = api_permission(Permission.ORG_READ)
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         org = session.get(Organization, principal.organization_id)
         if org is None:
             raise NotFound("no such organization")
@@ -94,7 +94,7 @@ def update_organization(
     body: OrganizationUpdate,
     principal: Principal = api_permission(Permission.ORG_MANAGE),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         org = admin_service.update_organization(
             session,
             actor=principal.actor,
@@ -124,7 +124,7 @@ def list_users(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         users = identity_repository.users(session, after=cursor, limit=limit)
         return _page([_user_out(u) for u in users], limit, users[-1].id if users else None)
 
@@ -135,7 +135,7 @@ def get_user(
     user_id: uuid.UUID,
     principal: Principal = api_permission(Permission.USER_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         user = identity_repository.user(session, user_id)
         if user is None:
             raise NotFound("no such user")
@@ -176,7 +176,7 @@ def search_guarantors(
 ) -> Any:
     """Find guarantors through blind indexes. Search is a POST so that no PHI ever
     appears in a URL, a proxy log or a browser history; not idempotency-keyed (a read)."""
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         ids = patient_service.find_guarantors(
             session,
@@ -193,13 +193,24 @@ def search_guarantors(
         }
 
 
+@router.api_route(
+    "/guarantors/search", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+def search_is_a_post() -> JSONResponse:
+    """Search terms never go in a URL: only POST exists (and GET must not fall through to
+    `/guarantors/{guarantor_id}`)."""
+    return problem_response(
+        405, "search with POST: terms go in the body", headers={"Allow": "POST"}
+    )
+
+
 @router.get("/guarantors/{guarantor_id}", response_model=GuarantorOut, tags=["patients"])
 def get_guarantor(
     context: Context,
     guarantor_id: uuid.UUID,
     principal: Principal = api_permission(Permission.PATIENT_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         return views.read_guarantor(
             session, keys=keys, principal=principal, guarantor_id=guarantor_id, purpose="api"
@@ -214,7 +225,7 @@ def list_patients(
     guarantor_id: uuid.UUID,
     principal: Principal = api_permission(Permission.PATIENT_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         views.require_guarantor(session, guarantor_id)
         from carecollect.patient.repository import patient_repository
@@ -260,7 +271,7 @@ def list_contact_points(
 ) -> Any:
     from carecollect.patient.repository import patient_repository
 
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         views.require_guarantor(session, guarantor_id)
         rows = patient_repository.contact_points_of(session, guarantor_id)
@@ -308,7 +319,7 @@ def list_accounts(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         rows = queries.accounts_page(session, guarantor_id=guarantor_id, after=cursor, limit=limit)
         balances = queries.balances(session, [r.id for r in rows])
@@ -369,7 +380,7 @@ def get_account(
     account_id: uuid.UUID,
     principal: Principal = api_permission(Permission.ACCOUNT_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         row = _account(session, account_id)
         balance = ledger_service.balance_cents(session, account_id=account_id)
@@ -396,7 +407,7 @@ def list_ledger(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         keys = context.org_keys(session, principal.organization_id)
         account = _account(session, account_id)
         rows = queries.entries_page(session, account_id, after=cursor, limit=limit)
@@ -468,7 +479,7 @@ def list_consents(
     guarantor_id: uuid.UUID,
     principal: Principal = api_permission(Permission.CONSENT_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         views.require_guarantor(session, guarantor_id)
         result = views.consent_ledger(session, guarantor_id)
         views.record_read(session, principal, guarantor_id, fields=["consents"], purpose="api")
@@ -580,7 +591,7 @@ def list_flags(
     guarantor_id: uuid.UUID,
     principal: Principal = api_permission(Permission.FLAG_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         views.require_guarantor(session, guarantor_id)
         result = [views.flag_out(f) for f in queries.flags_of(session, guarantor_id)]
         views.record_read(session, principal, guarantor_id, fields=["flags"], purpose="api")
@@ -632,7 +643,7 @@ def raise_flag(
 def list_business_associates(
     context: Context, principal: Principal = api_permission(Permission.BAA_READ)
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         today = context.now().date()
         return [
             admin_service.business_associate_out(b, today)
@@ -685,7 +696,7 @@ def update_business_associate(
     body: BusinessAssociateIn,
     principal: Principal = api_permission(Permission.BAA_MANAGE),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         row = admin_service.save_business_associate(
             session,
             actor=principal.actor,
@@ -710,7 +721,7 @@ def search_audit(
     limit: Limit = 50,
     cursor: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         events, next_cursor = queries.audit_events(
             session,
             organization_id=principal.organization_id,
@@ -739,7 +750,7 @@ def patient_access_log(
     guarantor_id: uuid.UUID,
     principal: Principal = api_permission(Permission.AUDIT_READ),
 ) -> Any:
-    with context.db.tenant_session(principal.organization_id) as session:
+    with context.session(principal.organization_id) as session:
         entries = access_log(session, principal.organization_id, guarantor_id, limit=500)
         record(
             session,

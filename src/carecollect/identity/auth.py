@@ -78,7 +78,7 @@ def api_principal(
     if parts is None:
         raise Unauthenticated("the API key is not valid")
     organization_id, prefix, secret = parts
-    with context.db.tenant_session(organization_id) as session:
+    with context.session(organization_id) as session:
         principal = resolve_api_key(session, prefix=prefix, secret=secret, now=context.now())
     if principal is None or principal.organization_id != organization_id:
         raise Unauthenticated("the API key is not valid")
@@ -122,7 +122,7 @@ def _resolve(request: Request) -> tuple[StaffSession, StaffUser] | None:
     if parts is None:
         return None
     organization_id, token = parts
-    with context.db.tenant_session(organization_id) as session:
+    with context.session(organization_id) as session:
         found = resolve_session(session, token=token, now=context.now(), policy=context.policy)
         if found is None:
             return None

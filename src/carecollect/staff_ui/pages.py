@@ -66,7 +66,7 @@ def _client(request: Request) -> str:
 
 
 def _tenant(context: AppContext, auth: StaffAuth) -> Any:
-    return context.db.tenant_session(auth.principal.organization_id)
+    return context.session(auth.principal.organization_id)
 
 
 # Sign-in --------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def login(
         return _login_error(request, "Too many failed sign-ins from here; wait and retry.", 429)
     now = context.now()
     error: AppError | None = None
-    with context.db.system_session() as session:
+    with context.session(None) as session:
         try:
             user = identity.authenticate_password(
                 session, email=email, password=password, now=now, policy=context.policy
@@ -173,7 +173,7 @@ def mfa(
     now = context.now()
     error: AppError | None = None
     cookie = ""
-    with context.db.tenant_session(auth.principal.organization_id) as session:
+    with context.session(auth.principal.organization_id) as session:
         user = identity_repository.user(session, auth.user_id)
         if user is None:
             raise NotFound("no such user")
@@ -208,7 +208,7 @@ def enroll_form(request: Request, context: Context) -> Response:
         return RedirectResponse("/app/login?m=expired", status_code=303)
     if auth.totp_enabled:
         return RedirectResponse("/app/login/mfa", status_code=303)
-    with context.db.tenant_session(auth.principal.organization_id) as session:
+    with context.session(auth.principal.organization_id) as session:
         user = identity_repository.user(session, auth.user_id)
         if user is None:
             raise NotFound("no such user")
@@ -228,7 +228,7 @@ def enroll(
     if auth is None or auth.totp_enabled:
         return RedirectResponse("/app/login?m=expired", status_code=303)
     now = context.now()
-    with context.db.tenant_session(auth.principal.organization_id) as session:
+    with context.session(auth.principal.organization_id) as session:
         user = identity_repository.user(session, auth.user_id)
         if user is None:
             raise NotFound("no such user")
@@ -248,7 +248,7 @@ def enroll(
 def logout(request: Request, context: Context) -> Response:
     auth = staff_session(request)
     if auth is not None:
-        with context.db.tenant_session(auth.principal.organization_id) as session:
+        with context.session(auth.principal.organization_id) as session:
             row = session.get(StaffSession, auth.session_id)
             if row is not None:
                 identity.revoke_session(session, row, reason="logout", now=context.now())
