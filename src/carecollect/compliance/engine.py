@@ -36,6 +36,73 @@ MODIFICATION_ORDER = (
 )
 _MOD_RANK = {m: i for i, m in enumerate(MODIFICATION_ORDER)}
 
+# Rules that can only fire when a fact is present: skipped (by the cached filter) when it is
+# absent. Each listed check returns None without that fact; "never" marks checks that only
+# carry metadata and are cited by other rules.
+NEEDS: dict[str, str] = {
+    "REGF-ATTY": "attorney", "REGF-CEASE": "cease", "PLAT-BANKRUPTCY": "bankruptcy",
+    "PLAT-DECEASED": "deceased", "REGF-DECEASED": "deceased", "HIPAA-PERSONAL-REP": "deceased",
+    "MED-NSA-BALANCE": "nsa", "MED-NSA-PPDR": "nsa", "REGF-UNAUTH-AMOUNT": "nsa",
+    "REGF-VAL-TIMING": "validation", "REGF-OVERSHADOW": "validation",
+    "REGF-DISPUTE-CEASE": "dispute", "REGF-TBD": "sol_expired",
+    "REGF-TIME-DESIGNATED": "designations", "REGF-PLACE": "designations",
+    "REGF-WORK-PLACE": "designations", "STATE-MA-WORK": "designations",
+    "HIPAA-CONF-COMM": "confidential", "TCPA-MARKETING-PEWC": "marketing",
+    "TCPA-SOLICIT-HOURS": "marketing", "STATE-FL-TELEMKT": "marketing",
+    "STATE-OK-TSA": "marketing", "STATE-MD-SPAM": "marketing",
+    "REGF-3P": "other_recipient", "REGF-LOCATION": "other_recipient",
+    "HIPAA-FAMILY": "other_recipient", "STATE-MA-HOUSEHOLD": "other_recipient",
+    "PLAT-REVOKE-NLU": "inbound_text", "MED-501R-ECA-WAIT": "hospital",
+    "MED-501R-30DAY-NOTICE": "hospital", "MED-501R-APP-PERIOD": "hospital",
+    "MED-501R-BILLING-NOTICE": "hospital", "HIPAA-BAA": "vendor",
+    "HIPAA-TPO-PAYMENT": "vendor", "TCPA-PRERECORDED-ID": "prerecorded",
+    "TCPA-PRERECORDED-RESIDENTIAL": "prerecorded", "STATE-OK-ADAD": "prerecorded",
+    **dict.fromkeys(("REGF-CALL-EXCLUSIONS", "REGF-VAL-PERIOD", "TCPA-HC-EXEMPT-NA",
+                     "TCPA-REVOKE-ANYMEANS", "TCPA-REVOKE-10BD", "TCPA-REVOKE-ALL",
+                     "TCPA-RECONSENT", "STATE-CA-ROSENTHAL", "STATE-SUNDAY",
+                     "PLAT-HONOR-IMMEDIATELY", "PLAT-RND-CADENCE"), "never"),
+}
+
+
+def features(ctx: Context) -> frozenset[str]:
+    """The facts present in a context that gate rules in NEEDS."""
+    flags, debtor, action = ctx.flags, ctx.debtor, ctx.proposed_action
+    content = action.content
+    have = []
+    if flags.attorney_represented is not None:
+        have.append("attorney")
+    if flags.cease_requested is not None:
+        have.append("cease")
+    if flags.bankruptcy is not None:
+        have.append("bankruptcy")
+    if debtor.deceased:
+        have.append("deceased")
+    if ctx.debt.nsa is not None:
+        have.append("nsa")
+    if flags.validation is not None:
+        have.append("validation")
+    if flags.disputed is not None:
+        have.append("dispute")
+    if ctx.debt.sol_expired:
+        have.append("sol_expired")
+    if debtor.designated_inconvenient:
+        have.append("designations")
+    if debtor.confidential_comm_request is not None:
+        have.append("confidential")
+    if content.marketing or "marketing_offer" in content.contains:
+        have.append("marketing")
+    if action.recipient != "debtor":
+        have.append("other_recipient")
+    if any(e.text and e.direction == "inbound" for e in ctx.contact_history):
+        have.append("inbound_text")
+    if ctx.creditor.entity_kind == "hospital_nonprofit_501r":
+        have.append("hospital")
+    if ctx.creditor.type == "third_party" or ctx.creditor.hipaa_role == "business_associate":
+        have.append("vendor")
+    if action.dialer == "prerecorded":
+        have.append("prerecorded")
+    return frozenset(have)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Decision:
@@ -92,7 +159,7 @@ def _scope_ok(meta: RuleMeta, profile: str, collector: bool, state: str) -> bool
 
 @functools.lru_cache(maxsize=4096)
 def applicable_rules(profile: str, collector: bool, channel: str, state: str, nyc: bool,
-                     provider_ny: bool, overlay: bool
+                     provider_ny: bool, overlay: bool, have: frozenset[str] | None = None
                      ) -> tuple[tuple[Any, RuleMeta | None], ...]:
     """(check, meta-if-dated) of the event rules that can apply, before effective dates.
 
@@ -106,6 +173,9 @@ def applicable_rules(profile: str, collector: bool, channel: str, state: str, ny
         if not _scope_ok(meta, profile, collector, state):
             continue
         if not _jurisdiction_ok(meta, state, nyc, provider_ny, overlay):
+            continue
+        need = NEEDS.get(meta.id)
+        if have is not None and need is not None and need not in have:
             continue
         dated = meta.effective_from is not None or meta.effective_to is not None
         out.append((CHECKS[meta.id], meta if dated else None))
@@ -129,7 +199,7 @@ def _decide(ctx: Context, overlay: OrgOverlay | None) -> Decision:
            overlay is not None)
     findings: list[Finding] = []
     on, profile = f.on, f.profile
-    for fn, dated in applicable_rules(*key):
+    for fn, dated in applicable_rules(*key, features(ctx)):
         if dated is not None and not dated.in_force(on, profile):
             continue
         found = fn(f)
