@@ -164,3 +164,25 @@ def test_audited_read_requires_an_actor_and_records_the_read(
     with db.system_session() as session:
         entries = access_log(session, org_id, PATIENT)
     assert [(e.action, e.actor_id) for e in entries] == [("patient.read", str(USER))]
+
+
+@pytest.mark.parametrize(
+    ("subject", "details"),
+    [
+        (None, None),
+        (Subject("account", "acct-7", patient_id=PATIENT), {"b": [1, True, None], "a": "x\u00e9"}),
+    ],
+)
+def test_event_body_is_canonical_json(subject: Subject | None, details: dict | None) -> None:
+    import json
+
+    from carecollect.audit.service import build_event_row
+
+    event_id, (recorded_at, _, _, body) = build_event_row(
+        actor=Actor.webhook("twilio"), action="message.send", subject=subject,
+        outcome="failure", details=details, organization_id=None)
+    parsed = json.loads(body)
+    assert body == json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert parsed["id"] == str(event_id)
+    assert event_id.version == 7
+    assert len(recorded_at) == 27

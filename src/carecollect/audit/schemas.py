@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 ActorType = Literal["staff", "patient", "api_key", "system", "webhook"]
 Outcome = Literal["success", "failure", "denied"]
@@ -15,10 +15,10 @@ ACTOR_TYPES: tuple[str, ...] = ("staff", "patient", "api_key", "system", "webhoo
 OUTCOMES: tuple[str, ...] = ("success", "failure", "denied")
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(NamedTuple):
     """Who performed the action. Ids only: a user id, a guarantor id, an API key id, a job
-    name or a webhook source, never a name or an address."""
+    name or a webhook source, never a name or an address. (Named tuples, not dataclasses:
+    one is built per audited request, and a tuple is several times cheaper to create.)"""
 
     type: ActorType
     id: str
@@ -44,8 +44,7 @@ class Actor:
         return cls("webhook", source)
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(NamedTuple):
     """What the action was about: a record type, its id and its organization.
 
     `patient_id` names the patient (guarantor) concerned when the subject is one of their

@@ -9,7 +9,11 @@ the integrator (`carecollect.audit.integrator`).
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +33,6 @@ from carecollect.kit.audit.canonical import (
     event_body,
     timestamp_text,
 )
-from carecollect.kit.ids import uuid7
 
 # Keys that would carry PHI values rather than ids, names of fields or counts. Details
 # say *which* fields changed, never *what* they contain (HIPAA minimum necessary,
@@ -87,6 +90,44 @@ def _check_details(value: Any, depth: int) -> None:
     raise ValueError(f"audit details must be JSON values, not {type(value).__name__}")
 
 
+_second_cache: tuple[int, str] = (-1, "")
+_id_random = random.Random(int.from_bytes(os.urandom(16), "big"))  # noqa: S311
+_id_lock = threading.Lock()
+_id_last = [0, 0]  # last millisecond, counter
+
+
+def _timestamp_from_ns(ns: int) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffffZ` for a Unix time in nanoseconds, reusing the rendered
+    second (rendering a datetime is the costliest step of recording an event)."""
+    global _second_cache
+    seconds, rest = divmod(ns, 1_000_000_000)
+    cached_second, prefix = _second_cache
+    if cached_second != seconds:
+        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (seconds, prefix)
+    return f"{prefix}.{rest // 1000:06d}Z"
+
+
+def _event_id(ns: int) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562) from the recording instant: 48-bit milliseconds, a 12-bit
+    counter that keeps ids of one process ordered within a millisecond, 62 random bits.
+    Event ids need uniqueness, not secrecy (they are never credentials), so the random
+    part comes from a seeded PRNG instead of a system call per event."""
+    ms = ns // 1_000_000
+    with _id_lock:
+        if ms <= _id_last[0]:
+            ms = _id_last[0]
+            _id_last[1] += 1
+            if _id_last[1] > 0xFFF:
+                ms += 1
+                _id_last[0], _id_last[1] = ms, 0
+        else:
+            _id_last[0], _id_last[1] = ms, 0
+        counter = _id_last[1]
+        rand = _id_random.getrandbits(62)
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand)
+
+
 def _hold_recording_lock(session: Session) -> None:
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
@@ -132,6 +173,7 @@ def build_event_row(
         subject_id = None if subject.id is None else str(subject.id)
         if subject.patient_id is not None:
             patient_id = str(subject.patient_id)
+        # str(UUID) is always identifier text; only free-form strings need the pattern.
         elif subject.type == "patient":
             patient_id = subject_id
         if subject.organization_id is not None:
@@ -140,11 +182,18 @@ def build_event_row(
             organization_id = subject.organization_id
         if not SAFE_TEXT.match(subject_type) or len(subject_type) > 64:
             raise ValueError("subject type must be 1 to 64 identifier characters")
-        for value in (subject_id, patient_id):
-            if value is not None and not SAFE_TEXT.match(value):
+        for given_id, value in ((subject.id, subject_id), (subject.patient_id, patient_id)):
+            if value is not None and not isinstance(given_id, uuid.UUID) and not (
+                SAFE_TEXT.match(value)
+            ):
                 raise ValueError("subject ids must be 1 to 128 identifier characters")
-    when = recorded_at or datetime.now(UTC)
-    event_id = uuid7()
+    if recorded_at is None:
+        now_ns = time.time_ns()
+        recorded_text = _timestamp_from_ns(now_ns)
+    else:
+        now_ns = int(recorded_at.timestamp() * 1_000_000) * 1000
+        recorded_text = timestamp_text(recorded_at)
+    event_id = _event_id(now_ns)
     body = event_body(
         event_id=event_id,
         action=action,
@@ -158,7 +207,7 @@ def build_event_row(
     if len(body) > MAX_BODY_BYTES:
         raise ValueError(f"audit details exceed {MAX_DETAILS_BYTES} bytes")
     org_text = None if organization_id is None else str(organization_id)
-    return event_id, (timestamp_text(when), org_text, patient_id, body)
+    return event_id, (recorded_text, org_text, patient_id, body)
 
 
 def record(
