@@ -678,6 +678,17 @@ case("C180", ["MED-501R-APP-PERIOD"], "FAP application pending (day 200 < 240)",
        {"flags": {"fap": {"application": {"received_at": "2026-04-20T12:00:00-04:00",
                                           "status": "incomplete_pending"}}}}),
      "block", ["MED-501R-APP-PERIOD"])
+case("C182", ["MED-501R-APP-PERIOD"], "application received on day 240 (2026-09-02) is in "
+     "the period", p(HOSPITAL, at("2026-09-10T12:00:00-04:00"),
+                      {"flags": {"fap": {"application": {
+                          "received_at": "2026-09-02T12:00:00-04:00",
+                          "status": "complete_pending"}}}}),
+     "block", ["MED-501R-APP-PERIOD"])
+case("C183", ["MED-501R-APP-PERIOD"], "application received on day 241 is outside the "
+     "period: no suspension", p(HOSPITAL, at("2026-09-10T12:00:00-04:00"),
+                                {"flags": {"fap": {"application": {
+                                    "received_at": "2026-09-03T12:00:00-04:00",
+                                    "status": "complete_pending"}}}}), "allow")
 case("C181", ["MED-501R-BILLING-NOTICE"], "hospital statement without the FAP notice",
      p(HOSPITAL, LETTER), "allow_with_modification", ["MED-501R-BILLING-NOTICE"],
      "append_fap_notice")

@@ -12,6 +12,7 @@ NCRA_MIN_BALANCE_CENTS = 50_000
 NCRA_WAIT = dt.timedelta(days=365)
 ECA_WAIT = dt.timedelta(days=120)
 NOTICE_LEAD = dt.timedelta(days=30)
+APPLICATION_PERIOD = dt.timedelta(days=240)
 PENDING_FAP = frozenset({"incomplete_pending", "complete_pending", "pending"})
 
 
@@ -76,8 +77,15 @@ def app_period(f: Facts) -> Finding | None:
     app = f.ctx.flags.fap.application
     if app is None or app.received_at > f.t or app.status not in PENDING_FAP:
         return None
-    return block("MED-501R-APP-PERIOD", "a financial-assistance application is pending: "
-                 "ECAs and credit reporting are suspended")
+    first = f.ctx.debt.first_post_discharge_statement_date
+    received = tz.local_date(app.received_at, f.primary_zone)
+    # The application period runs through day 240 after the first post-discharge statement
+    # (1.501(r)-1(b)(3)); only an application submitted in it suspends ECAs. Unknown first
+    # statement date: treat as inside the period (fail closed).
+    if first is not None and received > first + APPLICATION_PERIOD:
+        return None
+    return block("MED-501R-APP-PERIOD", "a financial-assistance application submitted in "
+                 "the application period is pending: ECAs and credit reporting are suspended")
 
 
 @check("MED-501R-BILLING-NOTICE")
