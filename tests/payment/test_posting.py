@@ -264,3 +264,30 @@ def test_receipt_has_no_clinical_content(db) -> None:  # type: ignore[no-untyped
         assert word not in email.subject
     assert spanish.subject == "Su recibo de pago"
     assert "Monto pagado: $20.00" in spanish.text_body
+
+
+def test_other_guarantors_and_tenants_see_nothing(db) -> None:  # type: ignore[no-untyped-def]
+    from carecollect.errors import NotFound
+    from carecollect.payment.receipts import receipt_pdf
+
+    world = make_world(db)
+    other = make_world(db)
+    payment = _pay(world, "20.00")
+    assert payment is not None
+    with world.db.tenant_session(world.org_id) as s:
+        pdf = receipt_pdf(s, payment.id, for_guarantor=world.guarantor_id)
+        assert pdf.startswith(b"%PDF-")
+        with pytest.raises(NotFound, match="no such payment"):
+            receipt_pdf(s, payment.id, for_guarantor=other.guarantor_id)
+        with pytest.raises(NotFound, match="no such account"):
+            payment_service.start_payment(
+                s, keys=world.tenant.keys, actor=PATIENT, processor=SandboxProcessor(),
+                account_id=world.account_id, amount="5", idempotency_key="x",
+                payment_method="pm_sandbox_visa", now=NOW, for_guarantor=other.guarantor_id)
+    # Another organization's session sees none of this organization's payments.
+    with world.db.tenant_session(other.org_id) as s:
+        assert s.get(Payment, payment.id) is None
+        with pytest.raises(NotFound):
+            receipt_pdf(s, payment.id)
+    assert len(other.payments()) == 0
+    assert world.count(Payment) == 1

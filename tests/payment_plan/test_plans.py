@@ -49,7 +49,7 @@ def test_staff_plan_within_policy(db) -> None:  # type: ignore[no-untyped-def]
 def test_default_is_the_longest_term_the_policy_allows(db) -> None:  # type: ignore[no-untyped-def]
     world = make_world(db)
     set_policy(world)
-    plan, items = plan_state(world, create_plan(world, now=NOW))
+    _plan, items = plan_state(world, create_plan(world, now=NOW))
     # 150.00 with a 25.00 minimum installment: six payments of 25.00 (tier max is 6).
     assert [i.amount_cents for i in items] == [2_500] * 6
 

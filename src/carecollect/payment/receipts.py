@@ -96,3 +96,29 @@ def receipt_content(session: Session, payment_id: object, *, language: str = "en
     )
     return ReceiptEmail(from_name=org.billing_display_name, subject=str(text["subject"]),
                         text_body=body + "\n", language=language if language in _TEXT else "en")
+
+
+def receipt_pdf(session: Session, payment_id: object, *, for_guarantor: object | None = None,
+                language: str = "en") -> bytes:
+    """The receipt as a PDF for the portal's "download receipt" (same C0-C1 content as the
+    e-mail). With `for_guarantor`, another guarantor's payment answers like a missing one."""
+    import io
+    from xml.sax.saxutils import escape
+
+    from reportlab.lib.pagesizes import LETTER
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    payment = session.get(Payment, payment_id)
+    if payment is None or (for_guarantor is not None and payment.guarantor_id != for_guarantor):
+        raise NotFound("no such payment")
+    email = receipt_content(session, payment_id, language=language)
+    styles = getSampleStyleSheet()
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=LETTER, title=email.subject, invariant=True)
+    story = [Paragraph(escape(email.from_name), styles["Title"]),
+             Paragraph(escape(email.subject), styles["Heading2"])]
+    story += [Paragraph(escape(line) or "&nbsp;", styles["Normal"])
+              for line in email.text_body.splitlines()]
+    doc.build(story)
+    return buffer.getvalue()

@@ -102,6 +102,20 @@ def require_processor_baa(session: Session, processor: PaymentProcessor, on: dat
                         "with the payment processor")
 
 
+def account_of(session: Session, account_id: uuid.UUID,
+               for_guarantor: uuid.UUID | None = None) -> Account:
+    """The account, or NotFound; with `for_guarantor`, only that guarantor's account."""
+    account = session.get(Account, account_id)
+    if account is None or (for_guarantor is not None and account.guarantor_id != for_guarantor):
+        raise NotFound("no such account")
+    return account
+
+
+def payments_of(session: Session, guarantor_id: uuid.UUID) -> list[Payment]:
+    """A guarantor's payments, oldest first (the portal's receipts list)."""
+    return payment_repository.for_guarantor(session, guarantor_id)
+
+
 # -- results ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class PostResult:
@@ -144,17 +158,18 @@ class PaymentService:
         source: str = "portal",
         allocation: dict[uuid.UUID, int] | None = None,
         now: datetime | None = None,
+        for_guarantor: uuid.UUID | None = None,
     ) -> tuple[PaymentSession, Payment | None]:
         """Validate the amount against the balance and ask the processor for a payment.
 
         Without `payment_method` the result carries a client secret for the processor's
         hosted fields, and posting happens on the `payment_intent.succeeded` webhook. With
         a method token (sandbox, or a Stripe PaymentMethod id from the Payment Element) the
-        payment is confirmed now and posted at once when it succeeds."""
+        payment is confirmed now and posted at once when it succeeds. The portal passes
+        `for_guarantor` (the verified session's guarantor): another guarantor's account
+        answers exactly like a missing one."""
         now = now or utcnow()
-        account = session.get(Account, account_id)
-        if account is None:
-            raise NotFound("no such account")
+        account = account_of(session, account_id, for_guarantor)
         amount_cents = parse_amount_cents(amount)
         check_amount_against_balance(amount_cents,
                                      ledger_service.balance_cents(session, account_id=account_id))

@@ -43,7 +43,7 @@ from carecollect.payment.processor import (
     ProcessorUnavailable,
 )
 from carecollect.payment.repository import payment_repository
-from carecollect.payment.service import payment_service, require_processor_baa
+from carecollect.payment.service import account_of, payment_service, require_processor_baa
 from carecollect.payment_plan.models import (
     ChargeAttempt,
     PaymentPlan,
@@ -183,15 +183,15 @@ class PlanService:
         start_on: date | None = None,
         payment_method_id: uuid.UUID | None = None,
         waive_down_payment: bool = False,
+        for_guarantor: uuid.UUID | None = None,
     ) -> PaymentPlan:
         """A plan within the organization's policy, by staff or by the patient (when the
-        policy allows self-service). Autopay needs a saved method with autopay consent."""
+        policy allows self-service). Autopay needs a saved method with autopay consent.
+        The portal passes `for_guarantor`, the verified session's guarantor."""
         now = now or utcnow()
         if created_by not in ("staff", "patient"):
             raise BadInput("a plan is created by staff or by the patient")
-        account = session.get(Account, account_id)
-        if account is None:
-            raise NotFound("no such account")
+        account = account_of(session, account_id, for_guarantor)
         policy, terms = self.policy(session)
         if created_by == "patient" and not terms.allow_self_service:
             raise Forbidden("Self-service plans are not offered; please call the office.")
@@ -499,12 +499,13 @@ class PlanService:
         plan_id: uuid.UUID,
         payment_method: str | None = None,
         now: datetime | None = None,
+        for_guarantor: uuid.UUID | None = None,
     ) -> PaymentPlan:
         """Early payoff: charge what is left (a method token, or the saved autopay method)
         and close the plan. No prepayment penalty: none is authorized (REGF-UNAUTH-AMOUNT)."""
         now = now or utcnow()
         plan = plan_repository.plan(session, plan_id, lock=True)
-        if plan is None:
+        if plan is None or (for_guarantor is not None and plan.guarantor_id != for_guarantor):
             raise NotFound("no such plan")
         if plan.status not in ("active", "paused"):
             raise BadInput("This plan is not open.")
