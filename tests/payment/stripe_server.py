@@ -70,9 +70,12 @@ class FakeStripe:
                     "message": "Your card was declined.",
                     "payment_intent": {"id": pid, "object": "payment_intent",
                                        "status": "requires_payment_method"}}}
+            status = "succeeded" if confirm else "requires_payment_method"
+            if confirm and method_id == "pm_card_authenticationRequired":
+                status = "requires_action"  # 3-D Secure: needs the cardholder
             return 200, {"id": pid, "object": "payment_intent", "amount": amount,
                          "currency": form.get("currency"), "metadata": meta,
-                         "status": "succeeded" if confirm else "requires_payment_method",
+                         "status": status,
                          "client_secret": f"{pid}_secret_abc", "last_payment_error": None}
         if path == "/v1/setup_intents":
             sid = self.next_id("seti")

@@ -101,6 +101,11 @@ def test_declines_and_outages_map_to_our_errors(stripe_env) -> None:  # type: ig
             customer_id="cus_1", processor_method_id="pm_card_chargeDeclinedInsufficientFunds",
             amount_cents=1_000, idempotency_key="plan:y:1", metadata={})
     assert declined.value.code == "insufficient_funds"
+    with pytest.raises(PaymentDeclined) as needs_cardholder:
+        processor.charge_saved_method(
+            customer_id="cus_1", processor_method_id="pm_card_authenticationRequired",
+            amount_cents=1_000, idempotency_key="plan:z:1", metadata={})
+    assert needs_cardholder.value.code == "authentication_required"
     fake.fail_next = 1
     with pytest.raises(ProcessorUnavailable):
         processor.refund(processor_payment_id="pi_1", amount_cents=100, idempotency_key="r1")
@@ -129,3 +134,20 @@ def test_refund_and_checkout(db, stripe_env) -> None:  # type: ignore[no-untyped
         product_name="Account payment")
     assert checkout.redirect_url is not None
     assert checkout.redirect_url.startswith("https://checkout.stripe.test/c/cs_test")
+
+
+def test_build_processor() -> None:
+    from carecollect.errors import ConfigurationError
+    from carecollect.payment.processors import build_processor
+    from carecollect.payment.sandbox import SandboxProcessor
+
+    assert isinstance(build_processor("sandbox"), SandboxProcessor)
+    assert isinstance(build_processor("stripe", api_key="sk_test_x", webhook_secret="whsec_y"),
+                      StripeProcessor)
+    with pytest.raises(ConfigurationError, match="API key"):
+        build_processor("stripe")
+    with pytest.raises(ConfigurationError, match="live Stripe key"):
+        build_processor("stripe", api_key="sk_live_x", webhook_secret="w",
+                        api_base="http://127.0.0.1:1")
+    with pytest.raises(ConfigurationError, match="unknown payment processor"):
+        build_processor("paypal")

@@ -61,6 +61,9 @@ def _translate(exc: stripe.StripeError) -> ProcessorError:
         return PaymentDeclined(str(exc.code or "card_declined"))
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
         return ProcessorUnavailable("network_error")
+    if exc.http_status == 409:
+        # The same idempotency key is still in flight (another worker): retry later.
+        return ProcessorUnavailable("idempotency_conflict")
     if isinstance(exc, stripe.APIError) or (exc.http_status or 0) >= 500:
         return ProcessorUnavailable("processor_error")
     return ProcessorError(str(exc.code or "processor_error"))
@@ -215,11 +218,17 @@ class StripeProcessor:
             "confirm": True,
             "metadata": metadata,
         }, idempotency_key)
-        status = _STATUS.get(str(intent.status), "failed")
-        if status == "failed" or str(intent.status) == "requires_payment_method":
+        if str(intent.status) != "succeeded":
+            # Off-session, only an immediate success counts: a card that needs the
+            # cardholder (3-D Secure) is a decline for autopay and the patient is asked to
+            # pay in the portal; asynchronous methods (bank debits) are not offered for
+            # autopay, because an idempotent replay would keep answering "processing".
             error = intent.last_payment_error
-            raise PaymentDeclined(str(getattr(error, "code", None) or "card_declined"))
-        return ChargeResult(str(intent.id), status, int(intent.amount))
+            code = getattr(error, "code", None) or (
+                "authentication_required" if str(intent.status) == "requires_action"
+                else "card_declined")
+            raise PaymentDeclined(str(code))
+        return ChargeResult(str(intent.id), "succeeded", int(intent.amount))
 
     def refund(
         self, *, processor_payment_id: str, amount_cents: int, idempotency_key: str,
