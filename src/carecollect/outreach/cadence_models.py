@@ -75,7 +75,9 @@ class CampaignEnrollment(IdMixin, TenantMixin, TimestampMixin, Base):
     __tablename__ = "campaign_enrollment"
     __table_args__ = (
         UniqueConstraint("campaign_id", "account_id"),
-        Index("ix_campaign_enrollment_due", "organization_id", "status", "next_due_at"),
+        # Covering: the planner scans due rows for their guarantor and account ids.
+        Index("ix_campaign_enrollment_due", "organization_id", "status", "next_due_at",
+              "guarantor_id", "account_id"),
     )
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))

@@ -134,7 +134,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('campaign_id', 'account_id', name=op.f('uq_campaign_enrollment_campaign_id_account_id'))
     )
     with op.batch_alter_table('campaign_enrollment', schema=None) as batch_op:
-        batch_op.create_index('ix_campaign_enrollment_due', ['organization_id', 'status', 'next_due_at'], unique=False)
+        batch_op.create_index('ix_campaign_enrollment_due', ['organization_id', 'status', 'next_due_at', 'guarantor_id', 'account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_campaign_enrollment_organization_id'), ['organization_id'], unique=False)
 
     op.create_table('medium_opt_out',
