@@ -147,7 +147,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cc-bench-audit-") as tmp:
         directory = Path(tmp)
         db = Database(f"sqlite:///{directory / 'bench.db'}")
-        upgrade(db.engine, revision="0002")  # 0003 currently drops audit_tree_hash
+        upgrade(db.engine)
         bench_metadata.create_all(db.engine)
         key = directory / "keys" / "audit-signing.key"
         create_signing_key(key)
