@@ -218,3 +218,25 @@ def test_holdout_stop_signal_exclusion_pause_and_resume(db: Database) -> None:
         [str(excluded.account_id), str(paused.account_id)])
     changes = [e["details"]["change"] for e in audit_events(db, "outreach.enrollment_change")]
     assert changes == ["pause", "resume"]
+
+
+def test_nightly_job_plans_each_organization_once_per_day(db: Database) -> None:
+    import uuid
+
+    from carecollect.kit.jobs import ClaimedJob, JobContext
+    from carecollect.outreach.planner_tasks import NIGHTLY, PLAN_JOB, plan_nightly
+
+    assert (NIGHTLY.kind, NIGHTLY.every) == (PLAN_JOB, dt.timedelta(days=1))
+    tenant = create_tenant(db)
+    with db.tenant_session(tenant.id) as s:
+        simple_campaign(s, tenant, channels=("email",))
+        make_debtor(s, tenant, n=1)
+    ctx = JobContext(db=db, keys=None, worker_id="w1", clock=lambda: AT)
+    job = ClaimedJob(id=uuid.uuid4(), queue="default", kind=PLAN_JOB, args={}, attempt=1,
+                     max_attempts=3, organization_id=None)
+    plan_nightly(ctx, job)
+    plan_nightly(ctx, job)  # a retried run the same night creates nothing new
+    with db.tenant_session(tenant.id) as s:
+        assert s.scalar(select(func.count()).select_from(OutreachAttempt)) == 1
+        e = s.scalars(select(CampaignEnrollment)).one()
+        assert (e.next_step, e.status) == (1, "active")
