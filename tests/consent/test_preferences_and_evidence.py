@@ -126,3 +126,35 @@ def test_opt_out_reconsent_confidential_and_designation_are_recorded(db: Databas
     assert exports[0]["details"]["formats"] == ["json", "pdf"]
     assert exports[0]["details"]["consents"] == 2
     assert exports[0]["patient_id"] is not None
+
+
+def test_scenario_additions_for_the_send_time_context(db: Database) -> None:
+    from carecollect.compliance import scenario as sc
+    from carecollect.consent.preferences import scenario_additions
+
+    tenant = create_tenant(db)
+    with db.tenant_session(tenant.id) as s:
+        g = create_guarantor(s, tenant)
+        email = add_email(s, tenant, g.id, "robin@example.org")
+        preferences_service.opt_out_medium(
+            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id, medium="email",
+            contact_point_id=email.id, received_at=T0, method="free_text")
+        preferences_service.request_confidential(
+            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id, received_at=T0,
+            method="phone", allowed_channels=["letter", "email"])
+        row = preferences_service.designate_inconvenient(
+            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=g.id, kind="day", value="sun",
+            designated_at=T0, method="call")
+        got = scenario_additions(s, guarantor_id=g.id, now=T0 + dt.timedelta(hours=1))
+        assert got.designations == (sc.Designation(kind="day", value="sun", at=T0),)
+        assert got.confidential == sc.ConfidentialRequest(at=T0,
+                                                          instruction="email and letter only")
+        assert got.opt_outs == (sc.Revocation(contact_point=str(email.id), channel="email",
+                                              received_at=T0, method="free_text"),)
+        assert scenario_additions(s, guarantor_id=g.id, now=T0 - dt.timedelta(hours=1)) == \
+            type(got)((), None, ())
+        preferences_service.revoke_designation(s, keys=tenant.keys, actor=TEST_ACTOR,
+                                               designation_id=row.id,
+                                               at=T0 + dt.timedelta(minutes=5))
+        later = scenario_additions(s, guarantor_id=g.id, now=T0 + dt.timedelta(hours=1))
+        assert later.designations == ()

@@ -11,6 +11,7 @@ caller's transaction (`consent.change`), like grants and revocations in `service
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import uuid
@@ -19,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
+from carecollect.compliance import scenario as sc
 from carecollect.consent.models import (
     MEDIA,
     ConfidentialCommunicationRequest,
@@ -33,20 +35,20 @@ from carecollect.kit.ids import uuid7
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PLACES = ("work", "home", "school", "hospital")
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 # Which consent kind re-authorizes which medium after an opt-out.
 RECONSENT_KIND = {"sms": "tcpa_pec", "call": "tcpa_pec", "voicemail": "tcpa_pec",
                   "email": "email_use"}
 
 
 def parse_window(value: str) -> tuple[dt.time, dt.time]:
-    """'HH:MM-HH:MM' -> (start, end); end may be 24:00 (end of day); may wrap midnight."""
+    """'HH:MM-HH:MM' -> [start, end) local; wraps midnight when end <= start (the compliance
+    engine's REGF-TIME-DESIGNATED reads the same format)."""
     match = _WINDOW.match(value)
     if match is None:
         raise BadInput("a time designation is 'HH:MM-HH:MM' in the consumer's local time")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
-    end = dt.time(23, 59, 59, 999999) if h2 == 24 else dt.time(h2, m2)
-    return dt.time(h1, m1), end
+    return dt.time(h1, m1), dt.time(h2, m2)
 
 
 class ConsentPreferencesService:
@@ -172,7 +174,7 @@ def designation_blocks(kind: str, value: str, local: dt.datetime) -> bool:
     if kind == "time":
         start, end = parse_window(value)
         now = local.time()
-        if start <= end:
+        if start < end:
             return start <= now < end
         return now >= start or now < end  # window wraps midnight
     return False
@@ -190,6 +192,47 @@ def next_clear(designations: list[tuple[str, str]], local: dt.datetime,
         step = 15 - candidate.minute % 15
         candidate = (candidate + dt.timedelta(minutes=step)).replace(second=0, microsecond=0)
     return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScenarioAdditions:
+    """The consent-ledger additions in the compliance engine's scenario terms, for the
+    dispatcher's send-time context (`outreach.context.load_debtor`)."""
+
+    designations: tuple[sc.Designation, ...]
+    confidential: sc.ConfidentialRequest | None
+    opt_outs: tuple[sc.Revocation, ...]
+
+
+def scenario_additions(session: Session, *, guarantor_id: uuid.UUID,
+                       now: dt.datetime) -> ScenarioAdditions:
+    """Designations and the confidential request in force at `now`, and every medium
+    opt-out as a revocation of that medium (REGF-MEDIUM-OPTOUT reads revocations; a later
+    consent lifts it, TCPA-RECONSENT)."""
+    designations = tuple(
+        sc.Designation(kind=d.kind, value=d.value, at=d.designated_at)  # type: ignore[arg-type]
+        for d in session.scalars(select(InconvenientDesignation).where(
+            InconvenientDesignation.guarantor_id == guarantor_id,
+            InconvenientDesignation.designated_at <= now))
+        if d.revoked_at is None or d.revoked_at > now)
+    requests = [q for q in session.scalars(select(ConfidentialCommunicationRequest).where(
+        ConfidentialCommunicationRequest.guarantor_id == guarantor_id,
+        ConfidentialCommunicationRequest.received_at <= now).order_by(
+        ConfidentialCommunicationRequest.received_at))
+        if q.withdrawn_at is None or q.withdrawn_at > now]
+    confidential = None
+    if requests:
+        latest = requests[-1]
+        # Machine-readable for hipaa.conf_comm_blocks: "<media> only".
+        confidential = sc.ConfidentialRequest(
+            at=latest.received_at,
+            instruction=" and ".join(latest.allowed_channels) + " only")
+    opt_outs = tuple(
+        sc.Revocation(contact_point=str(o.contact_point_id) if o.contact_point_id else None,
+                      channel=o.medium, received_at=o.received_at, method=o.method)
+        for o in session.scalars(select(MediumOptOut).where(
+            MediumOptOut.guarantor_id == guarantor_id, MediumOptOut.received_at <= now)))
+    return ScenarioAdditions(designations, confidential, opt_outs)
 
 
 preferences_service = ConsentPreferencesService()
