@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -29,6 +30,7 @@ from carecollect.kit.contact import (
 from carecollect.kit.crypto.blind import normalize_phone as fast_e164
 
 MAX_CENTS = 100_000_000_00  # matches ledger_service.MAX_ENTRY_CENTS
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MONEY = re.compile(r"^(\d{1,3}(?:,\d{3})+|\d+)?(?:\.(\d{1,2}))?$")
 _LINE_TYPES = {
     phonenumbers.PhoneNumberType.MOBILE: "wireless",
@@ -86,16 +88,24 @@ def money_cents(raw: str, field: str, *, allow_negative: bool = False) -> int:
 
 
 def parse_date(raw: str, field: str, formats: tuple[str, ...] = ("%Y-%m-%d",)) -> date:
-    text = raw.strip()
+    parsed = _parse_date(raw.strip(), formats)
+    if parsed is None:
+        raise FieldError(field, "is not a date in the mapped format")
+    if not 1900 <= parsed.year <= 2100:
+        raise FieldError(field, "date is out of range")
+    return parsed
+
+
+@lru_cache(maxsize=65_536)
+def _parse_date(text: str, formats: tuple[str, ...]) -> date | None:
+    """Cached: exports repeat dates (report date, posting dates) on row after row, and
+    strptime is slow."""
     for fmt in formats:
         try:
-            parsed = datetime.strptime(text, fmt)  # noqa: DTZ007 - a calendar date, no zone
+            return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a calendar date
         except ValueError:
             continue
-        if not 1900 <= parsed.year <= 2100:
-            raise FieldError(field, "date is out of range")
-        return parsed.date()
-    raise FieldError(field, "is not a date in the mapped format")
+    return None
 
 
 def parse_timestamp(raw: str, field: str) -> datetime:
@@ -133,15 +143,36 @@ def phone(raw: str, field: str, line_type: str | None = None) -> Phone:
     numbers are usually FIXED_LINE_OR_MOBILE, i.e. unknown) and area-code zones."""
     try:
         e164 = fast_e164(raw)
-        number = phonenumbers.parse(e164)
-    except (BadInput, phonenumbers.NumberParseException):
+    except BadInput:
         raise FieldError(field, "is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise FieldError(field, "is not a valid phone number")
     if line_type is not None and line_type not in LINE_TYPES:
         raise FieldError(field, "line type is not wireless, landline or voip")
-    kind = line_type or _LINE_TYPES.get(phonenumbers.number_type(number))
-    return Phone(e164, kind, phone_time_zones(e164))
+    checked = _check_number(e164[:8]) if e164.startswith("+1") and len(e164) == 12 else \
+        _check_number(e164)
+    if checked is None:
+        raise FieldError(field, "is not a valid phone number")
+    return Phone(e164, line_type or checked or None, phone_time_zones(e164))
+
+
+_UNKNOWN = ""
+
+
+@lru_cache(maxsize=200_000)
+def _check_number(number_or_prefix: str) -> str | None:
+    """Validity and line type of a number, or of a NANP NPA-NXX prefix (`+1NPANXX`).
+
+    In the NANP, phonenumbers decides validity and type from the area code and exchange
+    (the subscriber digits never matter), so a bulk import checks each exchange once.
+    Returns None when invalid, "" when the type is unknown.
+    """
+    probe = number_or_prefix + "0100" if len(number_or_prefix) == 8 else number_or_prefix
+    try:
+        number = phonenumbers.parse(probe)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return _LINE_TYPES.get(phonenumbers.number_type(number), _UNKNOWN)
 
 
 def email(raw: str, field: str) -> str:
@@ -183,6 +214,6 @@ def text_field(raw: str | None, field: str, *, required: bool, max_length: int =
         return None
     if len(value) > max_length:
         raise FieldError(field, f"is longer than {max_length} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise FieldError(field, "contains control characters")
     return value
