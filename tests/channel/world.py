@@ -134,3 +134,38 @@ def make_worker(world: World, channels: dict[str, Provider], *,
     options.setdefault("poll_interval", 0.05)
     return Worker(world.db, world.tenant.manager, resources=resources,
                   clock=clock or moving_clock(), **options)
+
+
+def seed_debtors(world: World, n: int, *, batch: int = 250) -> None:
+    """Add `n` Massachusetts debtors with a consented mobile phone, many per transaction."""
+    tenant = world.tenant
+    start = len(world.debtors)
+    for lo in range(start, start + n, batch):
+        with world.db.tenant_session(tenant.id) as session:
+            for i in range(lo, min(lo + batch, start + n)):
+                phone = f"+1617{2000000 + i:07d}"
+                g = create_guarantor(session, tenant, first_name="Robin", last_name=f"Test{i}")
+                address = add_address(session, tenant, g.id, line1=f"{i} Test Way",
+                                      city="Boston", state="MA", zip_code="02115")
+                p = add_phone(session, tenant, g.id, phone)
+                consent_service.grant(session, keys=tenant.keys, actor=TEST_ACTOR,
+                                      guarantor_id=g.id, contact_point_id=p.id,
+                                      kind="tcpa_pec", granted_at=BASE - timedelta(days=10),
+                                      method="intake_form")
+                world.debtors.append(Debtor(g.id, p.id, p.id, address.id, phone, ""))
+
+
+def plan_many(world: World, per_debtor: int, channel: str = "sms", *,
+              batch: int = 500) -> list[uuid.UUID]:
+    """`per_debtor` attempts for every debtor, interleaved (debtor order inside each round)."""
+    ids: list[uuid.UUID] = []
+    specs = [(d, k) for k in range(per_debtor) for d in world.debtors]
+    for lo in range(0, len(specs), batch):
+        with world.db.tenant_session(world.tenant.id) as session:
+            for d, k in specs[lo:lo + batch]:
+                attempt = create_attempt(
+                    session, organization_id=world.tenant.id, guarantor_id=d.id,
+                    channel=channel, idempotency_key=f"{d.id}:{k}",
+                    contact_point_id=d.phone_id, scheduled_for=BASE - timedelta(hours=1))
+                ids.append(attempt.id)
+    return ids

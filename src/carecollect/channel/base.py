@@ -27,18 +27,18 @@ class ChannelError(Exception):
         self.code = code
 
 
-class NotSent(ChannelError):
+class NotSent(ChannelError):  # noqa: N818 - names the outcome, like BadInput
     def __init__(self, code: str, *, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(code)
         self.retryable = retryable
         self.retry_after = retry_after
 
 
-class Ambiguous(ChannelError):
+class Ambiguous(ChannelError):  # noqa: N818
     """The provider may have accepted the message."""
 
 
-class ChannelRefused(ChannelError):
+class ChannelRefused(ChannelError):  # noqa: N818
     """Configuration forbids this send (e.g. SMTP without STARTTLS to a remote relay)."""
 
 
@@ -95,7 +95,7 @@ class Provider(Protocol):
 
     def send(self, message: OutboundMessage) -> SendResult: ...
 
-    def lookup(self, record: SentRecord) -> SendResult | None | bool:
+    def lookup(self, record: SentRecord) -> SendResult | bool | None:
         """Reconcile an `unknown` attempt: a SendResult when the provider has it, False
         when the provider certainly does not, None when it cannot tell."""
         ...

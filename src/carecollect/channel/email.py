@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from email import policy
@@ -33,7 +32,6 @@ from carecollect.channel.base import (
     SendResult,
     SentRecord,
 )
-
 
 # CRLF line ends (RFC 5321) and no RFC 2047 encoding of long URL headers.
 SMTP_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -146,7 +144,7 @@ class SmtpEmail:
             except smtplib.SMTPDataError as exc:
                 raise NotSent(f"smtp_data_{exc.smtp_code}",
                               retryable=400 <= exc.smtp_code < 500) from None
-            except (OSError, smtplib.SMTPServerDisconnected, socket.timeout):
+            except (TimeoutError, OSError, smtplib.SMTPServerDisconnected):
                 raise Ambiguous("smtp_data_no_answer") from None
             if code != 250:
                 raise NotSent(f"smtp_data_{code}", retryable=400 <= code < 500)
@@ -157,5 +155,5 @@ class SmtpEmail:
                 smtp.close()
         return SendResult(self.name, email["Message-ID"].strip("<>"), "accepted")
 
-    def lookup(self, record: SentRecord) -> SendResult | None | bool:
+    def lookup(self, record: SentRecord) -> SendResult | bool | None:
         return None

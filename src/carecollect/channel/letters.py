@@ -129,7 +129,7 @@ class LetterSpool:
         (pending / f"{message.attempt_id}.json").write_text(json.dumps(meta))
         return SendResult(self.name, f"letter:{message.attempt_id}", "spooled")
 
-    def lookup(self, record: SentRecord) -> SendResult | None | bool:
+    def lookup(self, record: SentRecord) -> SendResult | bool | None:
         pending = self.directory / "pending" / f"{record.attempt_id}.pdf"
         if pending.exists() or any(self.directory.glob(f"batch-*/{record.attempt_id}.pdf")):
             return SendResult(self.name, f"letter:{record.attempt_id}", "spooled")

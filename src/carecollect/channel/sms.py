@@ -31,7 +31,7 @@ _quiet = logging.getLogger("carecollect.channel.twilio_http")
 _quiet.setLevel(logging.WARNING)
 
 
-class BaseUrlHttpClient(TwilioHttpClient):
+class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """The SDK's HTTP client with a configurable API base URL."""
 
     def __init__(self, base_url: str | None, timeout: float | None) -> None:
@@ -103,7 +103,7 @@ class TwilioSms:
             raise Ambiguous("twilio_request_error") from None
         return SendResult(self.name, str(created.sid), str(created.status or "queued"))
 
-    def lookup(self, record: SentRecord) -> SendResult | None | bool:
+    def lookup(self, record: SentRecord) -> SendResult | bool | None:
         try:
             found = self.client.messages.list(
                 to=record.to, date_sent_after=record.sending_at - timedelta(minutes=5), limit=200

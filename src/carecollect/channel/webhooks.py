@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
@@ -118,7 +119,8 @@ def email_unsubscribe(db: Database, keys: KeyManager, secret: bytes, token: str,
     if attempt_id is None:
         return WebhookResponse(404, "unknown link")
     with db.system_session() as session:
-        found = session.execute(select(OutreachAttempt.organization_id, Organization.blind_index_bits)
+        found = session.execute(select(OutreachAttempt.organization_id,
+                                       Organization.blind_index_bits)
                                 .join(Organization, Organization.id ==
                                       OutreachAttempt.organization_id)
                                 .where(OutreachAttempt.id == attempt_id)).first()

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -48,10 +48,6 @@ class DebtorFacts:
     active_flags: list[Flag]
     accounts: list[Account]
     balance_cents: int
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value
 
 
 def load_debtor(
@@ -215,7 +211,7 @@ def with_action(
 ) -> sc.Context:
     """The context with its proposed action set to one concrete message."""
     content = sc.Content(template=template, subject=subject,
-                         contains=tuple(t for t in contains),  # type: ignore[arg-type]
+                         contains=cast(Any, tuple(contains)),
                          url=url, includes_opt_out=includes_opt_out)
     action = sc.ProposedAction(
         channel=channel,  # type: ignore[arg-type]

@@ -77,7 +77,7 @@ DEFAULT_TEMPLATES = {
 _SATISFIED_ALWAYS = {"use_neutral_display_name", "use_opaque_link"}
 
 
-class BaaInactive(TerminalError):
+class BaaInactive(TerminalError):  # noqa: N818 - house style (BadInput, NotFound)
     """HIPAA-BAA (45 CFR 164.502(e)): no active business associate agreement."""
 
     def __init__(self, service: str) -> None:
@@ -172,7 +172,8 @@ def create_attempt(
             organization_id=organization_id, scheduled_at=when, priority=priority,
             max_attempts=8, unique_key=f"deliver:{attempt.id}")
     record(session, actor=actor, action="outreach.plan",
-           subject=_subject(attempt), details={"channel": channel, "template": attempt.template_key})
+           subject=_subject(attempt),
+           details={"channel": channel, "template": attempt.template_key})
     return attempt
 
 
@@ -404,7 +405,8 @@ def _prepare(session: Session, keys: OrganizationKeys, res: DispatchResources,
              now: datetime) -> _Prepared | None:
     settings = res.settings
     org = session.get(Organization, attempt.organization_id)
-    assert org is not None
+    if org is None:
+        raise TerminalError("missing_organization")
     open_review = session.scalar(select(ReviewItem.id).where(
         ReviewItem.guarantor_id == attempt.guarantor_id, ReviewItem.state == "open").limit(1))
     if open_review is not None:
@@ -466,7 +468,8 @@ def _prepare(session: Session, keys: OrganizationKeys, res: DispatchResources,
         attempt.sent_at = now
         _finish(session, attempt, "sent", reasons=list(decision.reasons))
         return None
-    assert provider is not None
+    if provider is None:
+        raise TerminalError("channel_not_configured")
     if provider.service is not None:
         today = tz.local_date(now, org.timezone)
         vendors = session.scalars(select(BusinessAssociate).where(

@@ -98,9 +98,8 @@ def handle_inbound_sms(
     callback_phone: str = "",
 ) -> InboundResult:
     """Apply one inbound text (tenant session of `organization`, caller commits)."""
-    result = InboundResult(classification=classify(body))
-    c = result.classification
-    assert c is not None
+    result = InboundResult()
+    c = result.classification = classify(body)
     name = organization.billing_display_name
     try:
         e164 = normalize_phone(from_number)

@@ -139,25 +139,24 @@ def enqueue_many(session: Session | Connection, jobs: Sequence[dict[str, Any]]) 
     if not jobs:
         return []
     now = utcnow()
-    values = []
-    for spec in jobs:
-        values.append(
-            {
-                "id": uuid7(),
-                "organization_id": spec.get("organization_id"),
-                "queue": spec.get("queue", "default"),
-                "kind": spec["kind"],
-                "args": _check_args(spec.get("args") or {}),
-                "state": "available",
-                "priority": spec.get("priority", 0),
-                "attempt": 0,
-                "max_attempts": spec.get("max_attempts", 20),
-                "scheduled_at": spec.get("scheduled_at") or now,
-                "errors": [],
-                "unique_key": spec.get("unique_key"),
-                "created_at": now,
-            }
-        )
+    values = [
+        {
+            "id": uuid7(),
+            "organization_id": spec.get("organization_id"),
+            "queue": spec.get("queue", "default"),
+            "kind": spec["kind"],
+            "args": _check_args(spec.get("args") or {}),
+            "state": "available",
+            "priority": spec.get("priority", 0),
+            "attempt": 0,
+            "max_attempts": spec.get("max_attempts", 20),
+            "scheduled_at": spec.get("scheduled_at") or now,
+            "errors": [],
+            "unique_key": spec.get("unique_key"),
+            "created_at": now,
+        }
+        for spec in jobs
+    ]
     bind = session.get_bind() if isinstance(session, Session) else session
     stmt = _insert(bind.dialect.name).values(values)
     if any(v["unique_key"] for v in values):
@@ -236,7 +235,8 @@ class immediate_connection:  # noqa: N801 - used as a context manager like `engi
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         conn = self._conn
-        assert conn is not None
+        if conn is None:
+            return
         try:
             if exc_type is None:
                 self._tx.commit()

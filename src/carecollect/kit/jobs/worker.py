@@ -96,7 +96,7 @@ class Worker:
             except q.Snooze as snooze:
                 q.snooze(self.db, self.worker_id, job, snooze.seconds, now=self.clock())
                 self.stats.snoozed += 1
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded, not raised
+            except Exception as exc:
                 state = q.fail(self.db, self.worker_id, job, exc, now=self.clock())
                 code = exc.code if isinstance(exc, q.JobError) else None
                 # Class name and code only: exception text may quote PHI.
@@ -122,11 +122,11 @@ class Worker:
                 self._last_housekeeping = time.monotonic()
                 try:
                     self.housekeeping()
-                except Exception as exc:  # noqa: BLE001 - keep the worker alive
+                except Exception as exc:
                     log.warning("housekeeping failed error=%s", type(exc).__name__)
             try:
                 ran = self.run_once()
-            except Exception as exc:  # noqa: BLE001 - e.g. database briefly unavailable
+            except Exception as exc:
                 log.warning("claim failed error=%s", type(exc).__name__)
                 ran = 0
                 stop.wait(self.poll_interval)
