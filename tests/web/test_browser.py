@@ -260,11 +260,14 @@ def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
             page.goto(path)
             name = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "app"
             shot(page, f"crawl-{name[:60]}")
-            for href in page.eval_on_selector_all(
+            hrefs = page.eval_on_selector_all(
                 "a[href]", "els => els.map(e => e.getAttribute('href'))"
-            ):
-                if href.startswith("/app/") and not href.endswith(".csv") and "#" not in href:
-                    queue.append(href)
+            )
+            queue.extend(
+                href
+                for href in hrefs
+                if href.startswith("/app/") and not href.endswith(".csv") and "#" not in href
+            )
             for attribute in ("action", "hx-post"):
                 urls.extend(
                     page.eval_on_selector_all(

@@ -281,7 +281,12 @@ def reveal(
 
 
 def account_page(
-    session: Session, *, keys: OrganizationKeys, principal: Principal, guarantor_id: uuid.UUID
+    session: Session,
+    *,
+    keys: OrganizationKeys,
+    principal: Principal,
+    guarantor_id: uuid.UUID,
+    with_access_log: bool = False,
 ) -> dict[str, Any]:
     """Everything the account screen shows about one guarantor, with one audit event."""
     row = require_guarantor(session, guarantor_id)
@@ -320,6 +325,7 @@ def account_page(
         fields=[
             "first_name", "last_name", "date_of_birth", "patients", "contact_points",
             "accounts", "ledger", "consents", "flags", "contact_history",
+            *(["access_log"] if with_access_log else []),
         ],
         purpose="account_page",
     )

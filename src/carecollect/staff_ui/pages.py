@@ -366,10 +366,13 @@ def account_page(
 ) -> Response:
     with _tenant(context, auth) as session:
         keys = context.org_keys(session, auth.principal.organization_id)
-        data = views.account_page(
-            session, keys=keys, principal=auth.principal, guarantor_id=guarantor_id
-        )
         can_audit = auth.principal.can(Permission.AUDIT_READ)
+        # One event for the whole screen, the access log included (it lists who read
+        # this person's record: HIPAA 164.528 accounting).
+        data = views.account_page(
+            session, keys=keys, principal=auth.principal, guarantor_id=guarantor_id,
+            with_access_log=can_audit,
+        )
         log_entries = access_log(
             session, auth.principal.organization_id, guarantor_id, limit=100
         ) if can_audit else []
