@@ -47,26 +47,26 @@ from carecollect.payment.processor import (
 
 
 @dataclass(frozen=True, slots=True)
-class TestCard:
+class SandboxCard:
     token: str
     number: str
     brand: str
     outcome: str  # succeeded | card_declined | insufficient_funds | network_error | lost_response
 
 
-TEST_CARDS: tuple[TestCard, ...] = (
-    TestCard("pm_sandbox_visa", "4242424242424242", "visa", "succeeded"),
-    TestCard("pm_sandbox_mastercard", "5555555555554444", "mastercard", "succeeded"),
-    TestCard("pm_sandbox_decline", "4000000000000002", "visa", "card_declined"),
-    TestCard("pm_sandbox_insufficient_funds", "4000000000009995", "visa", "insufficient_funds"),
-    TestCard("pm_sandbox_network_error", "4000000000000119", "visa", "network_error"),
-    TestCard("pm_sandbox_lost_response", "4000000000003220", "visa", "lost_response"),
+TEST_CARDS: tuple[SandboxCard, ...] = (
+    SandboxCard("pm_sandbox_visa", "4242424242424242", "visa", "succeeded"),
+    SandboxCard("pm_sandbox_mastercard", "5555555555554444", "mastercard", "succeeded"),
+    SandboxCard("pm_sandbox_decline", "4000000000000002", "visa", "card_declined"),
+    SandboxCard("pm_sandbox_insufficient_funds", "4000000000009995", "visa", "insufficient_funds"),
+    SandboxCard("pm_sandbox_network_error", "4000000000000119", "visa", "network_error"),
+    SandboxCard("pm_sandbox_lost_response", "4000000000003220", "visa", "lost_response"),
 )
 _BY_TOKEN = {c.token: c for c in TEST_CARDS}
 _BY_NUMBER = {c.number: c for c in TEST_CARDS}
 
 
-def test_card(token_or_number: str) -> TestCard:
+def sandbox_card(token_or_number: str) -> SandboxCard:
     key = token_or_number.replace(" ", "").replace("-", "")
     card = _BY_TOKEN.get(key) or _BY_NUMBER.get(key)
     if card is None:
@@ -95,7 +95,7 @@ class SandboxProcessor:
         self._lock = threading.Lock()
         self._idempotent: dict[str, Any] = {}
         self._charges: dict[str, _Charge] = {}
-        self._methods: dict[str, tuple[str, TestCard]] = {}  # method id -> (customer, card)
+        self._methods: dict[str, tuple[str, SandboxCard]] = {}  # method id -> (customer, card)
         self._lost_once: set[str] = set()
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key), for tests
 
@@ -115,7 +115,7 @@ class SandboxProcessor:
             self._idempotent[scoped] = result
             return result
 
-    def _charge(self, card: TestCard, amount_cents: int, key: str,
+    def _charge(self, card: SandboxCard, amount_cents: int, key: str,
                 metadata: dict[str, str]) -> ChargeResult:
         if amount_cents <= 0:
             raise ProcessorError("invalid_amount")
@@ -128,7 +128,7 @@ class SandboxProcessor:
         self._charges[charge.id] = charge
         return ChargeResult(charge.id, "succeeded", amount_cents)
 
-    def _maybe_lose(self, card: TestCard, key: str) -> None:
+    def _maybe_lose(self, card: SandboxCard, key: str) -> None:
         if card.outcome == "lost_response" and key not in self._lost_once:
             self._lost_once.add(key)
             raise ProcessorUnavailable("network_error")
@@ -155,7 +155,7 @@ class SandboxProcessor:
                                       client_secret=f"{pid}_secret_{secrets.token_hex(8)}")
             result: PaymentSession = self._once("payment", idempotency_key, pending)
             return result
-        card = test_card(payment_method)
+        card = sandbox_card(payment_method)
         charge: ChargeResult = self._once(
             "payment", idempotency_key,
             lambda: self._charge(card, amount_cents, idempotency_key, metadata))
@@ -167,7 +167,7 @@ class SandboxProcessor:
         self, *, customer_id: str, idempotency_key: str, metadata: dict[str, str],
         payment_method: str | None = None,
     ) -> SetupSession:
-        card = test_card(payment_method or "pm_sandbox_visa")
+        card = sandbox_card(payment_method or "pm_sandbox_visa")
 
         def make() -> SetupSession:
             method_id = self._new_id("pm")

@@ -559,9 +559,10 @@ def enqueue_receipt(session: Session, payment: Payment) -> None:
     """Queue the receipt e-mail (job `payment.send_receipt`, one per payment)."""
     from carecollect.kit.jobs import enqueue
 
+    # Due from the moment the payment was received (jobs run on the worker's clock).
     enqueue(session, RECEIPT_JOB, {"payment_id": str(payment.id)}, queue="outreach",
             organization_id=payment.organization_id, max_attempts=8,
-            unique_key=f"receipt:{payment.id}")
+            scheduled_at=payment.received_at, unique_key=f"receipt:{payment.id}")
 
 
 def _signal(session: Session, org_id: uuid.UUID, account_id: uuid.UUID, kind: str,

@@ -457,7 +457,7 @@ class PlanService:
         record(session, actor=ACTOR, action="plan.installment_missed", subject=subject,
                details={"installment_id": str(inst.id), "misses": plan.misses})
         enqueue(session, NOTICE_JOB, {"installment_id": str(inst.id)}, queue="outreach",
-                organization_id=plan.organization_id, max_attempts=8,
+                organization_id=plan.organization_id, max_attempts=8, scheduled_at=now,
                 unique_key=f"plan-missed:{inst.id}")
         if plan.misses >= terms.misses_to_default:
             self._default(session, plan, now)

@@ -1,7 +1,7 @@
 """Job handlers of the payment-plan domain.
 
-* `payment_plan.sweep` (periodic, every 15 minutes): enqueue due autopay charges in each
-  plan's local time and mark installments missed after the grace period.
+* `payment_plan.sweep` (every 15 minutes once `install_periodic()` has run): enqueue due
+  autopay charges in each plan's local time and mark installments missed after grace.
 * `payment_plan.charge`: charge one installment exactly once (`plan_service`), with the
   processor from `ctx.resources["payment_processor"]`. A network error is retried with
   the same idempotency key; a decline follows the plan's retry schedule.
@@ -24,6 +24,7 @@ from carecollect.kit.jobs import (
     registry,
     task,
 )
+from carecollect.kit.jobs.registry import TaskRegistry
 from carecollect.payment.processor import PaymentProcessor, ProcessorUnavailable
 from carecollect.payment_plan.models import PaymentPlan, PlanInstallment
 from carecollect.payment_plan.service import (
@@ -34,8 +35,14 @@ from carecollect.payment_plan.service import (
 )
 from carecollect.tenant.models import Organization
 
-registry.add_periodic(PeriodicSpec(name="payment_plan_sweep", kind=SWEEP_JOB,
-                                   every=timedelta(minutes=15), queue="payments"))
+SWEEP_SCHEDULE = PeriodicSpec(name="payment_plan_sweep", kind=SWEEP_JOB,
+                              every=timedelta(minutes=15), queue="payments")
+
+
+def install_periodic(target: TaskRegistry = registry) -> None:
+    """Schedule the sweep. Explicit rather than at import, so that importing the handlers
+    (TASK_MODULES) does not add a periodic job to every worker a test builds."""
+    target.add_periodic(SWEEP_SCHEDULE)
 
 
 @task(SWEEP_JOB, queue="payments", max_attempts=3)
