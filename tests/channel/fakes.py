@@ -92,7 +92,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 # The client gave up (the "timeout" fault): nothing to answer.
                 self.close_connection = True
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length).decode()
             form = {k: v[0] for k, v in parse_qs(raw).items()}
@@ -121,7 +121,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 return
             self._json(201, msg)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if not self._auth_ok():
                 self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 return

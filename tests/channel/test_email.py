@@ -10,7 +10,7 @@ from carecollect.channel.base import ChannelRefused, NotSent, OutboundMessage
 from carecollect.channel.email import SmtpConfig, SmtpEmail, is_loopback
 from carecollect.db import Database
 from tests.channel.fakes import smtp_server
-from tests.channel.world import make_world, make_worker, plan, smtp_provider
+from tests.channel.world import make_worker, make_world, plan, smtp_provider
 
 
 def test_dispatched_email_has_neutral_headers_and_one_click_opt_out(db: Database) -> None:
@@ -60,8 +60,11 @@ def test_plain_smtp_is_refused_unless_an_allowed_loopback_relay() -> None:
                                        allow_plain_loopback=True))
         assert relaxed.send(_message()).provider == "smtp"
         assert len(inbox.messages) == 1
-    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("smtp.example.org") and not is_loopback("10.0.0.1")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("smtp.example.org")
+    assert not is_loopback("10.0.0.1")
 
 
 def test_relay_refusals_are_classified() -> None:

@@ -14,7 +14,7 @@ from carecollect.channel.letters import page_count, render_letter_pdf
 from carecollect.db import Database
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.outbox import OutreachAttempt
-from tests.channel.world import BASE, make_world, make_worker, plan
+from tests.channel.world import BASE, make_worker, make_world, plan
 from tests.factories import TEST_ACTOR
 
 

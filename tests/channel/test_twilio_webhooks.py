@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from carecollect.channel.webhooks import TwilioWebhooks, make_router
 from carecollect.consent.models import Consent, Revocation
 from carecollect.db import Database
 from carecollect.outreach.outbox import OutreachAttempt, ReviewItem
@@ -18,13 +19,12 @@ from tests.channel.fakes import AUTH_TOKEN, fake_twilio
 from tests.channel.world import (
     BASE,
     World,
-    make_world,
     make_worker,
+    make_world,
     moving_clock,
     plan,
     twilio_provider,
 )
-from carecollect.channel.webhooks import TwilioWebhooks, make_router
 
 PUBLIC = "https://hooks.example.org"
 

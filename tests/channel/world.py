@@ -169,3 +169,24 @@ def plan_many(world: World, per_debtor: int, channel: str = "sms", *,
                     contact_point_id=d.phone_id, scheduled_for=BASE - timedelta(hours=1))
                 ids.append(attempt.id)
     return ids
+
+
+def worker_process_main(url: str, kek: str, twilio_url: str, tenant_id: str,
+                        batch_size: int = 25) -> None:
+    """Entry point of a spawned worker process: serve the queue until nothing is due."""
+    from carecollect.kit.crypto.keyring import load_env_provider
+    from carecollect.kit.crypto.keys import KeyManager
+    from carecollect.tenant.models import Organization
+
+    db = Database(url, pool_size=2)
+    manager = KeyManager(load_env_provider(kek), ttl_seconds=600, planned_rows=10_000)
+    with db.system_session() as session:
+        org = session.get(Organization, uuid.UUID(tenant_id))
+        if org is None:
+            raise SystemExit(2)
+        keys = manager.for_organization(session, org.id)
+    world = World(db, Tenant(org.id, keys, manager))
+    worker = make_worker(world, {"sms": twilio_provider(twilio_url, timeout=10)},
+                         clock=moving_clock(BASE), batch_size=batch_size)
+    worker.run(until_idle=True)
+    db.dispose()

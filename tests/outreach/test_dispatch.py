@@ -20,8 +20,8 @@ from carecollect.tenant.models import BusinessAssociate, Organization
 from tests.channel.fakes import fake_twilio, smtp_server
 from tests.channel.world import (
     BASE,
-    make_world,
     make_worker,
+    make_world,
     plan,
     smtp_provider,
     twilio_provider,
@@ -59,7 +59,8 @@ def test_every_channel_is_delivered_once_with_audit(db: Database, tmp_path: Path
     assert (tmp_path / "spool" / "pending" / f"{letter}.pdf").exists()
     with db.system_session() as session:
         task = session.scalar(select(CallTask))
-        assert task is not None and str(task.id) == attempts[call].provider_message_id
+        assert task is not None
+        assert str(task.id) == attempts[call].provider_message_id
         events = session.scalars(select(ContactEvent).where(
             ContactEvent.direction == "outbound")).all()
     # Calls count when staff log the outcome, not when the task is queued.
@@ -141,7 +142,8 @@ def test_stop_while_queued_stops_later_messages_and_start_resumes(db: Database) 
                                         from_number=debtor.phone, body="STOP",
                                         received_at=BASE - timedelta(minutes=30))
         assert result.actions == ["revoke:phone"]
-        assert result.reply is not None and "unsubscribed" in result.reply
+        assert result.reply is not None
+        assert "unsubscribed" in result.reply
         make_worker(world, {"sms": twilio_provider(twilio.base_url)}).drain()
         assert twilio.messages == []
         assert {_attempts(db)[i].state for i in queued} == {"blocked"}
@@ -177,7 +179,8 @@ def test_dispute_text_raises_flag_and_review_item_that_suppress(db: Database) ->
         ids = [plan(world, debtor, "sms", "a"), plan(world, debtor, "email", "b")]
         make_worker(world, {"sms": twilio_provider(twilio.base_url),
                             "email": smtp_provider(controller.port)}).drain()
-        assert twilio.messages == [] and inbox.messages == []
+        assert twilio.messages == []
+        assert inbox.messages == []
     assert [_attempts(db)[i].reasons for i in ids] == [["PLAT-REVOKE-NLU"]] * 2
 
 
@@ -202,7 +205,8 @@ def test_rate_limit_snoozes_without_using_attempts(db: Database) -> None:
     with db.system_session() as session:
         waiting = session.scalar(select(Job).where(Job.state == "available",
                                                    Job.kind == "outreach.deliver"))
-    assert waiting is not None and waiting.attempt == 0
+    assert waiting is not None
+    assert waiting.attempt == 0
 
 
 def test_attempt_for_wrong_contact_point_kind_fails(db: Database) -> None:

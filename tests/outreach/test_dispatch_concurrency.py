@@ -33,6 +33,7 @@ from tests.channel.world import (
     plan_many,
     seed_debtors,
     twilio_provider,
+    worker_process_main,
 )
 from tests.factories import create_tenant
 
@@ -41,22 +42,6 @@ FULL = os.environ.get("CARECOLLECT_CONCURRENCY_FULL") == "1"
 DEBTORS, PER_DEBTOR = (2000, 10) if FULL else (
     int(os.environ.get("CARECOLLECT_CONCURRENCY_DEBTORS", "200")), 10)
 CAP = 2  # STATE-MA-2IN7: two texts in seven days to a Massachusetts debtor
-
-
-def _run_worker(url: str, kek: str, twilio_url: str, tenant_id: str) -> None:
-    from carecollect.tenant.models import Organization
-
-    db = Database(url, pool_size=2)
-    manager = KeyManager(load_env_provider(kek), ttl_seconds=600, planned_rows=10_000)
-    with db.system_session() as session:
-        org = session.get(Organization, __import__("uuid").UUID(tenant_id))
-        assert org is not None
-        keys = manager.for_organization(session, org.id)
-    world = World(db, type("T", (), {"id": org.id, "keys": keys, "manager": manager})())
-    worker = make_worker(world, {"sms": twilio_provider(twilio_url, timeout=10)},  # type: ignore[arg-type]
-                         clock=moving_clock(BASE), batch_size=25)
-    worker.run(until_idle=True)
-    db.dispose()
 
 
 def test_four_workers_never_exceed_caps_or_duplicate(db: Database, backend: str) -> None:
@@ -72,7 +57,7 @@ def test_four_workers_never_exceed_caps_or_duplicate(db: Database, backend: str)
     assert len(ids) == DEBTORS * PER_DEBTOR
     ctx = multiprocessing.get_context("spawn")
     with fake_twilio() as twilio:
-        procs = [ctx.Process(target=_run_worker,
+        procs = [ctx.Process(target=worker_process_main,
                              args=(db.url, kek, twilio.base_url, str(tenant.id)))
                  for _ in range(4)]
         for p in procs:

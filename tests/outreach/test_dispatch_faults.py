@@ -15,7 +15,7 @@ from carecollect.kit.jobs.models import Job
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.outbox import OutreachAttempt
 from tests.channel.fakes import fake_twilio
-from tests.channel.world import BASE, make_world, make_worker, moving_clock, plan, twilio_provider
+from tests.channel.world import BASE, make_worker, make_world, moving_clock, plan, twilio_provider
 
 LATER = BASE + timedelta(minutes=10)
 

@@ -10,9 +10,15 @@ import pytest
 from sqlalchemy import select
 
 from carecollect.db import Database
-from carecollect.kit.jobs import ClaimedJob, JobContext, RetryableError, Snooze, TerminalError
+from carecollect.kit.jobs import (
+    ClaimedJob,
+    JobContext,
+    RetryableError,
+    Snooze,
+    TerminalError,
+    scheduler,
+)
 from carecollect.kit.jobs import queue as q
-from carecollect.kit.jobs import scheduler
 from carecollect.kit.jobs.models import Job
 from carecollect.kit.jobs.registry import PeriodicSpec, TaskRegistry
 from carecollect.kit.jobs.worker import InProcessWorker, Worker
@@ -26,9 +32,13 @@ def _jobs(db: Database) -> list[Job]:
 
 
 def test_enqueue_is_part_of_the_callers_transaction(db: Database) -> None:
-    with pytest.raises(RuntimeError), db.system_session() as session:
-        q.enqueue(session, "demo.kind", {"x": 1})
-        raise RuntimeError("roll back")
+    def enqueue_then_fail() -> None:
+        with db.system_session() as session:
+            q.enqueue(session, "demo.kind", {"x": 1})
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
     assert _jobs(db) == []
     with db.system_session() as session:
         job_id = q.enqueue(session, "demo.kind", {"x": 1})
