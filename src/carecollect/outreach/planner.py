@@ -900,15 +900,26 @@ def plan_and_persist(session: Session, *, organization_id: uuid.UUID, at: dt.dat
                      dry_run: bool = False, enroll: bool = True,
                      horizon: dt.timedelta = DEFAULT_HORIZON) -> tuple[Plan, dict[str, int]]:
     """What the nightly job and `carecollect outreach plan` run: enroll newly eligible
-    accounts, build the plan and (unless a dry run) persist it, in one transaction."""
+    accounts, build the plan and (unless a dry run) persist it, in one transaction. A dry
+    run enrolls inside a savepoint that is rolled back, so it shows what a real run would
+    do and leaves nothing behind."""
     from carecollect.outreach.cadence import cadence_service
 
-    if enroll and not dry_run:
+    if dry_run:
+        savepoint = session.begin_nested()
+        try:
+            if enroll:
+                cadence_service.enroll_eligible(session, organization_id=organization_id,
+                                                actor=ACTOR, at=at)
+            plan = build_plan(session, organization_id=organization_id, at=at,
+                              horizon=horizon)
+        finally:
+            savepoint.rollback()
+        return plan, {"created": 0, "already_planned": 0, **plan.counts()}
+    if enroll:
         cadence_service.enroll_eligible(session, organization_id=organization_id,
                                         actor=ACTOR, at=at)
     plan = build_plan(session, organization_id=organization_id, at=at, horizon=horizon)
-    if dry_run:
-        return plan, {"created": 0, "already_planned": 0, **plan.counts()}
     return plan, persist_plan(session, plan)
 
 
