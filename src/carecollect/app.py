@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from carecollect.api.context import AppContext, _utcnow
-from carecollect.api.metrics import Metrics
+from carecollect.api.metrics import Metrics, queue_collector
 from carecollect.api.middleware import SecurityMiddleware
 from carecollect.api.problems import install as install_problem_handlers
 from carecollect.api.throttle import LoginThrottle
@@ -72,6 +72,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = context
+    context.metrics.register(queue_collector(context.db, context.now))
     app.add_middleware(SecurityMiddleware, metrics=context.metrics)
     install_problem_handlers(app, html_error=html_error)
     app.include_router(api_router)

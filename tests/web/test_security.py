@@ -458,3 +458,20 @@ def test_api_search_returns_masked_rows_for_collectors(web: Web) -> None:
     assert masked.json()["items"][0]["last_name"] == "T•••"
     assert full.json()["items"][0]["last_name"] == "Testperson"
     assert json.loads(full.text)["items"][0]["masked"] is False
+
+
+def test_metrics_report_queue_depth_and_lag(web: Web) -> None:
+    from carecollect.kit.jobs import enqueue
+
+    with web.db.tenant_session(web.tenant.id) as session:
+        enqueue(
+            session,
+            "test.kind",
+            {"n": 1},
+            queue="outreach",
+            organization_id=web.tenant.id,
+            scheduled_at=web.clock() - timedelta(seconds=90),
+        )
+    text = web.client().get("/metrics").text
+    assert 'carecollect_queue_jobs{queue="outreach",state="available"} 1' in text
+    assert 'carecollect_queue_lag_seconds{queue="outreach"} 90' in text

@@ -9,6 +9,11 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from carecollect.db import Database
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -99,3 +104,37 @@ class Metrics:
                 lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
                 lines += [f"{name}{_labels(labels)} {value:g}" for labels, value in samples]
         return "\n".join(lines) + "\n"
+
+
+
+def queue_collector(db: Database, clock: Callable[[], datetime]) -> Collector:
+    """Queue depth by queue and state, and lag (age of the oldest due, unclaimed job), read
+    from the job table at scrape time. Queue names and states only: no ids, no args."""
+    from carecollect.kit.jobs.models import Job
+
+    def collect() -> list[Family]:
+        now = clock()
+        with db.engine.connect() as conn:
+            depth = conn.execute(
+                select(Job.queue, Job.state, func.count()).group_by(Job.queue, Job.state)
+            ).all()
+            oldest = conn.execute(
+                select(Job.queue, func.min(Job.scheduled_at))
+                .where(Job.state == "available", Job.scheduled_at <= now)
+                .group_by(Job.queue)
+            ).all()
+        lag: list[tuple[dict[str, str], float]] = []
+        for queue, scheduled in oldest:
+            raw: object = scheduled  # SQLite aggregates lose the column type: text
+            when = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+            if when.tzinfo is None:  # SQLite aggregates lose the column type
+                when = when.replace(tzinfo=UTC)
+            lag.append(({"queue": str(queue)}, max((now - when).total_seconds(), 0.0)))
+        jobs = [({"queue": str(q), "state": str(s)}, float(n)) for q, s, n in depth]
+        return [
+            ("carecollect_queue_jobs", "Jobs by queue and state.", "gauge", jobs),
+            ("carecollect_queue_lag_seconds",
+             "Age of the oldest due job not yet claimed, per queue.", "gauge", lag),
+        ]
+
+    return collect
