@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text
 
 from carecollect.db import Database
-from carecollect.ingest.errors import BaaRequiredError, IngestError
+from carecollect.ingest.errors import BaaRequiredError, IngestError, RowError
 from carecollect.ingest.mapping import builtin_mappings, load_mapping
 from carecollect.ledger.models import LedgerEntry
 from carecollect.ledger.service import ledger_service
@@ -144,7 +144,7 @@ def test_bad_rows_are_reported_and_nothing_of_them_is_stored(
         aged_row(**{**KIM, "Account No": "A-1005", "Patient ID": "P5", "Report Date": "31/03"}),
         aged_row(**{**KIM, "Account No": "A-1004", "Patient ID": "P6", "Zip": "1234"}),
     ]
-    seen = []
+    seen: list[RowError] = []
     summary = import_csv(db, tenant, write_csv(tmp_path / "bad.csv", rows), on_error=seen.append)
     assert [e.as_dict() for e in seen] == [
         {"row": 2, "field": "email", "reason": "is not a valid e-mail address"},
@@ -163,7 +163,7 @@ def test_short_row_is_a_row_error(db: Database, tenant: Tenant, tmp_path: Path) 
     path = write_csv(tmp_path / "ar.csv", [aged_row(), aged_row(**KIM)])
     content = path.read_text().rstrip("\n")
     path.write_text(content[: content.rindex(",")] + "\n")  # last row lost its last field
-    seen = []
+    seen: list[RowError] = []
     summary = import_csv(db, tenant, path, on_error=seen.append)
     assert [e.as_dict() for e in seen] == [
         {"row": 2, "field": "*", "reason": "has 27 fields, the header 28"}]
@@ -231,7 +231,7 @@ def test_ledger_lines_mapping(db: Database, tenant: Tenant, tmp_path: Path) -> N
         {"line_id": "T4", "type": "XYZ", "amount": "1.00", "posted": "2026-02-11"},
     ]
     rows = [dict.fromkeys(header, "") | person | line for line in lines]
-    seen = []
+    seen: list[RowError] = []
     summary = import_csv(db, tenant, write_csv(tmp_path / "l.csv", rows, header=header),
                          mapping="generic-ledger-lines", on_error=seen.append)
     assert [e.as_dict() for e in seen] == [

@@ -47,7 +47,7 @@ def _assert_bundle_stored(db: Database, tenant: Tenant) -> None:
     with db.tenant_session(tenant.id) as session:
         guarantors = {cipher.open_row(g, "first_name"): g
                       for g in session.scalars(select(Guarantor))}
-        assert sorted(guarantors) == ["Alex", "Jordan"]
+        assert sorted(str(name) for name in guarantors) == ["Alex", "Jordan"]
         alex, jordan = guarantors["Alex"], guarantors["Jordan"]
         assert (alex.state, alex.mailing_tz, jordan.state) == ("MA", "America/New_York", "FL")
         patients = {cipher.open_row(p, "first_name"): p for p in session.scalars(select(Patient))}
