@@ -188,8 +188,10 @@ def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
             values = [processor(v) for v in values]
         columns.append(values)
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    # Table and column names come from the mapped model (checked against it just above
+    # by `table.c[name]`), never from the file; values travel as bound parameters.
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
         f"VALUES ({', '.join([marker] * len(names))})"
     )
     connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
