@@ -151,3 +151,16 @@ def test_build_processor() -> None:
                         api_base="http://127.0.0.1:1")
     with pytest.raises(ConfigurationError, match="unknown payment processor"):
         build_processor("paypal")
+
+
+def test_declined_confirmation_is_a_failed_result_and_posts_nothing(db, stripe_env) -> None:  # type: ignore[no-untyped-def]
+    _fake, processor = stripe_env
+    world = make_world(db, payments_baa=True)
+    with db.tenant_session(world.org_id) as s:
+        session, payment = payment_service.start_payment(
+            s, keys=world.tenant.keys, actor=PATIENT, processor=processor,
+            account_id=world.account_id, amount="25", idempotency_key="portal-d",
+            payment_method="pm_card_chargeDeclined", now=NOW)
+    assert (session.status, session.failure_code, payment) == ("failed", "card_declined", None)
+    assert world.count(Payment) == 0
+    assert world.balance() == 15_000

@@ -175,13 +175,18 @@ class PaymentService:
                                      ledger_service.balance_cents(session, account_id=account_id))
         require_processor_baa(session, processor, now)
         org = session.get(Organization, keys.organization_id)
-        result = processor.create_payment(
-            amount_cents=amount_cents,
-            idempotency_key=idempotency_key,
-            metadata=_metadata(keys.organization_id, account, source=source),
-            payment_method=payment_method,
-            statement_descriptor=org.billing_display_name if org else None,
-        )
+        try:
+            result = processor.create_payment(
+                amount_cents=amount_cents,
+                idempotency_key=idempotency_key,
+                metadata=_metadata(keys.organization_id, account, source=source),
+                payment_method=payment_method,
+                statement_descriptor=org.billing_display_name if org else None,
+            )
+        except proc.PaymentDeclined as exc:
+            # Stripe raises on a declined confirmation, the sandbox answers "failed":
+            # callers see one shape either way.
+            result = PaymentSession("", "failed", amount_cents, failure_code=exc.code)
         if result.status != "succeeded":
             if result.status == "failed":
                 record(session, actor=actor, action="payment.attempt", outcome="failure",
