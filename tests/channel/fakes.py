@@ -71,6 +71,9 @@ class FakeTwilio:
 def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle plus the
+        # client's delayed ACK add ~40 ms to every response.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             return

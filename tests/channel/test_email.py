@@ -10,7 +10,7 @@ from carecollect.channel.base import ChannelRefused, NotSent, OutboundMessage
 from carecollect.channel.email import SmtpConfig, SmtpEmail, is_loopback
 from carecollect.db import Database
 from tests.channel.fakes import smtp_server
-from tests.channel.world import make_worker, make_world, plan, smtp_provider
+from tests.channel.world import BASE, make_worker, make_world, plan, smtp_provider
 
 
 def test_dispatched_email_has_neutral_headers_and_one_click_opt_out(db: Database) -> None:
@@ -91,3 +91,38 @@ def test_email_without_opt_out_is_never_sent() -> None:
     with pytest.raises(NotSent) as refused:
         SmtpEmail(SmtpConfig(host="127.0.0.1", allow_plain_loopback=True)).send(message)
     assert refused.value.code == "email_opt_out_missing"
+
+
+def test_one_click_unsubscribe_revokes_email_at_once(db: Database) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from carecollect.channel.webhooks import make_router
+    from carecollect.outreach.dispatch import unsubscribe_token
+    from carecollect.outreach.outbox import OutreachAttempt
+
+    world = make_world(db, 1)
+    debtor = world.debtors[0]
+    app = FastAPI()
+    app.include_router(make_router(None, public_base_url="https://carecollect.localhost", db=db,
+                                   keys=world.tenant.manager, link_secret=b"k" * 32,
+                                   clock=lambda: BASE))
+    client = TestClient(app)
+    with smtp_server() as (controller, inbox):
+        first = plan(world, debtor, "email", "e-1")
+        make_worker(world, {"email": smtp_provider(controller.port)}).drain()
+        assert len(inbox.messages) == 1
+        url = inbox.messages[0][2]["List-Unsubscribe"].strip("<>")
+        path = url.removeprefix("https://carecollect.localhost")
+        assert path == f"/hooks/email/unsubscribe/{unsubscribe_token(b'k' * 32, first)}"
+        assert client.get(path).status_code == 200  # a GET shows a button, changes nothing
+        assert client.post(path.replace(path[-4:], "0000")).status_code == 404
+        assert client.post(path).status_code == 200
+        second = plan(world, debtor, "email", "e-2")
+        make_worker(world, {"email": smtp_provider(controller.port)}).drain()
+        assert len(inbox.messages) == 1
+    with db.system_session() as session:
+        row = session.get(OutreachAttempt, second)
+        assert row is not None
+        assert row.state == "blocked"
+        assert "REGF-MEDIUM-OPTOUT" in row.reasons

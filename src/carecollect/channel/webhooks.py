@@ -144,7 +144,8 @@ def email_unsubscribe(db: Database, keys: KeyManager, secret: bytes, token: str,
 
 def make_router(twilio: TwilioWebhooks | None, *, public_base_url: str,
                 db: Database | None = None, keys: KeyManager | None = None,
-                link_secret: bytes | None = None) -> APIRouter:
+                link_secret: bytes | None = None,
+                clock: Callable[[], datetime] = utcnow) -> APIRouter:
     """A FastAPI router with POST /hooks/twilio/{org}/inbound, POST
     /hooks/twilio/{org}/status and GET/POST /hooks/email/unsubscribe/{token}."""
     router = APIRouter(prefix="/hooks", include_in_schema=False)
@@ -174,7 +175,7 @@ def make_router(twilio: TwilioWebhooks | None, *, public_base_url: str,
     if db is not None and keys is not None and link_secret is not None:
         @router.post("/email/unsubscribe/{token}")
         async def unsubscribe_post(token: str) -> Response:
-            return respond(email_unsubscribe(db, keys, link_secret, token))
+            return respond(email_unsubscribe(db, keys, link_secret, token, now=clock()))
 
         @router.get("/email/unsubscribe/{token}")
         async def unsubscribe_get(token: str) -> Response:
