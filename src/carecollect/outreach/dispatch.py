@@ -52,7 +52,7 @@ from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs import ClaimedJob, JobContext, RetryableError, Snooze, TerminalError
 from carecollect.kit.jobs.queue import enqueue
-from carecollect.kit.jobs.sessions import write_locked_session
+from carecollect.kit.jobs.sessions import relaxed_commit, write_locked_session
 from carecollect.outreach.context import DebtorFacts, load_debtor, with_action
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.outbox import CallTask, ContactState, OutreachAttempt, ReviewItem
@@ -553,6 +553,8 @@ def _send(ctx: JobContext, res: DispatchResources, job: ClaimedJob, org_id: uuid
                 _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
         return
     with ctx.db.tenant_session(org_id) as session:
+        # A lost `sent` (crash before the WAL flush) leaves `sending`: reconciled, not resent.
+        relaxed_commit(session)
         attempt = _locked(session, attempt_id)
         if attempt is not None:
             _record_sent(session, attempt, result, ctx.clock())

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from carecollect.db import Database
 from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs.models import Job
+from carecollect.kit.jobs.sessions import relaxed_commit
 from carecollect.kit.models import utcnow
 
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -197,6 +198,7 @@ def claim(
         cte = picked.with_for_update(skip_locked=True).cte("picked")
         stmt = update(Job).where(Job.id == cte.c.id).values(values).returning(*returning)
         with db.engine.begin() as conn:
+            relaxed_commit(conn)
             rows = conn.execute(stmt).all()
     else:
         stmt = (
@@ -255,6 +257,7 @@ def complete(db: Database, worker_id: str, job_ids: Sequence[uuid.UUID],
         return 0
     now = now or utcnow()
     with db.engine.begin() as conn:
+        relaxed_commit(conn)
         result = conn.execute(
             update(Job)
             .where(Job.id.in_(list(job_ids)), Job.state == "running", Job.locked_by == worker_id)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from carecollect.db import Database
@@ -39,3 +40,17 @@ def write_locked_session(db: Database, organization_id: uuid.UUID) -> Iterator[S
         session.close()
         conn.info.pop("sqlite_begin", None)
         conn.close()
+
+
+def relaxed_commit(session: Session | Connection) -> None:
+    """Let this PostgreSQL transaction commit without waiting for its WAL flush.
+
+    Only for writes whose loss in a crash is harmless by design: job bookkeeping (a lost
+    claim or completion only re-runs an idempotent handler) and recording `sent` after the
+    provider call (a lost `sent` leaves the attempt `sending`, which is reconciled, never
+    re-sent). The durable step, `sending`, always commits synchronously, and its flush
+    also makes every earlier relaxed commit durable (the WAL is sequential).
+    """
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
