@@ -149,6 +149,7 @@ def test_canary_phi_never_leaves_in_plaintext(tmp_path: Path, init: Callable[...
     assert "1 rows rejected" in result.stdout
     assert report.read_text().splitlines() == ["row,field,reason",
                                                "2,email,is not a valid e-mail address"]
+    assert report.stat().st_mode & 0o777 == 0o600
     # In-process too, with every logger at DEBUG (SQL included) captured.
     logged = _import_in_process_with_debug_logs(data, path)
     haystacks = {

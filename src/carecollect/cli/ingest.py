@@ -11,6 +11,7 @@ rejected (the rest imported) or the file is not what it claims to be, 1 other fa
 from __future__ import annotations
 
 import csv
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -109,7 +110,9 @@ def _execute(
     with ExitStack() as stack:
         on_error: Callable[[RowError], None] | None = None
         if error_report is not None:
-            handle = stack.enter_context(error_report.open("w", encoding="utf-8", newline=""))
+            # Owner-only, like the keyring: row numbers point into a PHI-bearing file.
+            descriptor = os.open(error_report, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            handle = stack.enter_context(open(descriptor, "w", encoding="utf-8", newline=""))
             writer = csv.writer(handle)
             writer.writerow(["row", "field", "reason"])
 
