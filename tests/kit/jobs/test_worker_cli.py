@@ -1,0 +1,18 @@
+"""`carecollect worker --once` through the real entry point on a fresh install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.test_core_commands import run
+
+
+def test_worker_once_runs_due_jobs_and_exits(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("init", "--data-dir", str(data)).returncode == 0
+    result = run("worker", "--data-dir", str(data), "--once")
+    assert result.returncode == 0, result.stderr
+    # The scheduler enqueued this period's reconcile sweep, and the worker ran it.
+    assert result.stdout.strip() == "completed 1 failed 0 discarded 0 rescued 0"
+    again = run("worker", "--data-dir", str(data), "--once")
+    assert again.stdout.strip() == "completed 0 failed 0 discarded 0 rescued 0"
