@@ -29,6 +29,9 @@ class SourceKeys:
         cached = self._cache.get((entity, source_id))
         if cached is None:
             cached = self._keys.source_key(f"{self.system}/{entity}", source_id)
-            if len(self._cache) < 500_000:
-                self._cache[(entity, source_id)] = cached
+            # Ids recur within a few rows (a family's lines); a small cache that is
+            # emptied when full keeps that benefit and keeps memory flat on big files.
+            if len(self._cache) >= 50_000:
+                self._cache.clear()
+            self._cache[(entity, source_id)] = cached
         return cached
