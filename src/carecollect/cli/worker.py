@@ -19,12 +19,13 @@ def worker(
 ) -> None:
     """Run the job worker and the scheduler (several may run against PostgreSQL)."""
     from carecollect.channel.config import build_resources
+    from carecollect.kit.jobs.registry import load_task_modules
     from carecollect.kit.jobs.worker import Worker
 
     ctx = open_context(data_dir)
     try:
-        w = Worker(ctx.db, ctx.keys, resources=build_resources(), batch_size=batch,
-                   queues=queue or None)
+        w = Worker(ctx.db, ctx.keys, registry=load_task_modules(install_periodic=True),
+                   resources=build_resources(), batch_size=batch, queues=queue or None)
         if once:
             stats = w.drain()
         else:

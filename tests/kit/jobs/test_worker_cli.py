@@ -12,7 +12,8 @@ def test_worker_once_runs_due_jobs_and_exits(tmp_path: Path) -> None:
     assert run("init", "--data-dir", str(data)).returncode == 0
     result = run("worker", "--data-dir", str(data), "--once")
     assert result.returncode == 0, result.stderr
-    # The scheduler enqueued this period's reconcile sweep, and the worker ran it.
-    assert result.stdout.strip() == "completed 1 failed 0 discarded 0 rescued 0"
+    # The scheduler enqueued this period's run of each periodic job (outreach reconcile
+    # sweep, nightly plan, payment-plan sweep), and the worker ran them.
+    assert result.stdout.strip() == "completed 3 failed 0 discarded 0 rescued 0"
     again = run("worker", "--data-dir", str(data), "--once")
     assert again.stdout.strip() == "completed 0 failed 0 discarded 0 rescued 0"

@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from carecollect.kit.jobs.queue import ClaimedJob
 
 # Modules whose import registers handlers (kept as strings: the kit imports no domain).
-TASK_MODULES: list[str] = ["carecollect.outreach.tasks"]
+TASK_MODULES: list[str] = [
+    "carecollect.outreach.tasks",
+    "carecollect.outreach.planner_tasks",
+    "carecollect.payment_plan.tasks",
+]
 
 
 @dataclass
@@ -92,8 +96,17 @@ registry = TaskRegistry()
 task = registry.task
 
 
-def load_task_modules(modules: list[str] | None = None) -> TaskRegistry:
-    """Import every domain's task module (idempotent) and return the default registry."""
+def load_task_modules(modules: list[str] | None = None, *,
+                      install_periodic: bool = False) -> TaskRegistry:
+    """Import every domain's task module (idempotent) and return the default registry.
+
+    With `install_periodic` (the `carecollect worker` command and the embedded server's
+    worker), each module's `install_periodic()` also puts its periodic jobs (nightly plan,
+    payment sweep) on the default registry; tests leave them off.
+    """
     for name in modules or TASK_MODULES:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        installer = getattr(module, "install_periodic", None)
+        if install_periodic and callable(installer):
+            installer()
     return registry

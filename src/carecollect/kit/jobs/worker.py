@@ -176,4 +176,5 @@ def start_in_process_worker(
         from carecollect.channel.config import build_resources
 
         resources = build_resources()
+    options.setdefault("registry", load_task_modules(install_periodic=True))
     return InProcessWorker(Worker(db, keys, resources=resources, **options)).start()
