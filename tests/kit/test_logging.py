@@ -8,7 +8,14 @@ import logging
 from datetime import date
 
 from carecollect.db import Database
-from carecollect.kit.logging import REDACTED, configure_logging, drop_phi, get_logger, scrub
+from carecollect.kit.logging import (
+    REDACTED,
+    configure_logging,
+    drop_phi,
+    get_logger,
+    reset_logging,
+    scrub,
+)
 from carecollect.patient.service import patient_service
 from tests.factories import TEST_ACTOR, add_email, add_phone, create_guarantor, create_tenant
 
@@ -63,6 +70,7 @@ def test_seeded_canary_never_reaches_a_log(db: Database) -> None:
         log.warning(message)
     finally:
         engine_logger.setLevel(logging.WARNING)
+        reset_logging()
     output = stream.getvalue()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any("SELECT" in str(line.get("event")) for line in lines)  # logging did happen

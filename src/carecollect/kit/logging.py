@@ -86,12 +86,23 @@ def drop_phi(
 _configured = False
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the moment of writing (test runners and
+    daemons swap it; a logger must not keep writing to a stream that was closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", *, stream: Any = None, force: bool = False) -> None:
     """JSON lines to stderr (or `stream`) for structlog and the standard library's loggers."""
     global _configured
     if _configured and not force:
         return
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -122,3 +133,11 @@ def configure_logging(level: str = "INFO", *, stream: Any = None, force: bool = 
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def reset_logging() -> None:
+    """Forget the configuration (tests that configured a private stream call this)."""
+    global _configured
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = []
+    _configured = False
