@@ -7,6 +7,7 @@ vendored, nothing is loaded from a third party).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from carecollect.api.throttle import LoginThrottle
 from carecollect.config import Settings, load_settings
 from carecollect.db import Database
 from carecollect.identity.service import IdentityPolicy
-from carecollect.kit.crypto.keys import KeyManager
+from carecollect.kit.crypto.keys import KeyManager, OrganizationKeys
 
 STATIC_DIR = Path(__file__).resolve().parent / "staff_ui" / "static"
 
@@ -36,6 +37,42 @@ def _cookie_secure(settings: Settings) -> bool:
     if settings.tls_enabled or settings.environment == "production":
         return True
     return settings.host not in ("127.0.0.1", "localhost", "::1")
+
+
+def _mount_webhooks(app: FastAPI, context: AppContext) -> None:
+    """Provider webhooks under /hooks: the payment processor (signature-verified by the
+    processor's SDK), Twilio inbound and status callbacks (RequestValidator) and one-click
+    e-mail unsubscribe links."""
+    import base64
+
+    from carecollect.channel.config import ChannelSettings
+    from carecollect.channel.webhooks import TwilioWebhooks, make_router
+    from carecollect.payment.webhooks import router as payment_router
+    from carecollect.worker_resources import payment_processor
+
+    settings = context.settings
+    processor = payment_processor(settings)
+    app.state.payment_processors = {settings.payment_processor: processor}
+    app.state.db = context.db
+
+    def keys_for(organization_id: uuid.UUID) -> OrganizationKeys:
+        with context.db.system_session() as session:
+            return context.keys.for_organization(session, organization_id)
+
+    app.state.keys_for = keys_for
+    channels = ChannelSettings()
+    twilio = (
+        TwilioWebhooks(context.db, context.keys, channels.twilio_auth_token,
+                       callback_phone=channels.callback_phone)
+        if channels.twilio_auth_token
+        else None
+    )
+    link_secret = base64.b64decode(channels.link_secret) if channels.link_secret else None
+    app.include_router(
+        make_router(twilio, public_base_url=channels.public_base_url, db=context.db,
+                    keys=context.keys, link_secret=link_secret)
+    )
+    app.include_router(payment_router)
 
 
 def create_app(
@@ -77,6 +114,7 @@ def create_app(
     install_problem_handlers(app, html_error=html_error)
     app.include_router(api_router)
     app.include_router(staff_router)
+    _mount_webhooks(app, context)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

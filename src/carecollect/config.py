@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     key_cache_ttl_seconds: int = Field(default=300, ge=0)
     tls_enabled: bool = False
     session_secret: SecretStr = SecretStr("change-me")
+    # Payments (docs/PAYMENTS.md): the sandbox processor for demos and tests, or Stripe.
+    payment_processor: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

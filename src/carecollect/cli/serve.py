@@ -47,6 +47,13 @@ def serve(
     integrate_every: Annotated[
         float, typer.Option(help="Seconds between audit integration rounds (0 = off).")
     ] = 5.0,
+    run_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run the job worker in-process (default: on with the embedded SQLite).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the staff app (/app), the REST API (/api/v1), /healthz and /metrics."""
     import uvicorn
@@ -63,6 +70,16 @@ def serve(
     app = create_app(settings, db=ctx.db, keys=ctx.keys)
     stop = threading.Event()
     worker = None
+    in_process = None
+    if run_worker is None:
+        run_worker = settings.is_sqlite
+    if run_worker:
+        from carecollect.kit.jobs.worker import start_in_process_worker
+        from carecollect.worker_resources import build_worker_resources
+
+        in_process = start_in_process_worker(
+            ctx.db, ctx.keys, resources=build_worker_resources(settings)
+        )
     if integrate_every > 0:
         worker = threading.Thread(
             target=_integrate_forever, args=(ctx, stop, integrate_every), daemon=True
@@ -82,4 +99,6 @@ def serve(
         )
     finally:
         stop.set()
+        if in_process is not None:
+            in_process.stop()
         ctx.close()

@@ -18,14 +18,15 @@ def worker(
     queue: Annotated[list[str] | None, typer.Option("--queue", help="Queues to serve.")] = None,
 ) -> None:
     """Run the job worker and the scheduler (several may run against PostgreSQL)."""
-    from carecollect.channel.config import build_resources
     from carecollect.kit.jobs.registry import load_task_modules
     from carecollect.kit.jobs.worker import Worker
+    from carecollect.worker_resources import build_worker_resources
 
     ctx = open_context(data_dir)
     try:
         w = Worker(ctx.db, ctx.keys, registry=load_task_modules(install_periodic=True),
-                   resources=build_resources(), batch_size=batch, queues=queue or None)
+                   resources=build_worker_resources(ctx.settings), batch_size=batch,
+                   queues=queue or None)
         if once:
             stats = w.drain()
         else:

@@ -30,6 +30,8 @@ TASK_MODULES: list[str] = [
     "carecollect.outreach.tasks",
     "carecollect.outreach.planner_tasks",
     "carecollect.payment_plan.tasks",
+    "carecollect.payment.tasks",
+    "carecollect.audit.tasks",
 ]
 
 
