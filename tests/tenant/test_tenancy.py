@@ -90,3 +90,30 @@ def test_application_role_owns_no_table(db: Database, backend: str) -> None:
         ).scalar()
     assert owned == 0
     assert forced == 1
+
+
+@pytest.mark.postgres
+def test_application_role_may_only_append_and_read_the_audit_trail(
+    db: Database, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with db.engine.connect() as conn:
+        rights = {
+            (table, privilege): conn.execute(
+                text("SELECT has_table_privilege('carecollect_app', :t, :p)"),
+                {"t": table, "p": privilege},
+            ).scalar()
+            for table in ("audit_event", "audit_log_entry")
+            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
+        }
+    assert rights == {
+        ("audit_event", "SELECT"): True,
+        ("audit_event", "INSERT"): True,
+        ("audit_event", "UPDATE"): False,
+        ("audit_event", "DELETE"): False,
+        ("audit_log_entry", "SELECT"): True,
+        ("audit_log_entry", "INSERT"): False,
+        ("audit_log_entry", "UPDATE"): False,
+        ("audit_log_entry", "DELETE"): False,
+    }
