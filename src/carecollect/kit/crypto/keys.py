@@ -14,7 +14,6 @@ key leaves every process's memory within one TTL.
 from __future__ import annotations
 
 import hmac
-
 import secrets
 import threading
 import time
@@ -76,8 +75,8 @@ class OrganizationKeys:
         "_blind",
         "_blind_root",
         "_cipher",
-        "_source_mac",
         "_encryption_keys",
+        "_source_mac",
         "blind_index_bits",
         "encryption_key_id",
         "organization_id",
