@@ -233,3 +233,30 @@ def test_revoked_email_consent_blocks_email(db: Database) -> None:
         make_worker(world, {"email": smtp_provider(controller.port)}).drain()
         assert inbox.messages == []
     assert _attempts(db)[attempt].state == "blocked"
+
+
+def test_send_time_check_honours_medium_opt_out_and_confidential_request(db: Database) -> None:
+    """The consent-ledger additions the planner applies are applied again at send time:
+    an SMS opt-out recorded after planning and a 'letters only' request both block."""
+    from carecollect.consent.preferences import preferences_service
+
+    world = make_world(db, 2)
+    opted, confidential = world.debtors
+    with fake_twilio() as twilio:
+        first = plan(world, opted, "sms", "k1")
+        second = plan(world, confidential, "sms", "k2")
+        with db.tenant_session(world.tenant.id) as session:
+            preferences_service.opt_out_medium(
+                session, keys=world.tenant.keys, actor=TEST_ACTOR, guarantor_id=opted.id,
+                medium="sms", received_at=BASE - timedelta(minutes=5), method="phone")
+            preferences_service.request_confidential(
+                session, keys=world.tenant.keys, actor=TEST_ACTOR,
+                guarantor_id=confidential.id, received_at=BASE - timedelta(minutes=5),
+                method="phone", allowed_channels=["letter"])
+        make_worker(world, {"sms": twilio_provider(twilio.base_url)}).drain()
+        assert twilio.messages == []
+    rows = _attempts(db)
+    assert rows[first].state == "blocked"
+    assert "REGF-MEDIUM-OPTOUT" in rows[first].reasons
+    assert rows[second].state == "blocked"
+    assert "HIPAA-CONF-COMM" in rows[second].reasons

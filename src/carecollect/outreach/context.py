@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from carecollect.compliance import scenario as sc
 from carecollect.consent.models import Consent, Revocation
+from carecollect.consent.preferences import scenario_additions
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.ledger.models import Account
 from carecollect.ledger.repository import ledger_repository
@@ -144,8 +145,15 @@ def load_debtor(
         display_name=organization.billing_display_name,
         provider_license_state=organization.provider_license_state,
     )
+    # Plan time and send time must see the same consent ledger: designations, the
+    # confidential-communication request and medium opt-outs (HIPAA-CONF-COMM,
+    # REGF-TIME-DESIGNATED, REGF-MEDIUM-OPTOUT) join what the engine reads.
+    additions = scenario_additions(session, guarantor_id=guarantor_id, now=now)
+    revocations = revocations + additions.opt_outs
     debtor = sc.Debtor(
         person_id=str(guarantor.id),
+        designated_inconvenient=additions.designations,
+        confidential_comm_request=additions.confidential,
         state=(guarantor.state or organization.provider_license_state or "").upper(),
         zip=zip5 or "00000",
         mailing_tz=guarantor.mailing_tz or organization.timezone,
