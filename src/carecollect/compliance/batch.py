@@ -488,8 +488,11 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
                               & pl.col("earliest").is_not_null()
                               & (pl.col("earliest") > pl.col("t"))).select(
             "account_id", pl.col("earliest").alias("t"))
+    # With nothing re-timed the empty frame must carry the internal key's type (the row
+    # index), or the join below fails on mismatched key types.
+    key_type = first.schema["account_id"]
     nxt = pl.concat(found) if found else pl.DataFrame(
-        schema={"account_id": pl.String, "next_allowed_at": UTC_DT})
+        schema={"account_id": key_type, "next_allowed_at": UTC_DT})
     out = first.join(nxt, on="account_id", how="left").sort("account_id")
     return out.with_columns(ids.alias("account_id")).select(
         "account_id", "decision", "reasons", "modification", "next_allowed_at")

@@ -731,29 +731,7 @@ def _evaluate(channel: str, sub: pl.DataFrame, facts: _Facts, profile: str) -> p
         pl.lit("manual" if channel in ("call", "voicemail") else None, pl.String)
         .alias("dialer"))
     events = _events_for(facts.events, base)
-    out = evaluate_portfolio(_with_sentinel(acc), events)
-    return out.filter(pl.col("account_id") != SENTINEL).rename(
-        {"account_id": "enrollment_id"})
-
-
-SENTINEL = "~planner-sentinel"
-
-
-def _with_sentinel(acc: pl.DataFrame) -> pl.DataFrame:
-    """Add one synthetic row that is always re-timed (an e-mail at 03:00 in New York).
-
-    Works around `evaluate_portfolio` failing with a join-key SchemaError when no row of a
-    batch is re-timed (its empty `next_allowed_at` frame is typed String, the keys u32);
-    reported to the lead. Harmless: the row is dropped from the result."""
-    first = acc.row(0, named=True)
-    three_am = dt.datetime(2026, 1, 6, 8, 0, tzinfo=dt.UTC)
-    sentinel = dict.fromkeys(acc.columns) | {
-        "account_id": SENTINEL, "guarantor_id": SENTINEL, "real_account_id": SENTINEL,
-        "state": "NY", "city_is_nyc": False, "mailing_tz": "America/New_York",
-        "other_known_tz": "[]", "cp_id": SENTINEL, "time": three_am, "profile":
-        first["profile"], "zip": "", "phone_value": "", "channel": "email",
-        "deceased": False}
-    return pl.concat([acc, pl.DataFrame([sentinel], schema=acc.schema, orient="row")])
+    return evaluate_portfolio(acc, events).rename({"account_id": "enrollment_id"})
 
 
 def _events_for(events: pl.DataFrame, base: pl.DataFrame) -> pl.DataFrame:
