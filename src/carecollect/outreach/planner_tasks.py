@@ -12,20 +12,20 @@ The plan date is part of every attempt's idempotency key, so a run repeated the 
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from carecollect.kit.jobs import ClaimedJob, JobContext, PeriodicSpec, registry, task
 from carecollect.kit.jobs.registry import TaskRegistry
+from carecollect.kit.logging import get_logger
 from carecollect.outreach.planner import plan_and_persist
 from carecollect.tenant.models import Organization
 
 PLAN_JOB = "outreach.plan"
 NIGHTLY = PeriodicSpec(name="outreach_nightly_plan", kind=PLAN_JOB, every=timedelta(days=1),
                        offset=timedelta(hours=6), queue="default")
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def install_periodic(target: TaskRegistry = registry) -> None:
@@ -44,4 +44,6 @@ def plan_nightly(ctx: JobContext, job: ClaimedJob) -> None:
     for organization_id in organizations:
         with ctx.db.tenant_session(organization_id) as session:
             _plan, counts = plan_and_persist(session, organization_id=organization_id, at=now)
-        log.info("outreach plan", extra={"organization_id": str(organization_id), **counts})
+        # Counts only (keys like "created" would collide with LogRecord attributes).
+        log.info("outreach.plan", organization_id=str(organization_id),
+                 **{f"{name}_count": value for name, value in counts.items()})
