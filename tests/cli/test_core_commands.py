@@ -215,3 +215,17 @@ def test_init_and_demo_on_postgresql(backend: str, database_url: str, tmp_path: 
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM patient")).scalar() == 12
     engine.dispose()
+
+
+def test_a_self_operated_install_accepts_an_import(tmp_path: Path) -> None:
+    """Without a hosting BAA an import is refused; `--operated-by-covered-entity` at init
+    records that the practice runs the deployment itself, and the import goes through."""
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea"
+    refused_dir, own_dir = tmp_path / "refused", tmp_path / "own"
+    assert run("init", "--data-dir", str(refused_dir)).returncode == 0
+    refused = run("import", "synthea", str(shared), "--data-dir", str(refused_dir))
+    assert refused.returncode == 1
+    assert "business associate" in one_error_line(refused).lower()
+    assert run("init", "--data-dir", str(own_dir), "--operated-by-covered-entity").returncode == 0
+    accepted = run("import", "synthea", str(shared), "--data-dir", str(own_dir), "--json")
+    assert accepted.returncode == 0, accepted.stderr

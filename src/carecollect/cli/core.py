@@ -66,6 +66,7 @@ def initialize(
     entity_kind: str,
     timezone: str,
     admin_email: str | None = None,
+    operated_by_covered_entity: bool = False,
 ) -> dict[str, str]:
     """Create the data directory, key material, schema, first organization and its first
     administrator (a one-time password; two-factor set-up at the first sign-in)."""
@@ -102,6 +103,7 @@ def initialize(
                 provider_license_state=license_state,
                 entity_kind=entity_kind,
                 timezone=timezone,
+                operated_by_covered_entity=operated_by_covered_entity,
                 planned_patients=settings.planned_patients,
             )
             org_id = str(org.id)
@@ -140,6 +142,14 @@ def init(
     admin_email: Annotated[
         str | None, typer.Option(help="E-mail of the first administrator.")
     ] = None,
+    operated_by_covered_entity: Annotated[
+        bool,
+        typer.Option(
+            "--operated-by-covered-entity",
+            help="The practice itself operates this deployment, so no hosting BAA is needed "
+            "before PHI is accepted (otherwise record the operator's BAA first).",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Create the data directory, key material, database, first organization and admin."""
@@ -152,6 +162,7 @@ def init(
         entity_kind=entity_kind,
         timezone=timezone,
         admin_email=admin_email,
+        operated_by_covered_entity=operated_by_covered_entity,
     )
     if json_output:
         emit_json(result)
@@ -318,6 +329,8 @@ def demo(
             license_state="MA",
             entity_kind="dental_practice",
             timezone="America/New_York",
+            # A demo runs on the practice's own machine: no hosting vendor holds PHI.
+            operated_by_covered_entity=True,
         )
     summary = build_demo(target, patients=patients, seed=seed)
     for line in summary.lines():
