@@ -16,7 +16,12 @@ def test_worker_once_runs_due_jobs_and_exits(tmp_path: Path) -> None:
     # sweep, nightly plan, payment-plan sweep, audit integration), and the worker ran them.
     assert result.stdout.strip() == "completed 4 failed 0 discarded 0 rescued 0"
     again = run("worker", "--data-dir", str(data), "--once")
-    assert again.stdout.strip() == "completed 0 failed 0 discarded 0 rescued 0"
+    # Nothing is due again within its period. The one exception is the audit integration,
+    # which runs every minute: if the second run starts in a new minute it runs once more.
+    assert again.stdout.strip() in {
+        "completed 0 failed 0 discarded 0 rescued 0",
+        "completed 1 failed 0 discarded 0 rescued 0",
+    }
 
 
 def test_worker_integrates_the_audit_trail(tmp_path: Path) -> None:
