@@ -153,9 +153,10 @@ def test_demo_builds_a_practice_and_is_idempotent(tmp_path: Path) -> None:
     first = run("demo", "--data-dir", str(data), "--patients", "60", "--seed", "3", "--no-serve")
     assert first.returncode == 0, first.stderr
     assert "60 patients" in first.stdout
+    built = int(first.stdout.split("built ")[1].split()[0])
     second = run("demo", "--data-dir", str(data), "--patients", "60", "--no-serve")
     assert second.returncode == 0, second.stderr
-    assert "already present" in second.stdout
+    assert f"demo practice already present: {built} guarantors," in second.stdout
 
 
 def test_keys_rotate_reencrypts_everything_and_data_stays_readable(tmp_path: Path) -> None:

@@ -169,17 +169,19 @@ class DemoSummary:
 
     def lines(self) -> list[str]:
         dollars = f"${self.balance_cents / 100:,.2f}"
-        head = "built" if self.generated else "already present:"
+        if not self.generated:
+            return [
+                f"demo practice already present: {self.guarantors} guarantors, "
+                f"{self.accounts} accounts, open balance {dollars}"
+            ]
         return [
-            f"demo practice {head} {self.guarantors} guarantors, {self.patients} patients, "
+            f"demo practice built {self.guarantors} guarantors, {self.patients} patients, "
             f"{self.accounts} accounts",
             f"  {self.contact_points} contact points, {self.consents} consents, "
             f"{self.revocations} revocations, {self.flags} flags, "
             f"{self.contact_events} contact events, {self.ledger_entries} ledger entries",
             f"  open balance {dollars} across {len(self.states)} states and "
-            f"{len(self.zones)} time zones"
-            if self.generated
-            else f"  open balance {dollars}",
+            f"{len(self.zones)} time zones",
         ]
 
 
