@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -175,6 +176,19 @@ def _seal_in_worker(people: Sequence[PersonRecord]) -> SealedBatch:
     return seal_people(_worker_keys, people)
 
 
+def _bounded_map(pool: Any, func: Callable[[Any], Any], items: Iterable[Any],
+                 in_flight: int) -> Iterator[Any]:
+    """`pool.imap` with back-pressure: `Pool.imap` reads its whole input eagerly, which
+    would hold a large import in memory; this keeps at most `in_flight` tasks queued."""
+    pending: deque[Any] = deque()
+    for item in items:
+        pending.append(pool.apply_async(func, (item,)))
+        if len(pending) >= in_flight:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def _chunks(records: Iterable[PersonRecord], size: int) -> Iterator[list[PersonRecord]]:
     iterator = iter(records)
     while chunk := list(islice(iterator, size)):
@@ -190,7 +204,7 @@ def sealed_batches(
 ) -> Iterator[SealedBatch]:
     """Seal `records` in batches, in `workers` processes (default: every core), in order.
 
-    `imap` keeps a bounded number of batches in flight, so memory stays flat.
+    At most two batches per worker are in flight, so memory stays flat.
     """
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers <= 1:
@@ -200,7 +214,8 @@ def sealed_batches(
     warm_lookups()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers, initializer=_init_worker, initargs=(keys,)) as pool:
-        yield from pool.imap(_seal_in_worker, _chunks(records, batch_size), chunksize=1)
+        yield from _bounded_map(pool, _seal_in_worker, _chunks(records, batch_size),
+                                2 * workers)
 
 
 def bulk_load_people(
@@ -308,7 +323,8 @@ def parallel_load_sqlite(
     with context.Pool(
         max(1, workers), initializer=_init_direct_worker, initargs=(keys, database_path)
     ) as pool:
-        for count in pool.imap_unordered(_seal_and_write, _chunks(records, batch_size)):
+        for count in _bounded_map(pool, _seal_and_write, _chunks(records, batch_size),
+                                  2 * max(1, workers)):
             written += count
             if progress is not None:
                 progress(written)
