@@ -123,6 +123,9 @@ class Settings(BaseSettings):
             path = self.resolved_keyring_path
             if path.exists() and (path.stat().st_mode & 0o077):
                 problems.append(f"keyring file {path} is readable by group or others")
+        if self.payment_processor == "sandbox":
+            # The sandbox's webhook secret is public: anyone could post a payment.
+            problems.append("the sandbox payment processor is configured")
         url = self.resolved_database_url
         if (
             url.startswith("postgresql")
