@@ -93,3 +93,11 @@ def test_seeded_canary_never_reaches_a_log(db: Database) -> None:
     assert str(g.id) in output
     for canary in (CANARY_NAME, CANARY_EMAIL, CANARY_PHONE, "5550166", "1912-12-12"):
         assert canary not in output
+
+
+def test_uuid_ids_survive_the_scrubber() -> None:
+    ident = "01a21e14-9938-7060-bfae-131a1f872980"  # digit groups shaped like a phone
+    assert drop_phi(None, "info", {"event": "x", "guarantor_id": ident})["guarantor_id"] == ident
+    assert drop_phi(None, "info", {"event": "x", "note_id": "617-555-0199"})["note_id"] == (
+        REDACTED
+    )

@@ -52,6 +52,7 @@ SAFE_KEYS = frozenset(
 SAFE_SUFFIXES = ("_id", "_ids", "_count", "_ms", "_seconds", "_key_id")
 REDACTED = "[redacted]"
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SCRUBBERS = [
     re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"),  # e-mail
     re.compile(r"\+?\d[\d\s().-]{7,}\d"),  # phone-like and long digit runs
@@ -78,7 +79,8 @@ def drop_phi(
         value = event_dict[key]
         if not _safe_key(key):
             event_dict[key] = REDACTED
-        elif isinstance(value, str):
+        elif isinstance(value, str) and not _UUID.fullmatch(value):
+            # Ids are UUIDs; their digit groups would otherwise look like phone numbers.
             event_dict[key] = scrub(value)
     return event_dict
 
