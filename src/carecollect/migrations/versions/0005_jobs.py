@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context, op
 
+from carecollect.migrations.security import enable_tenant_isolation, grant_all_tables
+
 revision = "0005_jobs"
 down_revision = "0003"
 branch_labels = None
@@ -157,16 +159,8 @@ def _postgres_security(role: str) -> None:
     """RLS exactly as 0001_foundation for the tenant tables. `job` has a nullable
     organization (periodic jobs belong to none): tenant sessions see and enqueue only
     their organization's jobs, the claimer and scheduler run as the owner."""
-    tenant = "NULLIF(current_setting('carecollect.organization_id', true), '')::uuid"
-    op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
-    for table in [*TENANT_TABLES, "job"]:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} "
-            f"USING (organization_id = {tenant}) WITH CHECK (organization_id = {tenant})"
-        )
-        op.execute(f"CREATE POLICY owner_access ON {table} TO CURRENT_USER USING (true)")
+    grant_all_tables(role)
+    enable_tenant_isolation([*TENANT_TABLES, "job"])
 
 
 def downgrade() -> None:

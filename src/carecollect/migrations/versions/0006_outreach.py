@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context, op
 
+from carecollect.migrations.security import enable_tenant_isolation, grant_all_tables
+
 revision = "0006_outreach"
 down_revision = "0005_jobs"
 branch_labels = None
@@ -202,16 +204,8 @@ def upgrade() -> None:
 def _postgres_security(role: str) -> None:
     """RLS exactly as 0001_foundation: ENABLE + FORCE, tenant_isolation for the application
     role, owner_access for the owner (system sessions: the nightly planner's scheduler)."""
-    tenant = "NULLIF(current_setting('carecollect.organization_id', true), '')::uuid"
-    op.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
-    for table in TENANT_TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(
-            f"CREATE POLICY tenant_isolation ON {table} "
-            f"USING (organization_id = {tenant}) WITH CHECK (organization_id = {tenant})"
-        )
-        op.execute(f"CREATE POLICY owner_access ON {table} TO CURRENT_USER USING (true)")
+    grant_all_tables(role)
+    enable_tenant_isolation(TENANT_TABLES)
 
 
 def downgrade() -> None:
