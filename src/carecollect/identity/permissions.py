@@ -35,6 +35,13 @@ class Permission(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     CONSENT_EXPORT = "consent.export"
     BREAK_GLASS = "break_glass.use"
+    CAMPAIGN_READ = "campaign.read"
+    CAMPAIGN_MANAGE = "campaign.manage"
+    INSIGHTS_READ = "insights.read"  # aggregate reports, no PHI
+    INSIGHTS_EXPORT = "insights.export"  # CSV/PDF exports of aggregate reports
+    WEBHOOK_MANAGE = "webhook.manage"  # outbound webhook endpoints
+    PAYMENT_READ = "payment.read"
+    PAYMENT_WRITE = "payment.write"  # staff-posted payments, refunds, plans
 
 
 class Role(StrEnum):
@@ -63,6 +70,9 @@ _PHI_WORK = frozenset(
         P.ACCOUNT_READ,
         P.CONSENT_READ,
         P.FLAG_READ,
+        P.CAMPAIGN_READ,
+        P.INSIGHTS_READ,
+        P.PAYMENT_READ,
     }
 )
 
@@ -79,6 +89,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.USER_READ,
         P.BAA_READ,
         P.BREAK_GLASS,
+        P.CAMPAIGN_MANAGE,
+        P.INSIGHTS_EXPORT,
+        P.PAYMENT_WRITE,
     },
     # Collectors work accounts all day: masked by default (minimum necessary), reveal on
     # demand; they must be able to record an opt-out or a dispute the moment they hear it
@@ -97,11 +110,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.BAA_MANAGE,
         P.USER_READ,
         P.BREAK_GLASS,
+        P.INSIGHTS_EXPORT,
     },
     # The auditor reviews controls, not patients: no PHI unless they break the glass.
     Role.AUDITOR: frozenset(
         {P.DASHBOARD_READ, P.ORG_READ, P.USER_READ, P.BAA_READ, P.AUDIT_READ, P.AUDIT_VERIFY,
-         P.BREAK_GLASS}
+         P.BREAK_GLASS, P.INSIGHTS_READ, P.CAMPAIGN_READ}
     ),
 }
 

@@ -32,6 +32,8 @@ TASK_MODULES: list[str] = [
     "carecollect.payment_plan.tasks",
     "carecollect.payment.tasks",
     "carecollect.audit.tasks",
+    "carecollect.insight.tasks",
+    "carecollect.integration.tasks",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Insights: metrics computed from the ledger, outreach and consent records."""

@@ -1,0 +1,1 @@
+"""Integrations: signed outbound webhooks to the practice's systems."""

@@ -1,0 +1,1 @@
+"""Patient portal at /pay: opaque link tokens, identity check, bill, pay, plans."""
