@@ -15,6 +15,7 @@ from carecollect.outreach import outbox as outbox_models
 from carecollect.patient import models as patient_models
 from carecollect.payment import models as payment_models
 from carecollect.payment_plan import models as payment_plan_models
+from carecollect.portal import models as portal_models
 from carecollect.tenant import models as tenant_models
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "patient_models",
     "payment_models",
     "payment_plan_models",
+    "portal_models",
     "tenant_models",
 ]
 
