@@ -85,6 +85,11 @@ def build_email(message: OutboundMessage, config: SmtpConfig) -> EmailMessage:
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(message.text_body)
     msg.add_alternative(message.html_body, subtype="html")
+    # Attachments (the monthly insights PDF): (filename, "type/subtype", bytes) triples in
+    # `extra["attachments"]`; the message becomes multipart/mixed around the alternative.
+    for filename, content_type, data in message.extra.get("attachments", ()):
+        maintype, _, subtype = content_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
 
 
