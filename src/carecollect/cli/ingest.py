@@ -14,8 +14,9 @@ import csv
 import os
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -162,15 +163,9 @@ def import_csv(
         raise BadInput("a CSV import needs --mapping FILE (or one of: "
                        f"{', '.join(builtin_mappings())})")
     spec = load_mapping(mapping)
-    run = _Run(data_dir, organization)
-    try:
-        source = CsvSource(path, spec, practice_zone=run.zone)
-        source.prescan()
-        _execute(run, source.units(), total=source.total_rows, format_name="csv",
-                 system=spec.system, json_output=json_output, dry_run=dry_run,
-                 error_report=error_report, batch_size=batch_size)
-    finally:
-        run.close()
+    _import(data_dir, organization, "csv", spec.system,
+            lambda run: CsvSource(path, spec, practice_zone=run.zone),
+            _Flags(json_output, dry_run, error_report, batch_size))
 
 
 @app.command("synthea")
@@ -188,15 +183,9 @@ def import_synthea(
     from carecollect.ingest.synthea import SYSTEM, SyntheaSource
 
     _ = mapping  # accepted for a uniform interface; Synthea's layout is fixed
-    run = _Run(data_dir, organization)
-    try:
-        source = SyntheaSource(path, practice_zone=run.zone)
-        source.prescan()
-        _execute(run, source.units(), total=source.total_rows, format_name="synthea",
-                 system=SYSTEM, json_output=json_output, dry_run=dry_run,
-                 error_report=error_report, batch_size=batch_size)
-    finally:
-        run.close()
+    _import(data_dir, organization, "synthea", SYSTEM,
+            lambda run: SyntheaSource(path, practice_zone=run.zone),
+            _Flags(json_output, dry_run, error_report, batch_size))
 
 
 @app.command("fhir")
@@ -214,15 +203,9 @@ def import_fhir(
     from carecollect.ingest.fhir import SYSTEM, FhirSource
 
     _ = mapping
-    run = _Run(data_dir, organization)
-    try:
-        source = FhirSource(path, practice_zone=run.zone)
-        source.prescan()
-        _execute(run, source.units(), total=source.total_rows, format_name="fhir",
-                 system=SYSTEM, json_output=json_output, dry_run=dry_run,
-                 error_report=error_report, batch_size=batch_size)
-    finally:
-        run.close()
+    _import(data_dir, organization, "fhir", SYSTEM,
+            lambda run: FhirSource(path, practice_zone=run.zone),
+            _Flags(json_output, dry_run, error_report, batch_size))
 
 
 @app.command("x12-835")
@@ -240,17 +223,43 @@ def import_x12_835(
     from carecollect.ingest.x12 import SYSTEM, X12Options, X12Source
 
     options = X12Options.from_file(Path(mapping) if mapping else None)
+    _import(data_dir, organization, "x12-835", SYSTEM,
+            lambda run: X12Source(path, options, practice_zone=run.zone),
+            _Flags(json_output, dry_run, error_report, batch_size),
+            units_of=lambda run, source: source.units(run.ctx.db, run.keys),
+            extra=lambda source: {"claims_unmatched": source.unmatched})
+
+
+@dataclass(frozen=True)
+class _Flags:
+    """The output and batching options every import command takes."""
+
+    json_output: bool
+    dry_run: bool
+    error_report: Path | None
+    batch_size: int
+
+
+def _import(
+    data_dir: Path | None,
+    organization: str | None,
+    format_name: str,
+    system: str,
+    make_source: Callable[[_Run], Any],
+    flags: _Flags,
+    *,
+    units_of: Callable[[_Run, Any], Iterable[Any]] | None = None,
+    extra: Callable[[Any], dict[str, int]] | None = None,
+) -> None:
+    """Open the run (BAA gate first), check the whole file, import it, close the run."""
     run = _Run(data_dir, organization)
     try:
-        source = X12Source(path, options, practice_zone=run.zone)
+        source = make_source(run)
         source.prescan()
-
-        def units() -> Iterator[Any]:
-            yield from source.units(run.ctx.db, run.keys)
-
-        _execute(run, units(), total=source.total_rows, format_name="x12-835",
-                 system=SYSTEM, json_output=json_output, dry_run=dry_run,
-                 error_report=error_report, batch_size=batch_size,
-                 extra=lambda: {"claims_unmatched": source.unmatched})
+        units = units_of(run, source) if units_of is not None else source.units()
+        _execute(run, units, total=source.total_rows, format_name=format_name,
+                 system=system, json_output=flags.json_output, dry_run=flags.dry_run,
+                 error_report=flags.error_report, batch_size=flags.batch_size,
+                 extra=(lambda: extra(source)) if extra is not None else None)
     finally:
         run.close()
