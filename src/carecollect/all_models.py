@@ -5,6 +5,8 @@ from __future__ import annotations
 from carecollect.audit import models as audit_models
 from carecollect.consent import models as consent_models
 from carecollect.identity import models as identity_models
+from carecollect.identity import oidc_models
+from carecollect.integration import models as integration_models
 from carecollect.kit.crypto import models as crypto_models
 from carecollect.kit.jobs import models as job_models
 from carecollect.kit.models import Base
@@ -24,8 +26,10 @@ __all__ = [
     "consent_models",
     "crypto_models",
     "identity_models",
+    "integration_models",
     "job_models",
     "ledger_models",
+    "oidc_models",
     "outbox_models",
     "outreach_cadence_models",
     "outreach_models",
