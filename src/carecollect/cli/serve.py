@@ -78,7 +78,7 @@ def serve(
         from carecollect.worker_resources import build_worker_resources
 
         in_process = start_in_process_worker(
-            ctx.db, ctx.keys, resources=build_worker_resources(settings)
+            ctx.db, ctx.keys, resources=build_worker_resources(settings, ctx.db, ctx.keys)
         )
     if integrate_every > 0:
         worker = threading.Thread(

@@ -25,7 +25,8 @@ def worker(
     ctx = open_context(data_dir)
     try:
         w = Worker(ctx.db, ctx.keys, registry=load_task_modules(install_periodic=True),
-                   resources=build_worker_resources(ctx.settings), batch_size=batch,
+                   resources=build_worker_resources(ctx.settings, ctx.db, ctx.keys),
+                   batch_size=batch,
                    queues=queue or None)
         if once:
             stats = w.drain()

@@ -9,15 +9,27 @@ diagnosis (C2). The subject and From name are C0: the neutral billing display na
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from carecollect.errors import NotFound
 from carecollect.ledger.service import ledger_service
+from carecollect.patient.models import Guarantor
 from carecollect.payment.models import Payment, SavedPaymentMethod
 from carecollect.tenant.models import Organization
+
+if TYPE_CHECKING:
+    from carecollect.outreach.transactional import Outcome, TransactionalSender
+
+# Content tags of the receipt body for the compliance engine (HIPAA-CONTENT-CLASS): the
+# neutral name and notice (C0), amounts and a date (C1). Nothing clinical.
+RECEIPT_CONTAINS = ("neutral_notice", "practice_name_neutral", "balance_amount",
+                    "statement_date")
+RECEIPT_TEMPLATE = "payment_receipt_email"
 
 _TEXT = {
     "en": {
@@ -61,6 +73,7 @@ class ReceiptEmail:
     subject: str
     text_body: str
     language: str
+    account_id: uuid.UUID | None = None
 
 
 def dollars(cents: int) -> str:
@@ -69,11 +82,15 @@ def dollars(cents: int) -> str:
     return f"{sign}${cents // 100:,}.{cents % 100:02d}"
 
 
-def receipt_content(session: Session, payment_id: object, *, language: str = "en",
+def receipt_content(session: Session, payment_id: object, *, language: str | None = None,
                     timezone: str | None = None) -> ReceiptEmail:
+    """The receipt e-mail, in `language` or else the guarantor's preferred language."""
     payment = session.get(Payment, payment_id)
     if payment is None:
         raise NotFound("no such payment")
+    if language is None:
+        guarantor = session.get(Guarantor, payment.guarantor_id)
+        language = guarantor.preferred_language if guarantor is not None else "en"
     org = session.get(Organization, payment.organization_id)
     if org is None:
         raise NotFound("no such organization")
@@ -95,7 +112,8 @@ def receipt_content(session: Session, payment_id: object, *, language: str = "en
         for line in text["lines"] if line != "{method_line}" or method_line
     )
     return ReceiptEmail(from_name=org.billing_display_name, subject=str(text["subject"]),
-                        text_body=body + "\n", language=language if language in _TEXT else "en")
+                        text_body=body + "\n", language=language if language in _TEXT else "en",
+                        account_id=payment.account_id)
 
 
 def receipt_pdf(session: Session, payment_id: object, *, for_guarantor: object | None = None,
@@ -122,3 +140,22 @@ def receipt_pdf(session: Session, payment_id: object, *, for_guarantor: object |
               for line in email.text_body.splitlines()]
     doc.build(story)
     return buffer.getvalue()
+
+
+class ReceiptSender:
+    """The worker's `receipt_sender` resource: e-mails a receipt through the outreach
+    e-mail channel with its consent, compliance and BAA checks
+    (`carecollect.outreach.transactional`). A receipt that may not be e-mailed (opt-out,
+    dispute, no address, ...) is recorded as blocked and stays downloadable in the portal."""
+
+    def __init__(self, transactional: TransactionalSender) -> None:
+        self.transactional = transactional
+
+    def __call__(self, organization_id: uuid.UUID, guarantor_id: uuid.UUID,
+                 email: ReceiptEmail, idempotency_key: str) -> Outcome:
+        from carecollect.outreach.transactional import TransactionalEmail
+
+        return self.transactional.send(organization_id, guarantor_id, TransactionalEmail(
+            template_key=RECEIPT_TEMPLATE, subject=email.subject, from_name=email.from_name,
+            text_body=email.text_body, language=email.language, contains=RECEIPT_CONTAINS,
+            account_id=email.account_id), idempotency_key)
