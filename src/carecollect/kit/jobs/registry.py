@@ -50,6 +50,10 @@ class JobContext:
 
 
 Handler = Callable[[JobContext, "ClaimedJob"], None]
+# A batch handler runs every claimed job of its kind in one call and returns each job's
+# outcome: None (done), `Snooze`, or the exception that failed it (retried or discarded
+# like a single handler's). An exception it raises itself fails every job it was given.
+BatchHandler = Callable[[JobContext, list["ClaimedJob"]], dict[Any, BaseException | None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class TaskSpec:
     handler: Handler
     queue: str = "default"
     max_attempts: int = 20
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,10 @@ class TaskRegistry:
         self.periodic: dict[str, PeriodicSpec] = {}
 
     def register(self, kind: str, handler: Handler, *, queue: str = "default",
-                 max_attempts: int = 20) -> None:
-        self.tasks[kind] = TaskSpec(kind, handler, queue, max_attempts)
+                 max_attempts: int = 20, batch_handler: BatchHandler | None = None) -> None:
+        """Register `handler` for `kind`; with `batch_handler`, the worker hands it all
+        jobs of `kind` it claimed together (and `handler` stays the one-job form)."""
+        self.tasks[kind] = TaskSpec(kind, handler, queue, max_attempts, batch_handler)
 
     def add_periodic(self, spec: PeriodicSpec) -> None:
         self.periodic[spec.name] = spec

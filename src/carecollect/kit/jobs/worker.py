@@ -21,7 +21,12 @@ from carecollect.db import Database
 from carecollect.kit.crypto.keys import KeyManager
 from carecollect.kit.jobs import queue as q
 from carecollect.kit.jobs import scheduler
-from carecollect.kit.jobs.registry import JobContext, TaskRegistry, load_task_modules
+from carecollect.kit.jobs.registry import (
+    BatchHandler,
+    JobContext,
+    TaskRegistry,
+    load_task_modules,
+)
 from carecollect.kit.models import utcnow
 
 log = logging.getLogger("carecollect.jobs")
@@ -83,35 +88,54 @@ class Worker:
             self.stats.scheduled += scheduler.tick(self.db, self.registry, now)
 
     def run_once(self) -> int:
-        """Claim and run one batch; returns the number of jobs run."""
+        """Claim and run one batch; returns the number of jobs run. Jobs whose kind has a
+        batch handler are given to it together; the others run one by one."""
         jobs = q.claim(self.db, self.worker_id, queues=self.queues, limit=self.batch_size,
                        now=self.clock(), lease=self.lease)
         done: list[Any] = []
+        batches: dict[str, tuple[BatchHandler, list[q.ClaimedJob]]] = {}
         for job in jobs:
             spec = self.registry.tasks.get(job.kind)
+            if spec is not None and spec.batch_handler is not None:
+                batches.setdefault(job.kind, (spec.batch_handler, []))[1].append(job)
+                continue
             try:
                 if spec is None:
                     raise q.TerminalError("unknown_job_kind")
                 spec.handler(self.context, job)
-            except q.Snooze as snooze:
-                q.snooze(self.db, self.worker_id, job, snooze.seconds, now=self.clock())
-                self.stats.snoozed += 1
             except Exception as exc:
-                state = q.fail(self.db, self.worker_id, job, exc, now=self.clock())
-                code = exc.code if isinstance(exc, q.JobError) else None
-                # Class name and code only: exception text may quote PHI.
-                log.warning("job failed kind=%s id=%s error=%s code=%s state=%s", job.kind,
-                            job.id, type(exc).__name__, code, state)
-                if state == "discarded":
-                    self.stats.discarded += 1
-                else:
-                    self.stats.failed += 1
+                self._settle(job, exc, done)
             else:
-                done.append(job.id)
-                self.stats.by_kind[job.kind] = self.stats.by_kind.get(job.kind, 0) + 1
+                self._settle(job, None, done)
+        for handler, group in batches.values():
+            try:
+                outcomes = handler(self.context, group)
+            except Exception as exc:
+                outcomes = {job.id: exc for job in group}
+            for job in group:
+                self._settle(job, outcomes.get(job.id), done)
         if done:
             self.stats.completed += q.complete(self.db, self.worker_id, done, now=self.clock())
         return len(jobs)
+
+    def _settle(self, job: q.ClaimedJob, exc: BaseException | None, done: list[Any]) -> None:
+        """Record one job's outcome: done, snoozed, or failed (retry or discard)."""
+        if exc is None:
+            done.append(job.id)
+            self.stats.by_kind[job.kind] = self.stats.by_kind.get(job.kind, 0) + 1
+        elif isinstance(exc, q.Snooze):
+            q.snooze(self.db, self.worker_id, job, exc.seconds, now=self.clock())
+            self.stats.snoozed += 1
+        else:
+            state = q.fail(self.db, self.worker_id, job, exc, now=self.clock())
+            code = exc.code if isinstance(exc, q.JobError) else None
+            # Class name and code only: exception text may quote PHI.
+            log.warning("job failed kind=%s id=%s error=%s code=%s state=%s", job.kind,
+                        job.id, type(exc).__name__, code, state)
+            if state == "discarded":
+                self.stats.discarded += 1
+            else:
+                self.stats.failed += 1
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> WorkerStats:
