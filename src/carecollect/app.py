@@ -87,6 +87,7 @@ def create_app(
     """Build the application. Tests pass their own database, keys, policy and clock."""
     from carecollect import all_models  # noqa: F401 - every mapper configured before use
     from carecollect.api.v1 import router as api_router
+    from carecollect.integration.endpoints import router as webhook_endpoints_router
     from carecollect.portal.endpoints import router as portal_router
     from carecollect.staff_ui.campaign_pages import router as campaign_router
     from carecollect.staff_ui.insights_pages import router as insights_router
@@ -116,6 +117,7 @@ def create_app(
     app.add_middleware(SecurityMiddleware, metrics=context.metrics)
     install_problem_handlers(app, html_error=html_error)
     app.include_router(api_router)
+    app.include_router(webhook_endpoints_router)
     app.include_router(staff_router)
     app.include_router(insights_router)
     app.include_router(campaign_router)
