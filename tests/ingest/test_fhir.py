@@ -15,7 +15,7 @@ from carecollect.consent.models import Consent, Revocation
 from carecollect.db import Database
 from carecollect.ingest.errors import IngestError, RowError
 from carecollect.ingest.fhir import FhirSource
-from carecollect.patient.models import ContactPoint, Guarantor, Patient
+from carecollect.patient.models import ContactPoint, Coverage, Guarantor, Patient
 from tests.factories import Tenant
 from tests.ingest.helpers import balances_by_account_number, count_rows, import_units
 
@@ -74,24 +74,71 @@ def _assert_bundle_stored(db: Database, tenant: Tenant) -> None:
         assert email is not None
         assert (revocation.channel, revocation.guarantor_id, email.kind) == (
             "email", jordan.id, "email")
+        coverage = session.scalars(select(Coverage)).one()
+        assert (coverage.patient_id, coverage.status, coverage.relationship,
+                coverage.priority) == (patients["Sam"].id, "active", "child", 1)
+        assert [cipher.open_row(coverage, column) for column in (
+            "payer_name", "member_id", "group_number", "period_start", "period_end")] == [
+            "Example Health Plan", "XPH-4417-02", "GRP-88120", "2025-01-01", "2026-12-31"]
 
 
 def test_bundle_with_every_resource(db: Database, tenant: Tenant) -> None:
     summary = import_fhir(db, tenant, BUNDLE)
     assert summary.counts() == {  # type: ignore[attr-defined]
         "rows_read": 12, "rows_imported": 12, "rows_rejected": 0, "batches": 1,
-        "created": {"account": 2, "consent": 1, "contact_point": 6, "guarantor": 2,
-                    "ledger_entry": 3, "patient": 2, "revocation": 1},
+        "created": {"account": 2, "consent": 1, "contact_point": 6, "coverage": 1,
+                    "guarantor": 2, "ledger_entry": 3, "patient": 2, "revocation": 1},
         "updated": {}, "unchanged": {}, "corrections": 0,
-        "noted": {"coverages_checked": 1, "unsupported_resources": 1},
+        "noted": {"unsupported_resources": 1},
     }
     _assert_bundle_stored(db, tenant)
     again = import_fhir(db, tenant, BUNDLE)
     assert (dict(again.created), dict(again.updated)) == ({}, {})  # type: ignore[attr-defined]
     assert dict(again.unchanged) == {  # type: ignore[attr-defined]
-        "account": 2, "consent": 1, "guarantor": 2, "ledger_entry": 3, "patient": 2,
-        "revocation": 1}
+        "account": 2, "consent": 1, "coverage": 1, "guarantor": 2, "ledger_entry": 3,
+        "patient": 2, "revocation": 1}
     _assert_bundle_stored(db, tenant)
+
+
+def test_changed_coverage_is_updated_in_place(db: Database, tenant: Tenant,
+                                              tmp_path: Path) -> None:
+    import_fhir(db, tenant, BUNDLE)
+    bundle = json.loads(BUNDLE.read_text())
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["id"] == "cov1":
+            resource["status"] = "cancelled"
+            resource["subscriberId"] = "XPH-9000-01"
+            resource["payor"] = [{"display": "Second Health Plan"}]
+            del resource["period"]
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(bundle))
+    summary = import_fhir(db, tenant, path)
+    assert dict(summary.updated) == {"coverage": 1}  # type: ignore[attr-defined]
+    cipher = tenant.keys.cipher()
+    with db.tenant_session(tenant.id) as session:
+        coverage = session.scalars(select(Coverage)).one()
+        assert coverage.status == "cancelled"
+        assert [cipher.open_row(coverage, column) for column in (
+            "payer_name", "member_id", "period_start", "period_end")] == [
+            "Second Health Plan", "XPH-9000-01", None, None]
+
+
+def test_coverage_without_a_payer_name_is_rejected(db: Database, tenant: Tenant,
+                                                   tmp_path: Path) -> None:
+    bundle = json.loads(BUNDLE.read_text())
+    for entry in bundle["entry"]:
+        if entry["resource"]["id"] == "cov1":
+            entry["resource"]["payor"] = [{"identifier": {"value": "X1"}}]
+    path = tmp_path / "nameless.json"
+    path.write_text(json.dumps(bundle))
+    errors: list[RowError] = []
+    import_fhir(db, tenant, path, errors)
+    assert [e.as_dict() for e in errors] == [
+        {"row": 7, "field": "Coverage.payor", "reason": "a coverage needs a payer with a "
+         "name (display or an Organization in the file)"}]
+    with db.tenant_session(tenant.id) as session:
+        assert session.scalars(select(Coverage)).all() == []
 
 
 def test_ndjson_gives_the_same_result(db: Database, tenant: Tenant, tmp_path: Path) -> None:

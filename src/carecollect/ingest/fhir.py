@@ -13,7 +13,8 @@ these resources) and mapped as follows (docs/INGEST.md has the table):
   one account;
 * Consent (active) -> consent granted (provision permit) or revoked (deny) for the kind
   coded under `CONSENT_SYSTEM` (tcpa_pec, tcpa_pewc, email_use, ...);
-* Coverage -> references checked and counted; carecollect keeps no coverage table.
+* Coverage -> the patient's insurance coverage (payer, member and group ids, period,
+  order, subscriber relationship; identifiers and period sealed).
 
 References are resolved across the whole file (relative `Type/id`, absolute URLs ending
 in `Type/id`, and Bundle `fullUrl`s such as `urn:uuid:`); a resource whose reference
@@ -40,6 +41,7 @@ from carecollect.ingest.records import (
     AccountIn,
     AddressIn,
     ConsentIn,
+    CoverageIn,
     EntryIn,
     GuarantorIn,
     PatientIn,
@@ -71,6 +73,15 @@ def _code_of(concepts: Any) -> list[tuple[str | None, str]]:
     return [(c.system, c.code) for item in items for c in (item.coding or []) if c.code]
 
 
+def _iso_day(value: Any) -> str:
+    """The calendar day of a FHIR date or dateTime, as ISO text."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise FieldError("period", "is not a date")
+
+
 class FhirSource:
     """One FHIR file (Bundle or NDJSON) read as units in dependency order."""
 
@@ -83,6 +94,7 @@ class FhirSource:
         self._keys: dict[str, str] = {}  # every way to refer to a resource -> its key
         self._guarantor_of: dict[str, str] = {}  # patient key -> guarantor key
         self._accounts_of: dict[str, list[str]] = {}  # patient key -> account keys
+        self._organization_names: dict[str, str] = {}  # Organization key -> name
 
     # -- reading ------------------------------------------------------------------------
 
@@ -171,6 +183,8 @@ class FhirSource:
             if key is None:
                 continue
             types[key] = rtype
+            if rtype == "Organization" and isinstance(resource.get("name"), str):
+                self._organization_names[key] = resource["name"]
             self._keys[key] = key
             if full_url:
                 self._keys[full_url] = key
@@ -402,11 +416,38 @@ class FhirSource:
         return unit
 
     def _coverage(self, number: int, key: str, model: Any) -> Unit:
-        self.resolve(model.beneficiary, "Patient")
+        if model.status in ("entered-in-error", "draft"):
+            return Unit(number, noted={"skipped_coverages": 1})
+        patient = self.resolve(model.beneficiary, "Patient")
+        payer_name: str | None = None
         for payor in model.payor or []:
             if payor.reference:
-                self.resolve(payor, "Organization", "Patient", "RelatedPerson")
-        return Unit(number, noted={"coverages_checked": 1})
+                payer = self.resolve(payor, "Organization", "Patient", "RelatedPerson")
+                payer_name = payer_name or payor.display or self._organization_names.get(payer)
+            else:
+                payer_name = payer_name or payor.display
+        if not payer_name:
+            raise FieldError("payor", "a coverage needs a payer with a name (display or an "
+                             "Organization in the file)")
+        member = model.subscriberId or next(
+            (i.value for i in model.identifier or [] if i.value), None)
+        group = next((c.value for c in model.class_fhir or []
+                      if c.value and any(code == "group" for _s, code in _code_of([c.type]))),
+                     None)
+        period = model.period
+        relationship = next((code for _system, code in _code_of(
+            [model.relationship] if model.relationship else [])), None)
+        unit = Unit(number)
+        unit.coverages.append(CoverageIn(
+            key, patient, payer_name[:200], str(model.status or "active"),
+            member_id=str(member) if member else None,
+            group_number=str(group) if group else None,
+            period_start=_iso_day(period.start) if period and period.start else None,
+            period_end=_iso_day(period.end) if period and period.end else None,
+            relationship=relationship[:16] if relationship else None,
+            priority=int(model.order) if model.order is not None else None,
+        ))
+        return unit
 
     def _consent(self, number: int, key: str, model: Any) -> Unit:
         if model.status != "active":

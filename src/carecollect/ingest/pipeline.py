@@ -35,6 +35,7 @@ from carecollect.ingest.errors import BaaRequiredError, RowError
 from carecollect.ingest.records import (
     AccountIn,
     ConsentIn,
+    CoverageIn,
     EntryIn,
     GuarantorIn,
     PatientIn,
@@ -47,13 +48,14 @@ from carecollect.kit.ids import uuid7
 from carecollect.kit.logging import get_logger
 from carecollect.kit.models import utcnow
 from carecollect.ledger.models import ENTRY_KINDS, Account, LedgerEntry
-from carecollect.patient.models import ContactPoint, Guarantor, Patient
+from carecollect.patient.models import ContactPoint, Coverage, Guarantor, Patient
 from carecollect.tenant.models import BusinessAssociate, Organization
 
 log = get_logger(__name__)
 DEFAULT_BATCH_SIZE = 2000
 _IN_CHUNK = 900  # bound parameters per IN (...) query, well under every backend's limit
-ENTITIES = ("guarantor", "patient", "contact_point", "account", "ledger_entry", "consent")
+ENTITIES = ("guarantor", "patient", "contact_point", "account", "ledger_entry", "consent",
+            "coverage")
 
 T = TypeVar("T")
 
@@ -282,17 +284,20 @@ class BatchWriter:
             sk("patient", e.patient_source_id) for u in units for e in u.entries
             if e.patient_source_id
         }
+        p_keys |= {sk("patient", c.patient_source_id) for u in units for c in u.coverages}
         a_keys = {sk("account", a.source_id) for u in units for a in u.accounts}
         a_keys |= {
             sk("account", e.account_source_id) for u in units for e in u.entries
             if e.account_id is None
         }
         e_keys = {sk("entry", e.source_id) for u in units for e in u.entries}
+        c_keys = {sk("coverage", c.source_id) for u in units for c in u.coverages}
 
         g_ids = self._existing(session, Guarantor, g_keys)
         p_ids = self._existing(session, Patient, p_keys)
         a_ids = self._existing(session, Account, a_keys)
         e_ids = self._existing(session, LedgerEntry, e_keys)
+        c_ids = self._existing(session, Coverage, c_keys)
 
         # Resolve units in file order: a unit is valid when everything it refers to exists
         # in the database, earlier in this batch, or in the unit itself.
@@ -315,6 +320,7 @@ class BatchWriter:
         accounts = {sk("account", a.source_id): a for u in accepted for a in u.accounts}
         entries = {sk("entry", e.source_id): e for u in accepted for e in u.entries}
         consents = [c for u in accepted for c in u.consents]
+        coverages = {sk("coverage", c.source_id): c for u in accepted for c in u.coverages}
 
         counts = _BatchCounts()
         now = utcnow()
@@ -323,6 +329,7 @@ class BatchWriter:
         self._accounts(session, accounts, g_ids, a_ids, counts, now)
         self._entries(session, entries, a_ids, p_ids, e_ids, counts, now)
         self._consents(session, consents, g_ids, counts)
+        self._coverages(session, coverages, p_ids, c_ids, counts, now)
         record(
             session,
             actor=self.actor,
@@ -364,6 +371,10 @@ class BatchWriter:
                 key = sk("patient", e.patient_source_id)
                 if key not in own_p and key not in known_p:
                     return "patient", missing.format("patient")
+        for c in unit.coverages:
+            key = sk("patient", c.patient_source_id)
+            if key not in own_p and key not in known_p:
+                return "patient", missing.format("patient")
         return None
 
     # -- people -------------------------------------------------------------------------
@@ -624,6 +635,71 @@ class BatchWriter:
                 else:
                     counts.unchanged["patient"] += 1
             session.flush()
+
+    _COVERAGE_SEALED = ("payer_name", "member_id", "group_number", "period_start",
+                        "period_end")
+
+    def _coverages(
+        self,
+        session: Session,
+        records: dict[int, CoverageIn],
+        p_ids: dict[int, uuid.UUID],
+        ids: dict[int, uuid.UUID],
+        counts: _BatchCounts,
+        now: datetime,
+    ) -> None:
+        """Insert new coverages, update changed ones (sealed fields compared decrypted)."""
+        cipher, table, sk = self.cipher, Coverage.__tablename__, self.sk
+        rows = []
+        for key, c in records.items():
+            if key in ids:
+                continue
+            row_id = uuid7()
+            ids[key] = row_id
+            sealed = {column: cipher.seal(table, column, row_id, getattr(c, column))
+                      for column in self._COVERAGE_SEALED}
+            rows.append(
+                {
+                    "id": row_id,
+                    "organization_id": self.org,
+                    "patient_id": p_ids[sk("patient", c.patient_source_id)],
+                    "status": c.status,
+                    **sealed,
+                    "relationship": c.relationship,
+                    "priority": c.priority,
+                    "source_key": key,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        _insert(session, Coverage, rows)
+        counts.created["coverage"] += len(rows)
+        created = {row["source_key"] for row in rows}
+        existing = {k: c for k, c in records.items() if k not in created}
+        if not existing:
+            return
+        loaded = self._load(session, Coverage, (ids[k] for k in existing))
+        for key, c in existing.items():
+            row = loaded[ids[key]]
+            changed = False
+            for column in self._COVERAGE_SEALED:
+                value = getattr(c, column)
+                if cipher.open_row(row, column) != value:
+                    setattr(row, column, cipher.seal(table, column, row.id, value)
+                            if value is not None else None)
+                    changed = True
+            for column, plain in (("patient_id", p_ids[sk("patient", c.patient_source_id)]),
+                                  ("status", c.status), ("relationship", c.relationship),
+                                  ("priority", c.priority)):
+                if getattr(row, column) != plain:
+                    setattr(row, column, plain)
+                    changed = True
+            if changed:
+                row.updated_at = now
+                counts.updated["coverage"] += 1
+            else:
+                counts.unchanged["coverage"] += 1
+        session.flush()
 
     # -- money --------------------------------------------------------------------------
 

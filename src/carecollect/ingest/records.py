@@ -91,6 +91,22 @@ class ConsentIn:
 
 
 @dataclass(slots=True)
+class CoverageIn:
+    """A patient's insurance coverage (FHIR Coverage)."""
+
+    source_id: str
+    patient_source_id: str
+    payer_name: str
+    status: str = "active"
+    member_id: str | None = None
+    group_number: str | None = None
+    period_start: str | None = None  # ISO date
+    period_end: str | None = None  # ISO date
+    relationship: str | None = None
+    priority: int | None = None
+
+
+@dataclass(slots=True)
 class Unit:
     row: int
     guarantors: list[GuarantorIn] = field(default_factory=list)
@@ -98,5 +114,6 @@ class Unit:
     accounts: list[AccountIn] = field(default_factory=list)
     entries: list[EntryIn] = field(default_factory=list)
     consents: list[ConsentIn] = field(default_factory=list)
-    # Counters a format reports without storing anything (e.g. Coverage resources).
+    coverages: list[CoverageIn] = field(default_factory=list)
+    # Counters a format reports without storing anything (e.g. skipped resources).
     noted: dict[str, int] = field(default_factory=dict)

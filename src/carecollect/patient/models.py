@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carecollect.kit.crypto.types import Sealed, SealedType
@@ -61,6 +61,36 @@ class Patient(IdMixin, TenantMixin, TimestampMixin, Base):
     name_dob_bidx: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sex: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
     minor: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Coverage(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A patient's insurance coverage (FHIR Coverage): who the payer is and the member's
+    identifiers, so staff can tell a patient balance from one still owed by insurance.
+
+    The payer, the member and group identifiers and the coverage period are PHI once they
+    are tied to a patient, so they are sealed; status, order and the subscriber
+    relationship stay plaintext (coarse, needed to pick the primary active coverage).
+    """
+
+    __tablename__ = "coverage"
+    __table_args__ = (
+        Index("ix_coverage_org_source", "organization_id", "source_key", unique=True),
+    )
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("patient.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(24), default="active")
+    payer_name: Mapped[Sealed] = mapped_column(SealedType())
+    member_id: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
+    group_number: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
+    period_start: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
+    period_end: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
+    # FHIR subscriber relationship code (self, spouse, child, parent, other, ...).
+    relationship: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Coverage.order: 1 = primary.
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
