@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from carecollect.audit import Actor, Subject, record
 from carecollect.consent.models import CONSENT_KINDS, Consent, Revocation
 from carecollect.errors import BadInput
+from carecollect.integration.service import emit_event
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
 
@@ -111,6 +112,18 @@ class ConsentService:
                 "revocation", row_id, organization_id=keys.organization_id, patient_id=guarantor_id
             ),
             details={"change": "revoke", "channel": channel, "method": method},
+        )
+        emit_event(
+            session,
+            organization_id=keys.organization_id,
+            type="consent.revoked",
+            data={
+                "revocation_id": row_id,
+                "guarantor_id": guarantor_id,
+                "contact_point_id": contact_point_id,
+                "channel": channel,
+                "received_at": received_at,
+            },
         )
         return revocation
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
 from carecollect.errors import BadInput, NotFound
+from carecollect.integration.service import emit_event
 from carecollect.kit.contact import (
     normalize_email,
     normalize_phone,
@@ -323,6 +324,19 @@ class PatientService:
             ),
             details={"kind": kind},
         )
+        if kind == "dispute":
+            emit_event(
+                session,
+                organization_id=keys.organization_id,
+                type="dispute.received",
+                data={
+                    "flag_id": flag.id,
+                    "guarantor_id": guarantor_id,
+                    "account_id": account_id,
+                    "in_writing": in_writing,
+                    "received_at": raised_at,
+                },
+            )
         return flag
 
 

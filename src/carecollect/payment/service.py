@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from carecollect.audit import Actor, Subject, record
 from carecollect.db import Database
 from carecollect.errors import BadInput, Forbidden, NotFound
+from carecollect.integration.service import emit_event
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs.sessions import write_locked_session
@@ -270,6 +271,10 @@ class PaymentService:
                         "processor": processor, "source": source,
                         "allocated_cents": sum(c for _, c in split),
                         "charges": len(split)})
+        emit_event(session, organization_id=keys.organization_id, type="payment.succeeded",
+                   data={"payment_id": payment.id, "account_id": account_id,
+                         "plan_id": plan_id, "amount_cents": amount_cents,
+                         "received_at": received_at})
         if send_receipt:
             enqueue_receipt(session, payment)
         _signal(session, keys.organization_id, account_id, "paid", received_at)
@@ -381,6 +386,12 @@ class PaymentService:
                                patient_id=payment.guarantor_id),
                details={"reversal_id": str(reversal.id), "amount_cents": amount_cents,
                         "kind": kind, "processor": processor})
+        emit_event(session, organization_id=keys.organization_id,
+                   type="payment.refunded" if kind == "refund" else "payment.charged_back",
+                   data={"payment_id": payment.id, "reversal_id": reversal.id,
+                         "account_id": payment.account_id, "amount_cents": amount_cents,
+                         "reversed_cents": payment.reversed_cents, "status": payment.status,
+                         "reversed_at": at})
         return ReversalResult(reversal, True)
 
     # -- saved methods (autopay) ----------------------------------------------------------

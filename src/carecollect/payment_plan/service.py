@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from carecollect.audit import Actor, Subject, record
 from carecollect.db import Database
 from carecollect.errors import BadInput, Forbidden, NotFound
+from carecollect.integration.service import emit_event
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs.sessions import write_locked_session
@@ -249,6 +250,11 @@ class PlanService:
                details={"account_id": str(account_id), "installments": plan.installment_count,
                         "total_cents": plan.total_cents, "autopay": plan.autopay,
                         "created_by": created_by})
+        emit_event(session, organization_id=keys.organization_id, type="plan.created",
+                   data={"plan_id": plan.id, "account_id": account_id,
+                         "total_cents": plan.total_cents,
+                         "installments": plan.installment_count, "autopay": plan.autopay,
+                         "created_by": created_by, "created_at": now})
         _signal(session, keys.organization_id, account_id, "plan_active", now)
         return plan
 
@@ -474,6 +480,9 @@ class PlanService:
                subject=Subject("payment_plan", plan.id, organization_id=plan.organization_id,
                                patient_id=plan.guarantor_id),
                details={"misses": plan.misses})
+        emit_event(session, organization_id=plan.organization_id, type="plan.defaulted",
+                   data={"plan_id": plan.id, "account_id": plan.account_id,
+                         "misses": plan.misses, "defaulted_at": now})
         # The cadences select accounts whose plan is broken: collection outreach resumes.
         _signal(session, plan.organization_id, plan.account_id, "plan_broken", now)
 
@@ -486,6 +495,9 @@ class PlanService:
                    subject=Subject("payment_plan", plan.id,
                                    organization_id=plan.organization_id,
                                    patient_id=plan.guarantor_id))
+            emit_event(session, organization_id=plan.organization_id, type="plan.completed",
+                       data={"plan_id": plan.id, "account_id": plan.account_id,
+                             "total_cents": plan.total_cents, "completed_at": now})
             _signal(session, plan.organization_id, plan.account_id, "plan_completed", now)
 
     # -- patient and staff actions --------------------------------------------------------
