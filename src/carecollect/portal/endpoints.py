@@ -1,7 +1,240 @@
-"""Patient portal routes (`/pay/...`)."""
+"""Patient portal routes (`/pay/...`): thin handlers that parse the form, resolve the
+session, call the portal service and render.
+
+The link route only matches token-shaped paths (`/pay/{token:portaltoken}`, 40 to 100
+URL-safe characters), so named pages such as `/pay/bill` (here or in other portal
+routers) are never taken for a token.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
+
+from carecollect.api.context import AppContext, get_context
+from carecollect.audit import Actor, record
+from carecollect.portal import service as portal_service
+from carecollect.portal.auth import (
+    COOKIE_PATH,
+    VERIFY_COOKIE,
+    PortalFormSession,
+    clear_session_cookie,
+    cookie_name,
+    portal_settings,
+    set_session_cookie,
+)
+from carecollect.portal.config import PortalSettings
+from carecollect.portal.i18n import normalize_language
+from carecollect.portal.render import page, request_language
+from carecollect.portal.service import VerificationInput, VerificationOutcome
+
+
+class PortalTokenConvertor(Convertor[str]):
+    regex = "[A-Za-z0-9_-]{40,100}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("portaltoken", PortalTokenConvertor())
 
 router = APIRouter(prefix="/pay", include_in_schema=False)
+
+Settings = Annotated[PortalSettings, Depends(portal_settings)]
+
+
+def _client(request: Request) -> str:
+    context = get_context(request)
+    host = request.client.host if request.client else None
+    return portal_service.client_key(context.secret, host)
+
+
+def _verify_csrf(context: AppContext, cookie_value: str, token: str) -> str:
+    # Double submit bound to this link: the form token is an HMAC of the visitor's own
+    # random cookie and the link's hash, so neither a planted cookie nor another link's
+    # form can be replayed (OWASP CSRF cheat sheet, signed double-submit cookie).
+    return context.sign("portal-verify", f"{cookie_value}:{portal_service.sha256_hex(token)}")
+
+
+def _invalid(request: Request, status_code: int = 404) -> HTMLResponse:
+    return page(request, "portal/message.html", title_key="title.invalid",
+                status_code=status_code, message_key="invalid.body")
+
+
+def _locked(request: Request) -> HTMLResponse:
+    return page(request, "portal/message.html", title_key="title.locked", status_code=429,
+                message_key="verify.locked")
+
+
+def _verify_form(
+    request: Request,
+    token: str,
+    *,
+    error_key: str | None = None,
+    status_code: int = 200,
+    last_name: str = "",
+    method: str = "dob",
+) -> HTMLResponse:
+    context = get_context(request)
+    cookie_value = request.cookies.get(VERIFY_COOKIE) or secrets.token_urlsafe(24)
+    response = page(
+        request, "portal/verify.html", title_key="title.verify", status_code=status_code,
+        csrf_token=_verify_csrf(context, cookie_value, token), error_key=error_key,
+        action=portal_service.link_path(token), last_name=last_name, method=method,
+    )
+    if VERIFY_COOKIE not in request.cookies:
+        response.set_cookie(VERIFY_COOKIE, cookie_value, httponly=True,
+                            secure=context.cookie_secure, samesite="strict", path=COOKIE_PATH)
+    return response
+
+
+def _refuse_guess(request: Request, settings: PortalSettings, *, outcome: str) -> None:
+    """Count and audit a try on an unknown, expired or revoked token (system session)."""
+    context = get_context(request)
+    with context.db.system_session() as session:
+        portal_service.note_attempt(session, client=_client(request), outcome=outcome,
+                                    now=context.now())
+        record(session, actor=Actor.system("portal.verify"), action="portal.link_unknown",
+               outcome="failure", details={"reason": outcome})
+
+
+@router.get("/{token:portaltoken}")
+def open_link(request: Request, token: str, settings: Settings) -> Response:
+    context = get_context(request)
+    now = context.now()
+    client = _client(request)
+    with context.db.system_session() as session:
+        if portal_service.address_limited(session, client=client, now=now, settings=settings):
+            return _locked(request)
+        found = portal_service.find_link(session, token=token, now=now)
+    if found is None:
+        _refuse_guess(request, settings, outcome=VerificationOutcome.UNKNOWN_LINK)
+        return _invalid(request)
+    return _verify_form(request, token)
+
+
+@router.post("/{token:portaltoken}")
+async def verify(request: Request, token: str, settings: Settings) -> Response:
+    context = get_context(request)
+    now = context.now()
+    client = _client(request)
+    form = await request.form()
+
+    def field(name: str) -> str:
+        value = form.get(name)
+        return value.strip()[:200] if isinstance(value, str) else ""
+
+    cookie_value = request.cookies.get(VERIFY_COOKIE) or ""
+    sent = field("csrf_token")
+    if not cookie_value or not secrets.compare_digest(
+        sent, _verify_csrf(context, cookie_value, token)
+    ):
+        return page(request, "portal/message.html", title_key="title.error", status_code=403,
+                    message_key="error.csrf")
+    with context.db.system_session() as session:
+        if portal_service.address_limited(session, client=client, now=now, settings=settings):
+            portal_service.note_attempt(session, client=client, now=now,
+                                        outcome=VerificationOutcome.RATE_LIMITED)
+            record(session, actor=Actor.system("portal.verify"), action="portal.login",
+                   outcome="denied", details={"reason": "address_rate_limited"})
+            return _locked(request)
+        found = portal_service.find_link(session, token=token, now=now)
+        if found is not None and portal_service.link_limited(
+            session, link_id=found.link_id, now=now, settings=settings
+        ):
+            portal_service.note_attempt(session, client=client, now=now,
+                                        outcome=VerificationOutcome.RATE_LIMITED,
+                                        link_id=found.link_id,
+                                        organization_id=found.organization_id)
+            limited = True
+        else:
+            limited = False
+    if found is None:
+        _refuse_guess(request, settings, outcome=VerificationOutcome.UNKNOWN_LINK)
+        return _invalid(request)
+    if limited:
+        with context.session(found.organization_id) as session:
+            record(session, actor=Actor.system("portal.verify"), action="portal.login",
+                   outcome="denied",
+                   subject=portal_service.link_subject(found),
+                   details={"reason": "link_rate_limited"})
+        return _locked(request)
+
+    # Whichever second factor was filled in: the date of birth first, else the ZIP code.
+    has_dob = any(field(name) for name in ("dob_year", "dob_month", "dob_day"))
+    method = "dob" if has_dob or not field("zip") else "zip"
+    last_name = field("last_name")
+    birth = None
+    zip5 = None
+    if method == "dob":
+        birth = portal_service.parse_birth_date(field("dob_year"), field("dob_month"),
+                                                field("dob_day"))
+    else:
+        zip5 = portal_service.normalize_zip5(field("zip"))
+    if not portal_service.fold_text(last_name) or (birth is None and zip5 is None):
+        return _verify_form(request, token, error_key="verify.incomplete", status_code=422,
+                            method=method)
+
+    language = normalize_language(field("lang") or request_language(request))
+    cookie: str | None = None
+    with context.session(found.organization_id) as session:
+        keys = context.org_keys(session, found.organization_id)
+        outcome = portal_service.verify_identity(
+            session, keys=keys, link_id=found.link_id, now=now, settings=settings,
+            given=VerificationInput(last_name=last_name, date_of_birth=birth, zip5=zip5),
+        )
+        if outcome == VerificationOutcome.SUCCESS:
+            _row, cookie = portal_service.start_session(
+                session, link_id=found.link_id, language=language, now=now, settings=settings
+            )
+    with context.db.system_session() as session:
+        portal_service.note_attempt(session, client=client, outcome=outcome, now=now,
+                                    link_id=found.link_id, organization_id=found.organization_id)
+    if outcome == VerificationOutcome.SUCCESS and cookie is not None:
+        response = RedirectResponse("/pay/bill", status_code=303)
+        set_session_cookie(response, context, cookie)
+        response.delete_cookie(VERIFY_COOKIE, path=COOKIE_PATH)
+        return response
+    if outcome == VerificationOutcome.LOCKED:
+        return _locked(request)
+    if outcome == VerificationOutcome.UNKNOWN_LINK:
+        return _invalid(request)
+    return _verify_form(request, token, error_key="verify.failed", status_code=401,
+                        method=method)
+
+
+@router.post("/logout")
+def logout(request: Request, auth: PortalFormSession) -> Response:
+    context = get_context(request)
+    with context.session(auth.organization_id) as session:
+        portal_service.end_session(session, session_id=auth.session_id, now=context.now())
+    response = page(request, "portal/message.html", title_key="title.signed_out",
+                    language=auth.language, message_key="logout.body")
+    clear_session_cookie(response, context)
+    return response
+
+
+@router.post("/language")
+async def change_language(request: Request, auth: PortalFormSession) -> Response:
+    context = get_context(request)
+    form = await request.form()
+    raw = form.get("lang")
+    target = form.get("next")
+    with context.session(auth.organization_id) as session:
+        portal_service.set_language(session, session_id=auth.session_id,
+                                    language=raw if isinstance(raw, str) else "")
+    # Only back to a portal page of this site (no open redirect).
+    path = target if isinstance(target, str) else ""
+    if not path.startswith("/pay/") or "//" in path or "\\" in path or ":" in path:
+        path = "/pay/bill"
+    return RedirectResponse(path, status_code=303)
+
+
+__all__ = ["cookie_name", "router"]
