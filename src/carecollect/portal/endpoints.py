@@ -9,19 +9,30 @@ routers) are never taken for a token.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.convertors import Convertor, register_url_convertor
 
 from carecollect.api.context import AppContext, get_context
 from carecollect.audit import Actor, record
+from carecollect.errors import AppError, NotFound
+from carecollect.payment.processor import PaymentProcessor
 from carecollect.portal import service as portal_service
 from carecollect.portal.auth import (
     COOKIE_PATH,
     VERIFY_COOKIE,
+    PortalAuth,
+    PortalCsrfRejected,
+    PortalError,
     PortalFormSession,
+    PortalNotFound,
+    PortalSession,
     clear_session_cookie,
     cookie_name,
     portal_settings,
@@ -30,7 +41,7 @@ from carecollect.portal.auth import (
 from carecollect.portal.config import PortalSettings
 from carecollect.portal.i18n import normalize_language
 from carecollect.portal.render import page, request_language
-from carecollect.portal.service import VerificationInput, VerificationOutcome
+from carecollect.portal.service import PaymentRefused, VerificationInput, VerificationOutcome
 
 
 class PortalTokenConvertor(Convertor[str]):
@@ -213,7 +224,7 @@ async def verify(request: Request, token: str, settings: Settings) -> Response:
 @router.post("/logout")
 def logout(request: Request, auth: PortalFormSession) -> Response:
     context = get_context(request)
-    with context.session(auth.organization_id) as session:
+    with _tenant(context, auth) as session:
         portal_service.end_session(session, session_id=auth.session_id, now=context.now())
     response = page(request, "portal/message.html", title_key="title.signed_out",
                     language=auth.language, message_key="logout.body")
@@ -227,7 +238,7 @@ async def change_language(request: Request, auth: PortalFormSession) -> Response
     form = await request.form()
     raw = form.get("lang")
     target = form.get("next")
-    with context.session(auth.organization_id) as session:
+    with _tenant(context, auth) as session:
         portal_service.set_language(session, session_id=auth.session_id,
                                     language=raw if isinstance(raw, str) else "")
     # Only back to a portal page of this site (no open redirect).
@@ -235,6 +246,225 @@ async def change_language(request: Request, auth: PortalFormSession) -> Response
     if not path.startswith("/pay/") or "//" in path or "\\" in path or ":" in path:
         path = "/pay/bill"
     return RedirectResponse(path, status_code=303)
+
+
+# -- bill, payments, plans ------------------------------------------------------------------
+
+ATTEMPT_FIELD = "attempt"
+_ATTEMPT_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def _processor(request: Request) -> PaymentProcessor | None:
+    context = get_context(request)
+    processors: dict[str, PaymentProcessor] = getattr(
+        request.app.state, "payment_processors", {}
+    )
+    return processors.get(context.settings.payment_processor)
+
+
+def _test_cards(processor: PaymentProcessor | None) -> list[tuple[str, str]]:
+    """The sandbox's documented test cards as (token, label): the browser sends the token,
+    never a card number. Empty for a real processor."""
+    if processor is None or processor.name != "sandbox":
+        return []
+    from carecollect.payment.sandbox import TEST_CARDS
+
+    return [(card.token, f"{card.brand.title()} {card.number[:4]} •••• {card.number[-4:]}"
+             f" ({card.outcome.replace('_', ' ')})") for card in TEST_CARDS]
+
+
+def _attempt_key(auth: PortalAuth, raw: object) -> str | None:
+    # One random value per rendered form: a double submit repeats the key, so the
+    # processor answers with its first result and the payment posts once.
+    if not isinstance(raw, str) or not 16 <= len(raw) <= 64 or not set(raw) <= _ATTEMPT_OK:
+        return None
+    return f"portal:{auth.session_id}:{raw}"
+
+
+def _form_text(form: Any, name: str, limit: int = 100) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+@contextmanager
+def _tenant(context: AppContext, auth: PortalAuth) -> Iterator[Session]:
+    """The session guarantor's tenant transaction; a domain error becomes a portal page
+    (another guarantor's record answers exactly like a missing one)."""
+    try:
+        with context.session(auth.organization_id) as session:
+            yield session
+    except PortalError:
+        raise
+    except NotFound:
+        raise PortalNotFound("not found") from None
+    except AppError as exc:
+        error = PortalError(exc.message)
+        error.status_code = exc.status_code
+        raise error from None
+
+
+def _parse_uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise PortalNotFound("not found") from None
+
+
+@router.get("/bill")
+def bill(request: Request, auth: PortalSession) -> Response:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        keys = context.org_keys(session, auth.organization_id)
+        the_bill = portal_service.read_bill(session, keys=keys, guarantor_id=auth.guarantor_id)
+    return page(request, "portal/bill.html", title_key="title.bill", auth=auth, bill=the_bill)
+
+
+def _pay_page(request: Request, auth: PortalAuth, account_id: uuid.UUID, *,
+              error_key: str | None = None, error_text: str = "", amount: str = "",
+              status_code: int = 200) -> HTMLResponse:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        balance = portal_service.account_balance(session, guarantor_id=auth.guarantor_id,
+                                                 account_id=account_id)
+    return page(
+        request, "portal/pay.html", title_key="title.pay", auth=auth, status_code=status_code,
+        account_id=account_id, balance_cents=balance, cards=_test_cards(_processor(request)),
+        attempt=secrets.token_urlsafe(18), error_key=error_key, error_text=error_text,
+        amount=amount,
+    )
+
+
+@router.get("/accounts/{account_id}/pay")
+def pay_form(request: Request, account_id: str, auth: PortalSession) -> Response:
+    return _pay_page(request, auth, _parse_uuid(account_id))
+
+
+@router.post("/accounts/{account_id}/pay")
+async def pay(request: Request, account_id: str, auth: PortalFormSession) -> Response:
+    context = get_context(request)
+    account = _parse_uuid(account_id)
+    form = await request.form()
+    amount = _form_text(form, "amount", 40)
+    card = _form_text(form, "card", 64)
+    key = _attempt_key(auth, form.get(ATTEMPT_FIELD))
+    processor = _processor(request)
+    cards = {token for token, _ in _test_cards(processor)}
+    if key is None:
+        raise PortalCsrfRejected("the form is incomplete")
+    if processor is None or card not in cards:
+        return _pay_page(request, auth, account, error_key="pay.card_invalid", amount=amount,
+                         status_code=422)
+    try:
+        with _tenant(context, auth) as session:
+            keys = context.org_keys(session, auth.organization_id)
+            payment = portal_service.pay(
+                session, keys=keys, guarantor_id=auth.guarantor_id, processor=processor,
+                account_id=account, amount=amount, payment_method=card, idempotency_key=key,
+                now=context.now(),
+            )
+    except PaymentRefused as refused:
+        return _pay_page(request, auth, account, error_key=refused.message_key,
+                         error_text=refused.message, amount=amount, status_code=422)
+    return RedirectResponse(f"/pay/receipts/{payment.id}", status_code=303)
+
+
+@router.get("/receipts/{payment_id}")
+def receipt(request: Request, payment_id: str, auth: PortalSession) -> Response:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        view = portal_service.read_receipt(session, guarantor_id=auth.guarantor_id,
+                                           payment_id=_parse_uuid(payment_id))
+    return page(request, "portal/receipt.html", title_key="title.receipt", auth=auth,
+                receipt=view)
+
+
+@router.get("/receipts/{payment_id}/pdf")
+def receipt_pdf(request: Request, payment_id: str, auth: PortalSession) -> Response:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        name, pdf = portal_service.receipt_document(
+            session, guarantor_id=auth.guarantor_id, payment_id=_parse_uuid(payment_id),
+            language=auth.language,
+        )
+    return _pdf(name, pdf)
+
+
+def _pdf(name: str, body: bytes) -> Response:
+    return Response(body, media_type="application/pdf",
+                    headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+def _plan_page(request: Request, auth: PortalAuth, account_id: uuid.UUID, *,
+               error_key: str | None = None, error_text: str = "",
+               status_code: int = 200) -> HTMLResponse:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        choices = portal_service.plan_choices(session, guarantor_id=auth.guarantor_id,
+                                              account_id=account_id, now=context.now())
+    return page(
+        request, "portal/plan.html", title_key="title.plan", auth=auth, status_code=status_code,
+        choices=choices, cards=_test_cards(_processor(request)),
+        attempt=secrets.token_urlsafe(18), error_key=error_key, error_text=error_text,
+    )
+
+
+@router.get("/accounts/{account_id}/plan")
+def plan_form(request: Request, account_id: str, auth: PortalSession) -> Response:
+    return _plan_page(request, auth, _parse_uuid(account_id))
+
+
+@router.post("/accounts/{account_id}/plan")
+async def plan_create(request: Request, account_id: str, auth: PortalFormSession) -> Response:
+    context = get_context(request)
+    account = _parse_uuid(account_id)
+    form = await request.form()
+    key = _attempt_key(auth, form.get(ATTEMPT_FIELD))
+    if key is None:
+        raise PortalCsrfRejected("the form is incomplete")
+    try:
+        count = int(_form_text(form, "installments", 4))
+    except ValueError:
+        return _plan_page(request, auth, account, error_key="plan.choose_option",
+                          status_code=422)
+    autopay = _form_text(form, "autopay", 8) == "yes"
+    card = _form_text(form, "card", 64) if autopay else ""
+    processor = _processor(request)
+    if autopay and card not in {token for token, _ in _test_cards(processor)}:
+        return _plan_page(request, auth, account, error_key="plan.autopay_card_needed",
+                          status_code=422)
+    try:
+        with _tenant(context, auth) as session:
+            keys = context.org_keys(session, auth.organization_id)
+            plan = portal_service.create_plan(
+                session, keys=keys, guarantor_id=auth.guarantor_id, account_id=account,
+                installments=count, processor=processor,
+                autopay_method=card if autopay else None, idempotency_key=f"setup:{key}",
+                now=context.now(),
+            )
+    except PaymentRefused as refused:
+        return _plan_page(request, auth, account, error_key=refused.message_key,
+                          error_text=refused.message, status_code=422)
+    return RedirectResponse(f"/pay/plans/{plan.id}", status_code=303)
+
+
+@router.get("/plans/{plan_id}")
+def plan_view(request: Request, plan_id: str, auth: PortalSession) -> Response:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        view = portal_service.read_plan(session, guarantor_id=auth.guarantor_id,
+                                        plan_id=_parse_uuid(plan_id))
+    return page(request, "portal/plan_view.html", title_key="title.plan_done", auth=auth,
+                plan=view)
+
+
+@router.get("/plans/{plan_id}/agreement")
+def plan_agreement(request: Request, plan_id: str, auth: PortalSession) -> Response:
+    context = get_context(request)
+    with _tenant(context, auth) as session:
+        keys = context.org_keys(session, auth.organization_id)
+        name, pdf = portal_service.agreement_document(
+            session, keys=keys, guarantor_id=auth.guarantor_id, plan_id=_parse_uuid(plan_id))
+    return _pdf(name, pdf)
 
 
 __all__ = ["cookie_name", "router"]

@@ -227,6 +227,7 @@ _CATALOG: dict[str, dict[str, str]] = {
     },
     "plan.autopay_label": {"en": "Autopay", "es": "Pago automático"},
     "plan.card_for_autopay": {"en": "Card for autopay", "es": "Tarjeta para el pago automático"},
+    "plan.status_label": {"en": "Status", "es": "Estado"},
     "plan.status.scheduled": {"en": "Scheduled", "es": "Programado"},
     "plan.status.paid": {"en": "Paid", "es": "Pagado"},
     "plan.status.missed": {"en": "Missed", "es": "No pagado"},
