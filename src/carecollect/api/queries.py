@@ -24,7 +24,8 @@ from carecollect.outreach.models import ContactEvent
 from carecollect.patient.models import Flag
 from carecollect.tenant.models import BusinessAssociate
 
-REVIEW_FLAG_KINDS = ("cease_requested", "dispute", "attorney_represented", "bankruptcy")
+REVIEW_FLAG_KINDS = ("cease_requested", "dispute", "attorney_represented", "bankruptcy",
+                     "hardship")
 
 
 def accounts_of(session: Session, guarantor_id: uuid.UUID) -> Sequence[Account]:
