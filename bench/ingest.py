@@ -175,6 +175,23 @@ def main() -> int:
               f"{seconds / polars_seconds:.0f}x that")
     print(f"targets: >= 25,000 rows/s: {'met' if rate >= 25_000 else 'NOT met'}; "
           f"< 500 MB: {'met' if peak_mb() < 500 else 'NOT met'}")
+    # Floors (bench/floors.py): per input row about 12 seals, 8 HMACs and 7 ids; every row
+    # this import stored, written again with bare sqlite3 into an empty migrated copy.
+    from floors import ceiling, crypto_floor, write_floor
+
+    f_crypto = crypto_floor(seals=12, hmacs=8, ids=7, count=min(args.rows, 100_000))
+    empty_path = work / "floor.db"
+    empty_path.unlink(missing_ok=True)
+    empty = Database(f"sqlite:///{empty_path}")
+    upgrade(empty.engine)
+    empty.dispose()
+    f_write = write_floor(database, empty_path,
+                          ["organization", "guarantor", "patient", "contact_point", "account",
+                           "ledger_entry"], batch_rows=4 * args.batch, units=args.rows)
+    top = ceiling(f_crypto, f_write, os.cpu_count() or 1)
+    print(f"floor, bare primitives: crypto {f_crypto * 1e6:.1f} us + sqlite3 write "
+          f"{f_write * 1e6:.1f} us of CPU per row -> at most {top:,.0f} rows/s on "
+          f"{os.cpu_count()} cores (one SQLite writer: at most {1 / f_write:,.0f}/s)")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     return 0
 
