@@ -6,6 +6,7 @@ from carecollect.audit import models as audit_models
 from carecollect.consent import models as consent_models
 from carecollect.identity import models as identity_models
 from carecollect.identity import oidc_models
+from carecollect.insight import models as insight_models
 from carecollect.integration import models as integration_models
 from carecollect.kit.crypto import models as crypto_models
 from carecollect.kit.jobs import models as job_models
@@ -26,6 +27,7 @@ __all__ = [
     "consent_models",
     "crypto_models",
     "identity_models",
+    "insight_models",
     "integration_models",
     "job_models",
     "ledger_models",
