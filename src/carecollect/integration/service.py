@@ -95,7 +95,10 @@ def _clean_value(key: str, value: Any) -> Any:
             return str(value)
         if value is None:
             return None
-        return str(uuid.UUID(str(value)))  # raises ValueError on anything but a UUID
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise ValueError(f"event data {key!r} must be a UUID") from None
     if key.endswith(("_cents", "_count")) or key in ("misses", "installments"):
         if type(value) is not int:
             raise ValueError(f"event data {key!r} must be an integer")
