@@ -27,6 +27,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -111,10 +112,11 @@ class Filed:
 
 @dataclass(frozen=True)
 class AccessLine:
-    """One line of the patient's own access log. `who` is a staff member's display name,
-    "you", "staff" (unknown staff id), "system", "integration" or "portal"; `role` is a
-    staff role or None; `activity` is "viewed", "changed", "contacted", "paid", "signed_in"
-    or "other"; `why` a purpose code or None. No ids, no details, nothing of others."""
+    """One line of the patient's own access log (`at` in the organization's zone). `who`
+    is a staff member's display name, "you", "staff" (unknown staff id), "system",
+    "integration" or "portal"; `role` is a staff role or None; `activity` is "viewed",
+    "changed", "contacted", "paid", "signed_in" or "other"; `why` a purpose code or None.
+    No ids, no details, nothing of others."""
 
     at: dt.datetime
     who: str
@@ -405,6 +407,7 @@ class SelfServiceService:
         roles, never ids, details or anything about other patients; the view itself is
         audited (`audit.access_log`)."""
         entries = access_log(session, keys.organization_id, guarantor_id, limit=limit)
+        zone = ZoneInfo(repo.organization_timezone(session, keys.organization_id))
         staff = repo.staff(session, {e.actor_id for e in entries if e.actor_type == "staff"})
         lines = []
         for e in entries:
@@ -423,7 +426,8 @@ class SelfServiceService:
                 who = "system"
             purpose = (e.details or {}).get("purpose")
             lines.append(AccessLine(
-                at=e.recorded_at, who=who, role=role, activity=activity_of(e.action),
+                at=e.recorded_at.astimezone(zone), who=who, role=role,
+                activity=activity_of(e.action),
                 action=e.action, why=purpose if isinstance(purpose, str)
                 and purpose.replace("_", "").isalnum() else None,
                 outcome=e.outcome, is_self=is_self))

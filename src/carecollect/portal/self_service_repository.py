@@ -20,6 +20,7 @@ from carecollect.identity.models import StaffUser
 from carecollect.ledger.models import Account, LedgerEntry
 from carecollect.patient.models import ContactPoint, Flag, Guarantor
 from carecollect.payment_plan.models import PaymentPlan
+from carecollect.tenant.models import Organization
 
 
 class SelfServiceRepository:
@@ -83,6 +84,10 @@ class SelfServiceRepository:
     def active_plans(self, session: Session, guarantor_id: uuid.UUID) -> list[PaymentPlan]:
         return list(session.scalars(select(PaymentPlan).where(
             PaymentPlan.guarantor_id == guarantor_id, PaymentPlan.status == "active")))
+
+    def organization_timezone(self, session: Session, organization_id: uuid.UUID) -> str:
+        org = session.get(Organization, organization_id)
+        return org.timezone if org is not None else "UTC"
 
     def staff(self, session: Session, user_ids: set[str]) -> dict[str, StaffUser]:
         ids = []
