@@ -90,6 +90,7 @@ def create_app(
     from carecollect.integration.endpoints import router as webhook_endpoints_router
     from carecollect.portal.endpoints import router as portal_router
     from carecollect.portal.render import install as install_portal
+    from carecollect.portal.self_service_endpoints import router as portal_self_router
     from carecollect.staff_ui.campaign_pages import router as campaign_router
     from carecollect.staff_ui.insights_pages import router as insights_router
     from carecollect.staff_ui.pages import router as staff_router
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(insights_router)
     app.include_router(campaign_router)
     app.include_router(portal_router)
+    app.include_router(portal_self_router)
     _mount_webhooks(app, context)
     install_portal(app)  # portal error pages and /static/portal (before /static)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
