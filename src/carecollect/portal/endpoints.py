@@ -243,7 +243,8 @@ async def change_language(request: Request, auth: PortalFormSession) -> Response
                                     language=raw if isinstance(raw, str) else "")
     # Only back to a portal page of this site (no open redirect).
     path = target if isinstance(target, str) else ""
-    if not path.startswith("/pay/") or "//" in path or "\\" in path or ":" in path:
+    if (not path.startswith("/pay/") or any(bad in path for bad in ("//", "\\", ":", ".."))
+            or not path.isascii()):
         path = "/pay/bill"
     return RedirectResponse(path, status_code=303)
 
