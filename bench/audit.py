@@ -22,6 +22,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -38,8 +39,15 @@ from sqlalchemy import (
 from carecollect.audit import Actor, Subject, record
 from carecollect.audit.integrator import integrate
 from carecollect.audit.keys import create_signing_key, default_verifier, load_signer
-from carecollect.audit.verification import verify_database
+from carecollect.audit.verification import (
+    _database_sources,
+    _entry_batches,
+    _file_sources,
+    verify_database,
+)
 from carecollect.db import Database
+from carecollect.kit.audit.checkpoint import Verifier
+from carecollect.kit.audit.verifier import verify_log
 from carecollect.kit.ids import uuid7
 from carecollect.migrations.runner import upgrade
 
@@ -142,14 +150,65 @@ def make_rows(count: int) -> list[dict[str, object]]:
     ]
 
 
+def cpu_now() -> float:
+    """CPU seconds of this process and of its finished children (the verifier's workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def timed_verify(
+    db: Database, verifier: Verifier, checkpoints: Path, label: str, **options: Any
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, entries) of one verification; prints its line."""
+    cpu = cpu_now()
+    started = time.perf_counter()
+    if options.pop("streaming", False):
+        # The previous verifier, kept for deep checks: one process, rows joined in Python.
+        with db.engine.connect() as conn, conn.begin():
+            sources = _database_sources(conn) + _file_sources(checkpoints)
+            report = verify_log(_entry_batches(conn), sources, verifier)
+    else:
+        report = verify_database(db.engine, verifier=verifier, checkpoint_dir=checkpoints,
+                                 **options)
+    seconds = time.perf_counter() - started
+    cpu_seconds = cpu_now() - cpu
+    entries = report.entries_checked
+    if not report.ok:
+        raise SystemExit(f"verification failed: {report.as_dict()}")
+    print(f"verify, {label}: {entries / seconds:,.0f} entries/s wall, "
+          f"{entries / cpu_seconds:,.0f} per CPU-second ({seconds:.2f} s wall, "
+          f"{cpu_seconds:.2f} CPU-s, load average {os.getloadavg()[0]:.1f})", flush=True)
+    return seconds, cpu_seconds, entries
+
+
+def verify_only(directory: Path) -> None:
+    """Verify a database kept by --keep: the previous single-process streaming verifier
+    (baseline) and the segment verifier with one and two processes, in the same run."""
+    db = Database(f"sqlite:///{directory / 'bench.db'}")
+    verifier = default_verifier(directory / "keys" / "audit-signing.key")
+    checkpoints = directory / "checkpoints"
+    timed_verify(db, verifier, checkpoints, "previous streaming verifier", streaming=True)
+    timed_verify(db, verifier, checkpoints, "segments, 1 process", workers=1)
+    timed_verify(db, verifier, checkpoints, "segments, 2 processes", workers=2)
+    db.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build the database in this directory and keep it")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="only verify (baseline and new verifier) a directory made by --keep")
     args = parser.parse_args()
+    if args.reuse is not None:
+        verify_only(args.reuse)
+        return
     reference = machine_reference()
     with tempfile.TemporaryDirectory(prefix="cc-bench-audit-") as tmp:
-        directory = Path(tmp)
+        directory = Path(tmp) if args.keep is None else args.keep
+        directory.mkdir(parents=True, exist_ok=True)
         db = Database(f"sqlite:///{directory / 'bench.db'}")
         upgrade(db.engine)
         bench_metadata.create_all(db.engine)

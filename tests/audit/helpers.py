@@ -40,9 +40,10 @@ def run_integrator(db: Database, data_dir: Path, **kwargs: int) -> IntegrationRe
     )
 
 
-def verify(db: Database, data_dir: Path) -> VerifyReport:
+def verify(db: Database, data_dir: Path, *, workers: int | None = None) -> VerifyReport:
     return verify_database(
         db.engine,
         verifier=default_verifier(key_path(data_dir)),
         checkpoint_dir=data_dir / "checkpoints",
+        workers=workers,
     )

@@ -63,6 +63,10 @@ def assert_detected(db: Database, data_dir: Path, seq: int, kind: str) -> None:
     assert not report.ok
     assert report.first_bad_seq == seq
     assert report.sorted_problems()[0].kind == kind
+    # The same findings when the entries are split across worker processes (segment
+    # boundaries at 6 and 13 with three, at 10 with two).
+    for workers in (2, 3):
+        assert verify(db, data_dir, workers=workers).as_dict() == report.as_dict()
 
 
 def test_changed_detail_byte(log: Database, data_dir: Path) -> None:

@@ -178,6 +178,87 @@ class CompactRange:
         return result
 
 
+class SubtreeStack:
+    """The perfect subtrees covering [begin, end) for any begin (a compact range).
+
+    A verifier working on one segment of the log starts at the segment's first leaf,
+    which is rarely aligned, so parents whose left half lies before `begin` cannot be
+    formed here; they are formed later by `root_from_subtrees` from every segment's
+    subtrees. `nodes` holds (level, hash) left to right; each is an aligned subtree.
+    """
+
+    __slots__ = ("begin", "end", "nodes")
+
+    def __init__(self, begin: int) -> None:
+        self.begin = self.end = begin
+        self.nodes: list[tuple[int, bytes]] = []
+
+    def extend(self, leaves: list[bytes]) -> None:
+        """Append leaf hashes, hashing aligned blocks level by level (as CompactRange)."""
+        sha = _sha256
+        i, total = 0, len(leaves)
+        while i < total:
+            k = (total - i).bit_length() - 1
+            if self.end:
+                k = min(k, (self.end & -self.end).bit_length() - 1)
+            block = leaves[i:i + (1 << k)]
+            while len(block) > 1:
+                pairs = iter(block)
+                block = [sha(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
+            self._push(k, block[0])
+            i += 1 << k
+
+    def _push(self, level: int, h: bytes) -> None:
+        nodes = self.nodes
+        index = self.end >> level
+        self.end += 1 << level
+        # A right child whose left sibling is the last node (same level, so it ends where
+        # this one starts) completes their parent.
+        while index & 1 and nodes and nodes[-1][0] == level:
+            h = node_hash(nodes.pop()[1], h)
+            level += 1
+            index >>= 1
+        nodes.append((level, h))
+
+    def subtrees(self) -> list[tuple[int, int, bytes]]:
+        """The covering subtrees as (level, index at that level, hash), left to right."""
+        result = []
+        position = self.begin
+        for level, h in self.nodes:
+            result.append((level, position >> level, h))
+            position += 1 << level
+        return result
+
+
+def root_from_subtrees(size: int, subtrees: Mapping[tuple[int, int], bytes]) -> bytes:
+    """MTH of leaves [0, size) from aligned subtree hashes keyed by (level, index) that
+    tile [0, size) (for example the `SubtreeStack.subtrees()` of consecutive segments).
+    Every subtree of the RFC 6962 split of [0, size) contains whole tiles, so it is
+    either given or the node hash of its two halves. Raises ProofError if a tile is
+    missing."""
+    if size == 0:
+        return EMPTY_ROOT
+
+    def subtree(level: int, index: int) -> bytes:
+        h = subtrees.get((level, index))
+        if h is not None:
+            return h
+        if level == 0:
+            raise ProofError(f"no hash covers leaf {index}")
+        return node_hash(subtree(level - 1, 2 * index), subtree(level - 1, 2 * index + 1))
+
+    hashes = []
+    position = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            hashes.append(subtree(level, position >> level))
+            position += 1 << level
+    result = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        result = node_hash(h, result)
+    return result
+
+
 # Proofs (RFC 6962 section 2.1.1 / 2.1.2) as lists of subtree ranges ---------------------
 
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 
 from carecollect.kit.audit.chain import CHAIN_START
 from carecollect.kit.audit.checkpoint import Checkpoint, CheckpointError, Verifier, open_checkpoint
-from carecollect.kit.audit.merkle import CompactRange, stored_hash_count
+from carecollect.kit.audit.merkle import (
+    CompactRange,
+    ProofError,
+    SubtreeStack,
+    root_from_subtrees,
+    stored_hash_count,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,211 @@ def _open_all(
 
 _ENTRY_KINDS = frozenset({"sequence", "event-missing", "entry", "tree"})
 
+# One log entry as the segment verifier reads it: (seq, stored chain hash, the event's
+# canonical bytes or None if the event is missing), the canonical bytes built by the
+# database query itself (see carecollect.audit.verification).
+SegmentRow = tuple[int, bytes, bytes | None]
+Subtrees = list[tuple[int, int, bytes]]
+
+
+@dataclass(slots=True)
+class SegmentResult:
+    """What one verifier of entries [begin, end) found; combined by `combine_segments`.
+
+    `checked` entries from `begin` on hold (leaf and chain recomputed and equal to the
+    stored chain); `problem` is the first that does not, if any. `subtrees` cover
+    [begin, begin + checked) and `at_sizes[s]` holds, for each requested checkpoint size
+    s in that range, the subtrees of [begin, s) and the chain hash after s entries.
+    """
+
+    begin: int
+    end: int
+    start_chain: bytes
+    checked: int = 0
+    final_chain: bytes = b""
+    problem: Problem | None = None
+    subtrees: Subtrees = field(default_factory=list)
+    at_sizes: dict[int, tuple[Subtrees, bytes]] = field(default_factory=dict)
+
+
+def _sequence_problem(expected: int, found: int | None) -> Problem:
+    if found is None or found > expected:
+        return Problem(expected, "sequence",
+                       f"sequence number {expected} is missing (entry deleted)")
+    return Problem(expected, "sequence", f"sequence number {found} appears out of order or twice")
+
+
+def verify_segment(
+    batches: Iterable[Sequence[SegmentRow]],
+    begin: int,
+    end: int,
+    start_chain: bytes | None,
+    sizes: Iterable[int],
+) -> SegmentResult:
+    """Verify entries [begin, end) given the stored chain hash before `begin` (None when
+    that entry is missing). Pure: hashing only, the rows come from the caller. Stops at
+    the first bad entry; the entries before it still count as checked."""
+    result = SegmentResult(begin, end, start_chain or b"")
+    if start_chain is None:
+        result.problem = _sequence_problem(begin - 1, None)
+        return result
+    pending = sorted(s for s in sizes if begin < s <= end)
+    tree = SubtreeStack(begin)
+    chain = start_chain
+    expected = begin
+    sha = hashlib.sha256
+
+    def grow(leaves: list[bytes], chains: list[bytes]) -> None:
+        # Extend the tree, stopping at every checkpoint size inside these leaves.
+        done = 0
+        first = tree.end
+        while pending and pending[0] <= first + len(leaves):
+            size = pending.pop(0)
+            tree.extend(leaves[done:size - first])
+            done = size - first
+            result.at_sizes[size] = (tree.subtrees(), chains[done - 1])
+        tree.extend(leaves[done:])
+
+    problem: Problem | None = None
+    for rows in batches:
+        count = len(rows)
+        if not count:
+            continue
+        # Sequence numbers are unique and ordered, so first and last settle contiguity.
+        if rows[0][0] != expected or rows[-1][0] != expected + count - 1:
+            i = next(i for i, row in enumerate(rows) if row[0] != expected + i)
+            problem = _sequence_problem(expected + i, rows[i][0])
+            rows = rows[:i]
+        missing = next((i for i, row in enumerate(rows) if row[2] is None), None)
+        if missing is not None:
+            problem = Problem(expected + missing, "event-missing",
+                              f"the event of sequence number {expected + missing} is missing")
+            rows = rows[:missing]
+        leaves = [sha(b"\x00" + row[2]).digest() for row in rows]  # type: ignore[operator]
+        chains: list[bytes] = []
+        append = chains.append
+        for leaf in leaves:
+            chain = sha(chain + leaf).digest()
+            append(chain)
+        stored = [row[1] for row in rows]
+        if chains != stored:
+            i = _first_difference(chains, stored)
+            problem = Problem(
+                expected + i, "entry",
+                f"sequence number {expected + i} does not match its stored chain hash (event "
+                "edited, replaced or reordered, or the chain hash altered)",
+            )
+            leaves, chains = leaves[:i], chains[:i]
+        if leaves:
+            grow(leaves, chains)
+            expected += len(leaves)
+            chain = chains[-1]
+        if problem is not None:
+            break
+    if problem is None and expected < end:
+        problem = _sequence_problem(expected, None)
+    result.checked = expected - begin
+    result.final_chain = chain
+    result.problem = problem
+    result.subtrees = tree.subtrees()
+    return result
+
+
+def combine_segments(
+    segments: Sequence[SegmentResult],
+    checkpoints: Iterable[CheckpointSource],
+    verifier: Verifier,
+) -> VerifyReport:
+    """The report of the whole log from its segments' results (consecutive, in order,
+    together covering [0, tree size)): boundaries, every checkpoint's signature, its root
+    recomputed from the segments' subtrees and its chain hash, truncation and coverage."""
+    report = VerifyReport()
+    by_size = _open_all(checkpoints, verifier, report)
+    known: dict[tuple[int, int], bytes] = {}
+    verified = 0
+    chain = CHAIN_START
+    if 0 in by_size:
+        _check_signed(report, by_size, 0, root_from_subtrees(0, known), CHAIN_START)
+    for segment in segments:
+        if segment.begin != verified or (segment.start_chain != chain
+                                         and segment.problem is None):
+            report.problems.append(Problem(
+                verified, "entry",
+                f"the segment verified from sequence number {segment.begin} does not start "
+                "where the previous one ended",
+            ))
+            break
+        for size in sorted(segment.at_sizes):
+            tiles, chain_at_size = segment.at_sizes[size]
+            with_tiles = dict(known)
+            with_tiles.update(((level, index), h) for level, index, h in tiles)
+            try:
+                root = root_from_subtrees(size, with_tiles)
+            except ProofError as exc:  # only if the segments do not tile the log
+                report.problems.append(Problem(size - 1, "tree", str(exc)))
+                break
+            _check_signed(report, by_size, size, root, chain_at_size)
+        known.update(((level, index), h) for level, index, h in segment.subtrees)
+        verified = segment.begin + segment.checked
+        chain = segment.final_chain
+        if segment.problem is not None:
+            report.problems.append(segment.problem)
+            break
+    report.tree_size = report.entries_checked = verified
+    _finish(report, by_size, verified)
+    return report
+
+
+def _check_signed(
+    report: VerifyReport,
+    by_size: dict[int, list[tuple[CheckpointSource, Checkpoint]]],
+    size: int,
+    root: bytes,
+    chain_at_size: bytes,
+) -> None:
+    for source, checkpoint in by_size.get(size, ()):
+        if checkpoint.root_hash != root:
+            report.problems.append(Problem(
+                max(size - 1, 0), "checkpoint-root",
+                f"{source.label}: signed root of {size} entries differs from the "
+                "recomputed root",
+            ))
+        elif source.claimed_chain is not None and source.claimed_chain != chain_at_size:
+            report.problems.append(Problem(
+                max(size - 1, 0), "checkpoint-chain",
+                f"{source.label}: chain hash differs from the recomputed chain",
+            ))
+        else:
+            report.valid_checkpoints.append(checkpoint)
+
+
+def _finish(
+    report: VerifyReport,
+    by_size: dict[int, list[tuple[CheckpointSource, Checkpoint]]],
+    expected: int,
+) -> None:
+    """Truncation (a signed size beyond the log) and coverage (entries no valid checkpoint
+    signs), unless an entry-level problem was already found."""
+    if any(p.kind in _ENTRY_KINDS for p in report.problems):
+        return
+    longest = max(by_size, default=0)
+    truncated = longest > expected
+    if truncated:
+        labels = ", ".join(src.label for src, _ in by_size[longest])
+        report.problems.append(Problem(
+            expected, "truncated",
+            f"the log ends at {expected} entries but {labels} signs {longest}: entries from "
+            f"sequence number {expected} were removed (truncated or rolled back)",
+        ))
+    covered = max((c.tree_size for c in report.valid_checkpoints), default=0)
+    # After a truncation the uncovered tail is a consequence, not a second finding.
+    if expected > covered and not truncated:
+        report.problems.append(Problem(
+            covered, "unsigned",
+            f"entries from sequence number {covered} to {expected - 1} are not covered by "
+            "any valid signed checkpoint (inserted outside the integrator?)",
+        ))
+
 
 def _first_difference(left: list[bytes], right: list[bytes]) -> int:
     return next(i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b)
@@ -135,21 +346,7 @@ def verify_log(
     sha = hashlib.sha256
 
     def check_signed(size: int, chain_at_size: bytes) -> None:
-        root = tree.root()
-        for source, checkpoint in by_size.get(size, ()):
-            if checkpoint.root_hash != root:
-                report.problems.append(Problem(
-                    max(size - 1, 0), "checkpoint-root",
-                    f"{source.label}: signed root of {size} entries differs from the "
-                    "recomputed root",
-                ))
-            elif source.claimed_chain is not None and source.claimed_chain != chain_at_size:
-                report.problems.append(Problem(
-                    max(size - 1, 0), "checkpoint-chain",
-                    f"{source.label}: chain hash differs from the recomputed chain",
-                ))
-            else:
-                report.valid_checkpoints.append(checkpoint)
+        _check_signed(report, by_size, size, tree.root(), chain_at_size)
 
     if 0 in by_size:
         check_signed(0, CHAIN_START)
@@ -226,23 +423,5 @@ def verify_log(
         expected += count
         report.entries_checked = expected
     report.tree_size = expected
-    if any(p.kind in _ENTRY_KINDS for p in report.problems):
-        return report
-    longest = max(by_size, default=0)
-    truncated = longest > expected
-    if truncated:
-        labels = ", ".join(src.label for src, _ in by_size[longest])
-        report.problems.append(Problem(
-            expected, "truncated",
-            f"the log ends at {expected} entries but {labels} signs {longest}: entries from "
-            f"sequence number {expected} were removed (truncated or rolled back)",
-        ))
-    covered = max((c.tree_size for c in report.valid_checkpoints), default=0)
-    # After a truncation the uncovered tail is a consequence, not a second finding.
-    if expected > covered and not truncated:
-        report.problems.append(Problem(
-            covered, "unsigned",
-            f"entries from sequence number {covered} to {expected - 1} are not covered by "
-            "any valid signed checkpoint (inserted outside the integrator?)",
-        ))
+    _finish(report, by_size, expected)
     return report
