@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -63,11 +64,22 @@ class TwilioSms:
 
     def __init__(self, config: TwilioConfig) -> None:
         self.config = config
-        self.client = Client(
-            config.account_sid,
-            config.auth_token,
-            http_client=BaseUrlHttpClient(config.base_url, config.timeout),
-        )
+        self._local = threading.local()
+
+    @property
+    def client(self) -> Client:
+        """This thread's SDK client. The dispatcher sends a batch from several threads, and
+        the SDK's HTTP client is not thread-safe (`request` returns the response it stored
+        on the shared client object, which another thread may have replaced)."""
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = Client(
+                self.config.account_sid,
+                self.config.auth_token,
+                http_client=BaseUrlHttpClient(self.config.base_url, self.config.timeout),
+            )
+            self._local.client = client
+        return client
 
     def status_callback_url(self, message: OutboundMessage) -> str | None:
         base = self.config.callback_base_url
