@@ -12,6 +12,7 @@ from carecollect.channel.base import OutboundMessage, SendResult
 from carecollect.channel.sms import TwilioSms
 from carecollect.db import Database
 from carecollect.kit.jobs.models import Job
+from carecollect.outreach.dispatch import DispatchSettings
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.outbox import OutreachAttempt
 from tests.channel.fakes import fake_twilio
@@ -121,22 +122,30 @@ class DiesAfterSending:
         return self.inner.lookup(record)
 
 
+@pytest.mark.parametrize("batch_size", [1, 20])
 @pytest.mark.parametrize("reached", [True, False])
-def test_worker_killed_mid_batch(db: Database, reached: bool) -> None:
+def test_worker_killed_mid_batch(db: Database, reached: bool, batch_size: int) -> None:
     world = make_world(db, 3)
+    settings = DispatchSettings(link_secret=b"k" * 32, batch_size=batch_size)
     with fake_twilio() as twilio:
         provider = twilio_provider(twilio.base_url)
         for d in world.debtors:
             plan(world, d, "sms", f"k-{d.id}")
-        dying = make_worker(world, {"sms": DiesAfterSending(provider, reach_provider=reached)})
+        dying = make_worker(world, {"sms": DiesAfterSending(provider, reach_provider=reached)},
+                            settings=settings)
         with pytest.raises(Killed):
             dying.run_once()
         with db.system_session() as session:
             states = sorted(a.state for a in session.scalars(select(OutreachAttempt)))
             running = session.scalars(select(Job).where(Job.state == "running")).all()
-        # The batch died on its first send: one attempt is `sending`, the rest untouched,
-        # and every job of the batch is still leased to the dead worker.
-        assert states == ["planned", "planned", "sending"]
+        if batch_size == 1:
+            # One attempt at a time: the batch died on its first send, one attempt is
+            # `sending`, the rest untouched.
+            assert states == ["planned", "planned", "sending"]
+        else:
+            # One delivery batch: all three were committed `sending` before the sends.
+            assert states == ["sending", "sending", "sending"]
+        # Every job of the claimed batch is still leased to the dead worker.
         assert len(running) == 3
         survivor = make_worker(world, {"sms": provider}, clock=moving_clock(LATER))
         survivor.drain()

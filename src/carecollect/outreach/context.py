@@ -12,18 +12,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from carecollect.compliance import scenario as sc
-from carecollect.consent.models import Consent, Revocation
-from carecollect.consent.preferences import scenario_additions
+from carecollect.consent.models import (
+    ConfidentialCommunicationRequest,
+    Consent,
+    InconvenientDesignation,
+    MediumOptOut,
+    Revocation,
+)
+from carecollect.consent.preferences import ScenarioAdditions
 from carecollect.kit.crypto.keys import OrganizationKeys
-from carecollect.ledger.models import Account
-from carecollect.ledger.repository import ledger_repository
+from carecollect.ledger.models import Account, LedgerEntry
 from carecollect.outreach.models import ContactEvent
 from carecollect.patient.models import ContactPoint, Flag, Guarantor
 from carecollect.tenant.models import Organization
@@ -35,6 +41,7 @@ _LINE_TYPES = {"wireless", "landline", "voip", "hospital_patient_room"}
 _OWNERS = {"debtor", "spouse", "parent", "employer", "unknown"}
 _HISTORY_CHANNELS = {"call", "sms", "email", "letter", "voicemail"}
 _DIALERS = {"manual", "autodialer", "prerecorded"}
+_R = TypeVar("_R")
 
 
 @dataclasses.dataclass
@@ -63,14 +70,109 @@ def load_debtor(
 ) -> DebtorFacts:
     """Load a debtor's contact points, consent ledger, history and flags as a Context
     whose proposed action is a placeholder (see `with_action`)."""
+    wanted = (guarantor_id, account_id)
+    return load_debtors(session, keys, organization, [wanted], now=now, profile=profile)[wanted]
+
+
+def history_event(*, at: datetime, channel: str, direction: str,
+                  contact_point_id: uuid.UUID | None, person: str, account_ids: Sequence[str],
+                  dialer: str | None, outcome: str, text: str | None) -> sc.HistoryEvent:
+    """One stored contact-history row in the engine's terms. The batch dispatcher builds the
+    rows it records within a batch with this too, so a later attempt of the same batch sees
+    exactly what a fresh load would."""
+    return sc.HistoryEvent(
+        at=at, channel=channel,  # type: ignore[arg-type]
+        direction=direction,  # type: ignore[arg-type]
+        contact_point=str(contact_point_id) if contact_point_id else None,
+        person=person, debt_ids=tuple(account_ids or ()),
+        dialer=dialer if dialer in _DIALERS else None,  # type: ignore[arg-type]
+        outcome=outcome, text=text)
+
+
+def _grouped(rows: Iterable[_R], key: Callable[[_R], uuid.UUID]) -> dict[uuid.UUID, list[_R]]:
+    out: dict[uuid.UUID, list[_R]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(row)
+    return out
+
+
+def load_debtors(
+    session: Session,
+    keys: OrganizationKeys,
+    organization: Organization,
+    wanted: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
+    *,
+    now: datetime,
+    profile: str = "strict",
+) -> dict[tuple[uuid.UUID, uuid.UUID | None], DebtorFacts]:
+    """`load_debtor` for many (guarantor, account) pairs at once: one query per table for
+    all of their guarantors (the batch dispatcher's path), then the same per-debtor
+    assembly. Raises LookupError if a guarantor does not exist."""
+    gids = sorted({g for g, _ in wanted})
+    if not gids:
+        return {}
     cipher = keys.cipher()
-    guarantor = session.get(Guarantor, guarantor_id)
-    if guarantor is None:
+    guarantors = {g.id: g for g in session.scalars(select(Guarantor).where(Guarantor.id.in_(gids)))}
+    missing = [g for g in gids if g not in guarantors]
+    if missing:
         raise LookupError("no such guarantor")
-    points = list(session.scalars(
-        select(ContactPoint).where(ContactPoint.guarantor_id == guarantor_id,
-                                   ContactPoint.active.is_(True))
-    ))
+    points = _grouped(session.scalars(
+        select(ContactPoint).where(ContactPoint.guarantor_id.in_(gids),
+                                   ContactPoint.active.is_(True)).order_by(ContactPoint.id)),
+        lambda r: r.guarantor_id)
+    consents = _grouped(session.scalars(
+        select(Consent).where(Consent.guarantor_id.in_(gids)).order_by(Consent.id)),
+        lambda r: r.guarantor_id)
+    revocations = _grouped(session.scalars(
+        select(Revocation).where(Revocation.guarantor_id.in_(gids)).order_by(Revocation.id)),
+        lambda r: r.guarantor_id)
+    events = _grouped(session.scalars(
+        select(ContactEvent)
+        .where(ContactEvent.guarantor_id.in_(gids),
+               ContactEvent.occurred_at >= now - HISTORY_WINDOW)
+        .order_by(ContactEvent.occurred_at, ContactEvent.id)), lambda r: r.guarantor_id)
+    flags = _grouped(session.scalars(
+        select(Flag).where(Flag.guarantor_id.in_(gids)).order_by(Flag.id)),
+        lambda r: r.guarantor_id)
+    named = sorted({a for _, a in wanted if a is not None})
+    account_q = select(Account).where(Account.guarantor_id.in_(gids))
+    account_q = account_q.where(or_(Account.status == "open", Account.id.in_(named))) \
+        if named else account_q.where(Account.status == "open")
+    accounts = _grouped(session.scalars(account_q.order_by(Account.opened_at, Account.id)),
+                        lambda r: r.guarantor_id)
+    account_ids = sorted({a.id for rows in accounts.values() for a in rows})
+    balances: dict[uuid.UUID, int] = {}
+    if account_ids:
+        balances = {aid: int(total or 0) for aid, total in session.execute(
+            select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_cents))
+            .where(LedgerEntry.account_id.in_(account_ids))
+            .group_by(LedgerEntry.account_id))}
+    additions = _scenario_additions(session, gids, now)
+
+    out: dict[tuple[uuid.UUID, uuid.UUID | None], DebtorFacts] = {}
+    shared: dict[uuid.UUID, tuple[Any, ...]] = {}
+    for guarantor_id, account_id in wanted:
+        if (guarantor_id, account_id) in out:
+            continue
+        if guarantor_id not in shared:
+            shared[guarantor_id] = _debtor_parts(
+                cipher, points.get(guarantor_id, []), consents.get(guarantor_id, []),
+                revocations.get(guarantor_id, []), events.get(guarantor_id, []),
+                flags.get(guarantor_id, []), now)
+        by_id, opened, zip5, cps, consent_t, revocation_t, history, active = \
+            shared[guarantor_id]
+        out[(guarantor_id, account_id)] = _assemble(
+            organization, guarantors[guarantor_id], now=now, profile=profile,
+            account_id=account_id, all_accounts=accounts.get(guarantor_id, []),
+            balances=balances, additions=additions.get(guarantor_id, _NO_ADDITIONS),
+            by_id=by_id, opened=opened, zip5=zip5, cps=cps, consents=consent_t,
+            revocations=revocation_t, history=history, flags=active)
+    return out
+
+
+def _debtor_parts(cipher: Any, points: list[ContactPoint], consent_rows: list[Consent],
+                  revocation_rows: list[Revocation], event_rows: list[ContactEvent],
+                  flag_rows: list[Flag], now: datetime) -> tuple[Any, ...]:
     opened: dict[uuid.UUID, str] = {}
     zip5 = ""
     cps: list[sc.ContactPoint] = []
@@ -99,41 +201,37 @@ def load_debtor(
                    kind=c.kind,  # type: ignore[arg-type]
                    granted_at=c.granted_at, given_to=c.given_to,  # type: ignore[arg-type]
                    method=c.method)
-        for c in session.scalars(select(Consent).where(Consent.guarantor_id == guarantor_id))
-    )
+        for c in consent_rows)
     revocations = tuple(
         sc.Revocation(contact_point=str(r.contact_point_id) if r.contact_point_id else None,
                       channel=r.channel, received_at=r.received_at, method=r.method)
-        for r in session.scalars(
-            select(Revocation).where(Revocation.guarantor_id == guarantor_id))
-    )
+        for r in revocation_rows)
     history: list[sc.HistoryEvent] = []
-    for e in session.scalars(
-        select(ContactEvent)
-        .where(ContactEvent.guarantor_id == guarantor_id,
-               ContactEvent.occurred_at >= now - HISTORY_WINDOW)
-        .order_by(ContactEvent.occurred_at)
-    ):
+    for e in event_rows:
         if e.channel not in _HISTORY_CHANNELS:
             continue
         text = cipher.open_row(e, "text") if e.direction == "inbound" and e.text else None
-        history.append(sc.HistoryEvent(
-            at=e.occurred_at, channel=e.channel,  # type: ignore[arg-type]
-            direction=e.direction,  # type: ignore[arg-type]
-            contact_point=str(e.contact_point_id) if e.contact_point_id else None,
-            person=e.person, debt_ids=tuple(e.account_ids or ()),
-            dialer=e.dialer if e.dialer in _DIALERS else None,  # type: ignore[arg-type]
-            outcome=e.outcome, text=text))
-    flags = [f for f in session.scalars(select(Flag).where(Flag.guarantor_id == guarantor_id))
-             if f.raised_at <= now and (f.cleared_at is None or f.cleared_at > now)]
-    account_q = select(Account).where(Account.guarantor_id == guarantor_id)
-    if account_id is not None:
-        account_q = account_q.where(or_(Account.id == account_id, Account.status == "open"))
-    accounts = [a for a in session.scalars(account_q.order_by(Account.opened_at))
-                if a.status == "open" or a.id == account_id]
+        history.append(history_event(
+            at=e.occurred_at, channel=e.channel, direction=e.direction,
+            contact_point_id=e.contact_point_id, person=e.person,
+            account_ids=e.account_ids or (), dialer=e.dialer, outcome=e.outcome, text=text))
+    active = [f for f in flag_rows
+              if f.raised_at <= now and (f.cleared_at is None or f.cleared_at > now)]
+    by_id = {cp.id: cp for cp in points}
+    return by_id, opened, zip5, cps, consents, revocations, tuple(history), active
+
+
+def _assemble(organization: Organization, guarantor: Guarantor, *, now: datetime,
+              profile: str, account_id: uuid.UUID | None, all_accounts: list[Account],
+              balances: dict[uuid.UUID, int], additions: ScenarioAdditions,
+              by_id: dict[uuid.UUID, ContactPoint], opened: dict[uuid.UUID, str], zip5: str,
+              cps: list[sc.ContactPoint], consents: tuple[sc.Consent, ...],
+              revocations: tuple[sc.Revocation, ...], history: tuple[sc.HistoryEvent, ...],
+              flags: list[Flag]) -> DebtorFacts:
+    accounts = [a for a in all_accounts if a.status == "open" or a.id == account_id]
     target = [a for a in accounts if a.id == account_id] or accounts
-    balance = sum(ledger_repository.balance_cents(session, a.id) for a in target)
-    debt_ids = tuple(str(a.id) for a in target) or (str(guarantor_id),)
+    balance = sum(balances.get(a.id, 0) for a in target)
+    debt_ids = tuple(str(a.id) for a in target) or (str(guarantor.id),)
     kind = target[0].debt_kind if target and target[0].debt_kind in ("medical", "dental") \
         else ("dental" if organization.entity_kind == "dental_practice" else "medical")
     delinquent = min((a.first_delinquency_at for a in target if a.first_delinquency_at),
@@ -148,7 +246,6 @@ def load_debtor(
     # Plan time and send time must see the same consent ledger: designations, the
     # confidential-communication request and medium opt-outs (HIPAA-CONF-COMM,
     # REGF-TIME-DESIGNATED, REGF-MEDIUM-OPTOUT) join what the engine reads.
-    additions = scenario_additions(session, guarantor_id=guarantor_id, now=now)
     revocations = revocations + additions.opt_outs
     debtor = sc.Debtor(
         person_id=str(guarantor.id),
@@ -174,11 +271,50 @@ def load_debtor(
         contact_points=tuple(cps),
         consents=consents,
         revocations=revocations,
-        contact_history=tuple(history),
+        contact_history=history,
         flags=_flags(flags),
     )
-    by_id = {cp.id: cp for cp in points}
     return DebtorFacts(organization, guarantor, by_id, opened, ctx, flags, target, balance)
+
+
+_NO_ADDITIONS = ScenarioAdditions((), None, ())
+
+
+def _scenario_additions(session: Session, gids: Sequence[uuid.UUID],
+                        now: datetime) -> dict[uuid.UUID, ScenarioAdditions]:
+    """`consent.preferences.scenario_additions` for many guarantors, one query per table
+    (same filters and the same result per guarantor; a test holds the two together)."""
+    designations = _grouped(session.scalars(select(InconvenientDesignation).where(
+        InconvenientDesignation.guarantor_id.in_(gids),
+        InconvenientDesignation.designated_at <= now).order_by(InconvenientDesignation.id)),
+        lambda r: r.guarantor_id)
+    requests = _grouped(session.scalars(select(ConfidentialCommunicationRequest).where(
+        ConfidentialCommunicationRequest.guarantor_id.in_(gids),
+        ConfidentialCommunicationRequest.received_at <= now).order_by(
+        ConfidentialCommunicationRequest.received_at, ConfidentialCommunicationRequest.id)),
+        lambda r: r.guarantor_id)
+    opt_outs = _grouped(session.scalars(select(MediumOptOut).where(
+        MediumOptOut.guarantor_id.in_(gids), MediumOptOut.received_at <= now)
+        .order_by(MediumOptOut.id)), lambda r: r.guarantor_id)
+    out: dict[uuid.UUID, ScenarioAdditions] = {}
+    for g in gids:
+        marks = tuple(
+            sc.Designation(kind=d.kind, value=d.value, at=d.designated_at)  # type: ignore[arg-type]
+            for d in designations.get(g, []) if d.revoked_at is None or d.revoked_at > now)
+        live = [q for q in requests.get(g, []) if q.withdrawn_at is None or q.withdrawn_at > now]
+        confidential = None
+        if live:
+            latest = live[-1]
+            confidential = sc.ConfidentialRequest(
+                at=latest.received_at,
+                instruction=" and ".join(latest.allowed_channels) + " only")
+        outs = tuple(
+            sc.Revocation(contact_point=str(o.contact_point_id) if o.contact_point_id else None,
+                          channel=o.medium, received_at=o.received_at, method=o.method)
+            for o in opt_outs.get(g, []))
+        if marks or confidential is not None or outs:
+            out[g] = ScenarioAdditions(marks, confidential, outs)
+    return out
 
 
 def _attr(flag: Flag, key: str, default: Any) -> Any:

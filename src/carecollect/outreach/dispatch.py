@@ -18,6 +18,7 @@ Calls are not sent by a provider: `deliver` puts a task in the staff work list
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -25,6 +26,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +37,6 @@ from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
 from carecollect.channel.base import (
-    Ambiguous,
     ChannelError,
     ChannelRefused,
     NotSent,
@@ -44,6 +45,7 @@ from carecollect.channel.base import (
     SendResult,
     SentRecord,
 )
+from carecollect.compliance import scenario as sc
 from carecollect.compliance import zones as tz
 from carecollect.compliance.engine import evaluate
 from carecollect.compliance.overlay import OrgOverlay
@@ -53,7 +55,7 @@ from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs import ClaimedJob, JobContext, RetryableError, Snooze, TerminalError
 from carecollect.kit.jobs.queue import enqueue
 from carecollect.kit.jobs.sessions import relaxed_commit, write_locked_session
-from carecollect.outreach.context import DebtorFacts, load_debtor, with_action
+from carecollect.outreach.context import DebtorFacts, history_event, load_debtors, with_action
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.outbox import CallTask, ContactState, OutreachAttempt, ReviewItem
 from carecollect.outreach.ratelimit import RateLimiter
@@ -99,6 +101,10 @@ class DispatchSettings:
     unsubscribe_mailto: str | None = None
     reconcile_after: timedelta = timedelta(minutes=2)
     reconcile_max: int = 6
+    # Delivery jobs decided in one transaction (1: one attempt at a time, the pre-batch
+    # behaviour), and the provider calls of one batch in flight at once.
+    batch_size: int = 100
+    send_concurrency: int = 8
 
 
 @dataclass
@@ -107,6 +113,14 @@ class DispatchResources:
     settings: DispatchSettings = field(default_factory=DispatchSettings)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     keys_cache: dict[uuid.UUID, tuple[float, OrganizationKeys]] = field(default_factory=dict)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def send_pool(self) -> ThreadPoolExecutor:
+        """The bounded thread pool a batch's provider calls run on (created on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, self.settings.send_concurrency),
+                                            thread_name_prefix="outreach-send")
+        return self._pool
 
 
 def resources_of(ctx: JobContext) -> DispatchResources:
@@ -313,26 +327,39 @@ def _unresolved_modifications(modification: str | None, rendered: Rendered,
     return out
 
 
-# -- step 2 and 3: delivery ----------------------------------------------------------------
+# -- step 2 and 3: delivery, a batch at a time ----------------------------------------------
 
 @dataclass
 class _Prepared:
+    job: ClaimedJob
+    attempt_id: uuid.UUID
     message: OutboundMessage
     provider: Provider
-    guarantor_id: uuid.UUID
     contact_event_id: uuid.UUID | None
+
+
+Outcomes = dict[uuid.UUID, BaseException | None]
+
+
+def _lock_contact_states(session: Session, org_id: uuid.UUID, guarantor_ids: list[uuid.UUID],
+                         now: datetime) -> dict[uuid.UUID, ContactState]:
+    """Create the missing contact-state rows and lock all of them, in guarantor order, in
+    one statement (two batches lock their common debtors in the same order: no deadlock)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(ContactState).on_conflict_do_nothing(), [
+        {"organization_id": org_id, "guarantor_id": g, "outbound_count": 0, "updated_at": now}
+        for g in guarantor_ids])
+    rows = session.scalars(
+        select(ContactState).where(ContactState.guarantor_id.in_(guarantor_ids))
+        .order_by(ContactState.guarantor_id).with_for_update()).all()
+    return {row.guarantor_id: row for row in rows}
 
 
 def _lock_contact_state(session: Session, org_id: uuid.UUID, guarantor_id: uuid.UUID,
                         now: datetime) -> ContactState:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(ContactState).values(
-        organization_id=org_id, guarantor_id=guarantor_id, outbound_count=0,
-        updated_at=now).on_conflict_do_nothing())
-    return session.execute(
-        select(ContactState).where(ContactState.guarantor_id == guarantor_id)
-        .with_for_update()).scalar_one()
+    """One debtor's contact state, locked (used by `outreach.transactional`)."""
+    return _lock_contact_states(session, org_id, [guarantor_id], now)[guarantor_id]
 
 
 def _finish(session: Session, attempt: OutreachAttempt, state: str, *, reasons: list[str] | None
@@ -354,210 +381,365 @@ def _mark_event(session: Session, event_id: uuid.UUID | None, outcome: str) -> N
 
 
 def deliver(ctx: JobContext, job: ClaimedJob) -> None:
-    """Job handler for `outreach.deliver` (args: attempt_id)."""
+    """Job handler for `outreach.deliver` (args: attempt_id): the batch path with one job."""
+    failure = deliver_batch(ctx, [job]).get(job.id)
+    if failure is not None:
+        raise failure
+
+
+def deliver_batch(ctx: JobContext, jobs: list[ClaimedJob]) -> Outcomes:
+    """Batch handler for `outreach.deliver`: the claimed jobs in chunks of
+    `settings.batch_size` per organization (see `_deliver_chunk`); returns each job's
+    outcome for the worker (None: done; `Snooze`; the error that fails or retries it)."""
     res = resources_of(ctx)
-    org_id = job.organization_id
-    if org_id is None:
-        raise TerminalError("missing_organization")
-    attempt_id = uuid.UUID(str(job.args["attempt_id"]))
-    keys = organization_keys(ctx, res, org_id)
-    refused: Exception | None = None
-    prepared: _Prepared | None = None
-    with write_locked_session(ctx.db, org_id) as session:
-        attempt = session.execute(
-            select(OutreachAttempt).where(OutreachAttempt.id == attempt_id).with_for_update()
-        ).scalar_one_or_none()
-        if attempt is None or attempt.state not in ("planned", "sending"):
-            return
-        if attempt.state == "sending":
-            # A previous run committed `sending` and then died: the provider may have the
-            # message. Never re-send blindly; reconcile instead.
-            _finish(session, attempt, "unknown", error_code="interrupted")
-            _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
-            return
-        channel = attempt.channel
-        provider = res.channels.get("call" if channel == "voicemail" else channel)
-        if provider is None and channel not in ("call", "voicemail"):
-            _finish(session, attempt, "failed", error_code="channel_not_configured",
-                    outcome="failure")
-            return
-        delay = res.limiter.delay(channel)
-        if delay > 0:
-            session.rollback()
-            raise Snooze(delay)
-        now = ctx.clock()
-        state = _lock_contact_state(session, org_id, attempt.guarantor_id, now)
-        try:
-            prepared = _prepare(session, keys, res, attempt, provider, state, now)
-        except BaaInactive as exc:
-            refused = exc
-        except RetryableError:
-            raise
-    if refused is not None:
-        raise refused
-    if prepared is None:
-        return
-    _send(ctx, res, job, org_id, attempt_id, prepared)
+    outcomes: Outcomes = {}
+    by_org: dict[uuid.UUID, list[ClaimedJob]] = {}
+    for job in jobs:
+        if job.organization_id is None:
+            outcomes[job.id] = TerminalError("missing_organization")
+        else:
+            by_org.setdefault(job.organization_id, []).append(job)
+    size = max(1, res.settings.batch_size)
+    for org_id, group in by_org.items():
+        for lo in range(0, len(group), size):
+            outcomes.update(_deliver_chunk(ctx, res, org_id, group[lo:lo + size]))
+    return outcomes
 
 
-def _prepare(session: Session, keys: OrganizationKeys, res: DispatchResources,
-             attempt: OutreachAttempt, provider: Provider | None, state: ContactState,
-             now: datetime) -> _Prepared | None:
-    settings = res.settings
-    org = session.get(Organization, attempt.organization_id)
-    if org is None:
-        raise TerminalError("missing_organization")
-    open_review = session.scalar(select(ReviewItem.id).where(
-        ReviewItem.guarantor_id == attempt.guarantor_id, ReviewItem.state == "open").limit(1))
-    if open_review is not None:
-        # PLAT-REVOKE-NLU (c)-(f): suppressed while a person reviews the inbound message.
-        _finish(session, attempt, "blocked", reasons=["PLAT-REVOKE-NLU"])
-        return None
-    facts = load_debtor(session, keys, org, attempt.guarantor_id, now=now,
-                        profile=settings.profile, account_id=attempt.account_id)
-    if any(f.kind == "do_not_contact" for f in facts.active_flags):
-        _finish(session, attempt, "blocked", reasons=["PLAT-DO-NOT-CONTACT"])
-        return None
-    channel = attempt.channel
-    cp = facts.contact_points.get(attempt.contact_point_id) if attempt.contact_point_id else None
-    if cp is None or (channel in ("sms", "call", "voicemail") and cp.kind != "phone") or \
-            (channel == "email" and cp.kind != "email") or (channel == "letter" and
-                                                            cp.kind != "postal"):
-        _finish(session, attempt, "failed", error_code="contact_point_unusable",
-                outcome="failure")
-        return None
-    opt_out_url = (f"{settings.public_base_url.rstrip('/')}/hooks/email/unsubscribe/"
-                   f"{unsubscribe_token(settings.link_secret, attempt.id)}")
+def _deliver_chunk(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
+                   jobs: list[ClaimedJob]) -> Outcomes:
+    """One transaction decides the whole chunk and commits `sending` (durably); the
+    messages go out concurrently; one transaction records every outcome."""
     try:
-        rendered = render(attempt.template_key, SurfaceContext(
-            channel=channel, display_name=org.billing_display_name,
-            variables=_variables(session, keys, facts, settings, now),
-            language=attempt.language,
-            phone_verified_and_consented=_consented_phone(facts, attempt.contact_point_id),
-            opt_out_url=opt_out_url if channel == "email" else None,
-        ))
-    except TemplateRefused as exc:
-        _finish(session, attempt, "blocked", reasons=["HIPAA-CONTENT-CLASS"],
-                error_code="template_refused", details={"template": attempt.template_key})
-        log.info("template refused attempt=%s reason=%s", attempt.id, exc.message)
+        outcomes, prepared = _prepare_chunk(ctx, res, org_id, jobs)
+    except Exception as exc:
+        if len(jobs) == 1:
+            return {jobs[0].id: exc}
+        # Nothing of the chunk was committed: deliver its jobs one by one, so the failure
+        # stays with the job that caused it.
+        log.warning("batch prepare failed, delivering one by one error=%s", type(exc).__name__)
+        outcomes = {}
+        for job in jobs:
+            outcomes.update(_deliver_chunk(ctx, res, org_id, [job]))
+        return outcomes
+    if prepared:
+        results = _send_all(res, prepared)
+        killed = next((r for r in results if not isinstance(r, SendResult | Exception)), None)
+        outcomes.update(_record_outcomes(ctx, res, org_id, prepared, results))
+        if killed is not None:
+            # KeyboardInterrupt, SystemExit (or a test's stand-in for SIGKILL): what is
+            # known is recorded; the rest stays `sending` and is reconciled.
+            raise killed
+    return outcomes
+
+
+def _attempt_id(job: ClaimedJob) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(job.args["attempt_id"]))
+    except (KeyError, ValueError):
         return None
-    dialer = "manual" if channel in ("call", "voicemail") else None
-    url = rendered.list_unsubscribe_url if channel == "email" else None
-    ctx = with_action(facts.context, channel=channel, at=now,
-                      contact_point_id=attempt.contact_point_id, template=attempt.template_key,
-                      contains=rendered.contains, includes_opt_out=rendered.includes_opt_out,
-                      subject=rendered.subject, url=url, dialer=dialer)
-    decision = evaluate(ctx, settings.overlay)
-    if decision.decision == "block":
-        attempt.next_allowed_at = decision.next_allowed_at
-        _finish(session, attempt, "blocked", reasons=list(decision.reasons))
-        return None
-    if decision.decision == "allow_with_modification":
-        unresolved = _unresolved_modifications(decision.modification, rendered, channel)
-        if unresolved:
-            _finish(session, attempt, "blocked", reasons=list(decision.reasons),
-                    details={"modifications": unresolved})
+
+
+def _prepare_chunk(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
+                   jobs: list[ClaimedJob]) -> tuple[Outcomes, list[_Prepared]]:
+    outcomes: Outcomes = {}
+    prepared: list[_Prepared] = []
+    keys = organization_keys(ctx, res, org_id)
+    wanted: dict[uuid.UUID, uuid.UUID] = {}
+    for job in jobs:
+        attempt_id = _attempt_id(job)
+        if attempt_id is None:
+            outcomes[job.id] = TerminalError("invalid_job_args")
+        else:
+            wanted[job.id] = attempt_id
+    with write_locked_session(ctx.db, org_id) as session:
+        # The attempts, then the debtors' contact states, each locked in id order.
+        attempts = {a.id: a for a in session.scalars(
+            select(OutreachAttempt).where(OutreachAttempt.id.in_(sorted(wanted.values())))
+            .order_by(OutreachAttempt.id).with_for_update())}
+        todo: list[tuple[ClaimedJob, OutreachAttempt, Provider | None]] = []
+        for job in jobs:
+            if job.id not in wanted:
+                continue
+            attempt = attempts.get(wanted[job.id])
+            outcomes[job.id] = None
+            if attempt is None or attempt.state not in ("planned", "sending"):
+                continue
+            if attempt.state == "sending":
+                # A previous run committed `sending` and then died: the provider may have
+                # the message. Never re-send blindly; reconcile instead.
+                _finish(session, attempt, "unknown", error_code="interrupted")
+                _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
+                continue
+            channel = attempt.channel
+            provider = res.channels.get("call" if channel == "voicemail" else channel)
+            if provider is None and channel not in ("call", "voicemail"):
+                _finish(session, attempt, "failed", error_code="channel_not_configured",
+                        outcome="failure")
+                continue
+            delay = res.limiter.delay(channel)
+            if delay > 0:
+                outcomes[job.id] = Snooze(delay)
+                continue
+            todo.append((job, attempt, provider))
+        if not todo:
+            return outcomes, prepared
+        now = ctx.clock()
+        gids = sorted({a.guarantor_id for _, a, _ in todo})
+        states = _lock_contact_states(session, org_id, gids, now)
+        org = session.get(Organization, org_id)
+        if org is None:
+            raise TerminalError("missing_organization")
+        # PLAT-REVOKE-NLU (c)-(f): suppressed while a person reviews an inbound message.
+        in_review = set(session.scalars(select(ReviewItem.guarantor_id).where(
+            ReviewItem.guarantor_id.in_(gids), ReviewItem.state == "open")))
+        facts = load_debtors(session, keys, org, [
+            (a.guarantor_id, a.account_id) for _, a, _ in todo
+            if a.guarantor_id not in in_review], now=now, profile=res.settings.profile)
+        batch = _Batch(session, keys, res, org, now, states)
+        for job, attempt, provider in todo:
+            if attempt.guarantor_id in in_review:
+                _finish(session, attempt, "blocked", reasons=["PLAT-REVOKE-NLU"])
+                continue
+            try:
+                ready = batch.prepare(attempt, provider,
+                                      facts[(attempt.guarantor_id, attempt.account_id)])
+            except BaaInactive as exc:
+                outcomes[job.id] = exc
+                continue
+            if ready is not None:
+                message, chosen, event_id = ready
+                prepared.append(_Prepared(job, attempt.id, message, chosen, event_id))
+    return outcomes, prepared
+
+
+@dataclass
+class _Batch:
+    """What one chunk's decisions share: its transaction, the clock reading, the locked
+    contact states, the BAA answers and the contacts recorded so far in this chunk."""
+
+    session: Session
+    keys: OrganizationKeys
+    res: DispatchResources
+    org: Organization
+    now: datetime
+    states: dict[uuid.UUID, ContactState]
+    baa: dict[str, bool] = field(default_factory=dict)
+    recorded: dict[uuid.UUID, list[sc.HistoryEvent]] = field(default_factory=dict)
+
+    def baa_active(self, service: str) -> bool:
+        if service not in self.baa:
+            today = tz.local_date(self.now, self.org.timezone)
+            vendors = self.session.scalars(select(BusinessAssociate).where(
+                BusinessAssociate.service == service)).all()
+            self.baa[service] = any(v.baa_is_active(today) for v in vendors)
+        return self.baa[service]
+
+    def prepare(self, attempt: OutreachAttempt, provider: Provider | None, facts: DebtorFacts,
+                ) -> tuple[OutboundMessage, Provider, uuid.UUID | None] | None:
+        """Decide one attempt from stored state plus this chunk's earlier sends to the same
+        debtor; on `send`, record the contact and mark it `sending` (None otherwise)."""
+        session, keys, settings = self.session, self.keys, self.res.settings
+        org = self.org
+        state = self.states[attempt.guarantor_id]
+        # Decide at this batch's clock reading, but always after the debtor's latest
+        # recorded send (the engine counts history strictly before the decision time): a
+        # second attempt in this chunk, or a worker whose clock lags another's, still
+        # counts every earlier send under this lock.
+        now = self.now
+        if state.last_outbound_at is not None and state.last_outbound_at >= now:
+            now = state.last_outbound_at + timedelta(microseconds=1)
+        if any(f.kind == "do_not_contact" for f in facts.active_flags):
+            _finish(session, attempt, "blocked", reasons=["PLAT-DO-NOT-CONTACT"])
             return None
-    if channel in ("call", "voicemail"):
-        task = CallTask(organization_id=attempt.organization_id, attempt_id=attempt.id,
-                        guarantor_id=attempt.guarantor_id, contact_point_id=cp.id,
-                        script_key=attempt.template_key, state="open", due_at=now)
-        session.add(task)
-        session.flush()
-        attempt.provider, attempt.provider_message_id = "worklist", str(task.id)
-        attempt.sent_at = now
-        _finish(session, attempt, "sent", reasons=list(decision.reasons))
-        return None
-    if provider is None:
-        raise TerminalError("channel_not_configured")
-    if provider.service is not None:
-        today = tz.local_date(now, org.timezone)
-        vendors = session.scalars(select(BusinessAssociate).where(
-            BusinessAssociate.service == provider.service)).all()
-        if not any(v.baa_is_active(today) for v in vendors):
+        channel = attempt.channel
+        cp = facts.contact_points.get(attempt.contact_point_id) \
+            if attempt.contact_point_id else None
+        if cp is None or (channel in ("sms", "call", "voicemail") and cp.kind != "phone") or \
+                (channel == "email" and cp.kind != "email") or (channel == "letter" and
+                                                                cp.kind != "postal"):
+            _finish(session, attempt, "failed", error_code="contact_point_unusable",
+                    outcome="failure")
+            return None
+        opt_out_url = (f"{settings.public_base_url.rstrip('/')}/hooks/email/unsubscribe/"
+                       f"{unsubscribe_token(settings.link_secret, attempt.id)}")
+        try:
+            rendered = render(attempt.template_key, SurfaceContext(
+                channel=channel, display_name=org.billing_display_name,
+                variables=_variables(session, keys, facts, settings, now),
+                language=attempt.language,
+                phone_verified_and_consented=_consented_phone(facts, attempt.contact_point_id),
+                opt_out_url=opt_out_url if channel == "email" else None,
+            ))
+        except TemplateRefused as exc:
+            _finish(session, attempt, "blocked", reasons=["HIPAA-CONTENT-CLASS"],
+                    error_code="template_refused", details={"template": attempt.template_key})
+            log.info("template refused attempt=%s reason=%s", attempt.id, exc.message)
+            return None
+        dialer = "manual" if channel in ("call", "voicemail") else None
+        url = rendered.list_unsubscribe_url if channel == "email" else None
+        base = facts.context
+        earlier = self.recorded.get(attempt.guarantor_id)
+        if earlier:
+            # Two attempts to one debtor in one chunk: the later one counts the earlier.
+            base = dataclasses.replace(base, contact_history=base.contact_history
+                                       + tuple(earlier))
+        ctx = with_action(base, channel=channel, at=now,
+                          contact_point_id=attempt.contact_point_id,
+                          template=attempt.template_key, contains=rendered.contains,
+                          includes_opt_out=rendered.includes_opt_out,
+                          subject=rendered.subject, url=url, dialer=dialer)
+        decision = evaluate(ctx, settings.overlay)
+        if decision.decision == "block":
+            attempt.next_allowed_at = decision.next_allowed_at
+            _finish(session, attempt, "blocked", reasons=list(decision.reasons))
+            return None
+        if decision.decision == "allow_with_modification":
+            unresolved = _unresolved_modifications(decision.modification, rendered, channel)
+            if unresolved:
+                _finish(session, attempt, "blocked", reasons=list(decision.reasons),
+                        details={"modifications": unresolved})
+                return None
+        if channel in ("call", "voicemail"):
+            task = CallTask(organization_id=attempt.organization_id, attempt_id=attempt.id,
+                            guarantor_id=attempt.guarantor_id, contact_point_id=cp.id,
+                            script_key=attempt.template_key, state="open", due_at=now)
+            session.add(task)
+            session.flush()
+            attempt.provider, attempt.provider_message_id = "worklist", str(task.id)
+            attempt.sent_at = now
+            _finish(session, attempt, "sent", reasons=list(decision.reasons))
+            return None
+        if provider is None:
+            raise TerminalError("channel_not_configured")
+        if provider.service is not None and not self.baa_active(provider.service):
             _finish(session, attempt, "failed", error_code="baa_inactive", outcome="denied",
                     details={"service": provider.service})
             raise BaaInactive(provider.service)
-    to = facts.opened_values[cp.id]
-    recipient_name = None
-    if channel == "letter":
-        cipher = keys.cipher()
-        recipient_name = " ".join(filter(None, (cipher.open_row(facts.guarantor, "first_name"),
-                                                cipher.open_row(facts.guarantor, "last_name"))))
-    message = OutboundMessage(
-        attempt_id=attempt.id, organization_id=attempt.organization_id,
-        idempotency_key=attempt.idempotency_key, channel=channel, to=to,
-        from_name=rendered.from_name, subject=rendered.subject, text_body=rendered.text_body,
-        html_body=rendered.html_body, sms_body=rendered.sms_body, preheader=rendered.preheader,
-        list_unsubscribe_url=rendered.list_unsubscribe_url,
-        list_unsubscribe_mailto=settings.unsubscribe_mailto, envelope=rendered.envelope,
-        letter_body=rendered.letter_body, recipient_name=recipient_name,
-        language=rendered.language, extra={"organization_slug": org.slug},
-    )
-    # Record the contact now, under the lock, so the next check counts it (fail closed:
-    # it is marked undeliverable later if the provider certainly did not take it).
-    event = contact_history_service.record_contact(
-        session, keys=keys, actor=ACTOR, guarantor_id=attempt.guarantor_id,
-        contact_point_id=cp.id, occurred_at=now, channel=channel, direction="outbound",
-        outcome="delivered", account_ids=[a.id for a in facts.accounts])
-    state.last_outbound_at = now
-    state.outbound_count += 1
-    attempt.contact_event_id = event.id
-    attempt.provider = provider.name
-    attempt.sending_at = now
-    attempt.send_count += 1
-    if rendered.sms_body is not None:
-        attempt.details = {**(attempt.details or {}),
-                           "body_sha256": hashlib.sha256(rendered.sms_body.encode()).hexdigest()}
-    _finish(session, attempt, "sending", reasons=list(decision.reasons))
-    return _Prepared(message, provider, attempt.guarantor_id, event.id)
+        to = facts.opened_values[cp.id]
+        recipient_name = None
+        if channel == "letter":
+            cipher = keys.cipher()
+            recipient_name = " ".join(filter(None, (
+                cipher.open_row(facts.guarantor, "first_name"),
+                cipher.open_row(facts.guarantor, "last_name"))))
+        message = OutboundMessage(
+            attempt_id=attempt.id, organization_id=attempt.organization_id,
+            idempotency_key=attempt.idempotency_key, channel=channel, to=to,
+            from_name=rendered.from_name, subject=rendered.subject,
+            text_body=rendered.text_body, html_body=rendered.html_body,
+            sms_body=rendered.sms_body, preheader=rendered.preheader,
+            list_unsubscribe_url=rendered.list_unsubscribe_url,
+            list_unsubscribe_mailto=settings.unsubscribe_mailto, envelope=rendered.envelope,
+            letter_body=rendered.letter_body, recipient_name=recipient_name,
+            language=rendered.language, extra={"organization_slug": org.slug},
+        )
+        # Record the contact now, under the lock, so the next check counts it (fail closed:
+        # it is marked undeliverable later if the provider certainly did not take it).
+        account_ids = [a.id for a in facts.accounts]
+        event = contact_history_service.record_contact(
+            session, keys=keys, actor=ACTOR, guarantor_id=attempt.guarantor_id,
+            contact_point_id=cp.id, occurred_at=now, channel=channel, direction="outbound",
+            outcome="delivered", account_ids=account_ids, flush=False)
+        self.recorded.setdefault(attempt.guarantor_id, []).append(history_event(
+            at=now, channel=channel, direction="outbound", contact_point_id=cp.id,
+            person=event.person, account_ids=[str(a) for a in account_ids], dialer=None,
+            outcome="delivered", text=None))
+        state.last_outbound_at = now
+        state.outbound_count += 1
+        attempt.contact_event_id = event.id
+        attempt.provider = provider.name
+        attempt.sending_at = now
+        attempt.send_count += 1
+        if rendered.sms_body is not None:
+            attempt.details = {**(attempt.details or {}), "body_sha256": hashlib.sha256(
+                rendered.sms_body.encode()).hexdigest()}
+        _finish(session, attempt, "sending", reasons=list(decision.reasons))
+        return message, provider, event.id
 
 
-def _send(ctx: JobContext, res: DispatchResources, job: ClaimedJob, org_id: uuid.UUID,
-          attempt_id: uuid.UUID, prepared: _Prepared) -> None:
-    try:
-        result: SendResult = prepared.provider.send(prepared.message)
-    except Ambiguous as exc:
-        with ctx.db.tenant_session(org_id) as session:
-            attempt = _locked(session, attempt_id)
-            if attempt is not None and attempt.state == "sending":
-                _finish(session, attempt, "unknown", error_code=exc.code, outcome="failure")
-                _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
-        return
-    except NotSent as exc:
-        last = job.attempt >= job.max_attempts
-        with ctx.db.tenant_session(org_id) as session:
-            attempt = _locked(session, attempt_id)
-            if attempt is not None and attempt.state == "sending":
-                _mark_event(session, prepared.contact_event_id, "undeliverable")
-                attempt.contact_event_id = None
-                if exc.retryable and not last:
-                    attempt.state, attempt.error_code = "planned", exc.code
-                else:
-                    _finish(session, attempt, "failed", error_code=exc.code, outcome="failure")
-        if exc.retryable and not last:
-            raise RetryableError(exc.code) from None
-        return
-    except ChannelRefused as exc:
-        with ctx.db.tenant_session(org_id) as session:
-            attempt = _locked(session, attempt_id)
-            if attempt is not None and attempt.state == "sending":
-                _mark_event(session, prepared.contact_event_id, "undeliverable")
-                _finish(session, attempt, "failed", error_code=exc.code, outcome="denied")
-        raise TerminalError(exc.code) from None
-    except ChannelError as exc:  # any other provider error: treat as ambiguous
-        with ctx.db.tenant_session(org_id) as session:
-            attempt = _locked(session, attempt_id)
-            if attempt is not None and attempt.state == "sending":
-                _finish(session, attempt, "unknown", error_code=exc.code, outcome="failure")
-                _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
-        return
+def _send_all(res: DispatchResources,
+              prepared: list[_Prepared]) -> list[SendResult | BaseException]:
+    """Send every prepared message; one result or exception per message, in order. More
+    than one message goes through the resources' bounded thread pool."""
+    if len(prepared) == 1 or res.settings.send_concurrency <= 1:
+        results: list[SendResult | BaseException] = []
+        for item in prepared:
+            try:
+                results.append(item.provider.send(item.message))
+            except BaseException as exc:  # sorted out by the caller
+                results.append(exc)
+                if not isinstance(exc, Exception):
+                    break  # dying: send nothing more
+        return results
+    pool = res.send_pool()
+    futures = [pool.submit(item.provider.send, item.message) for item in prepared]
+    out: list[SendResult | BaseException] = []
+    for future in futures:
+        try:
+            out.append(future.result())
+        except BaseException as exc:  # sorted out by the caller
+            out.append(exc)
+    return out
+
+
+def _record_outcomes(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
+                     prepared: list[_Prepared],
+                     results: list[SendResult | BaseException]) -> Outcomes:
+    """Record every provider answer of a chunk in one transaction."""
+    outcomes: Outcomes = {}
+    pairs = list(zip(prepared, results, strict=False))
+    if not pairs:
+        return outcomes
     with ctx.db.tenant_session(org_id) as session:
-        # A lost `sent` (crash before the WAL flush) leaves `sending`: reconciled, not resent.
-        relaxed_commit(session)
-        attempt = _locked(session, attempt_id)
+        if all(isinstance(r, SendResult) for _, r in pairs):
+            # A lost `sent` (crash before the WAL flush) leaves `sending`: reconciled,
+            # never re-sent.
+            relaxed_commit(session)
+        ids = sorted(item.attempt_id for item, _ in pairs)
+        attempts = {a.id: a for a in session.scalars(
+            select(OutreachAttempt).where(OutreachAttempt.id.in_(ids))
+            .order_by(OutreachAttempt.id).with_for_update())}
+        now = ctx.clock()
+        for item, result in pairs:
+            outcomes[item.job.id] = _apply_result(session, res, item, attempts.get(
+                item.attempt_id), result, now)
+    return outcomes
+
+
+def _apply_result(session: Session, res: DispatchResources, item: _Prepared,
+                  attempt: OutreachAttempt | None, result: SendResult | BaseException,
+                  now: datetime) -> BaseException | None:
+    """Record one provider answer; return the job's outcome."""
+    sending = attempt is not None and attempt.state == "sending"
+    if isinstance(result, SendResult):
         if attempt is not None:
-            _record_sent(session, attempt, result, ctx.clock())
+            _record_sent(session, attempt, result, now)
+        return None
+    if isinstance(result, NotSent):
+        last = item.job.attempt >= item.job.max_attempts
+        retry = result.retryable and not last
+        if attempt is not None and sending:
+            _mark_event(session, item.contact_event_id, "undeliverable")
+            attempt.contact_event_id = None
+            if retry:
+                attempt.state, attempt.error_code = "planned", result.code
+            else:
+                _finish(session, attempt, "failed", error_code=result.code, outcome="failure")
+        return RetryableError(result.code) if retry else None
+    if isinstance(result, ChannelRefused):
+        if attempt is not None and sending:
+            _mark_event(session, item.contact_event_id, "undeliverable")
+            _finish(session, attempt, "failed", error_code=result.code, outcome="denied")
+        return TerminalError(result.code)
+    if isinstance(result, ChannelError):  # Ambiguous, or any other provider error
+        if attempt is not None and sending:
+            _finish(session, attempt, "unknown", error_code=result.code, outcome="failure")
+            _schedule_reconcile(session, attempt, now, res.settings)
+        return None
+    # Not a provider answer (a bug, or the process dying): the attempt stays `sending`;
+    # the job's next run turns it `unknown` and reconciles it.
+    return result
 
 
 def _locked(session: Session, attempt_id: uuid.UUID) -> OutreachAttempt | None:
@@ -663,5 +845,6 @@ __all__ = [
     "apply_status_callback",
     "create_attempt",
     "deliver",
+    "deliver_batch",
     "reconcile",
 ]

@@ -35,7 +35,10 @@ class ContactHistoryService:
         person: str = "debtor",
         account_ids: list[uuid.UUID] | None = None,
         text: str | None = None,
+        flush: bool = True,
     ) -> ContactEvent:
+        """Add one contact-history row and its audit event. `flush=False` leaves the
+        insert to the session's next flush (the batch dispatcher records many at once)."""
         if channel not in CHANNELS:
             raise BadInput(f"unknown channel {channel!r}")
         if direction not in ("outbound", "inbound"):
@@ -61,7 +64,8 @@ class ContactHistoryService:
             created_at=utcnow(),
         )
         session.add(event)
-        session.flush()
+        if flush:
+            session.flush()
         record(
             session,
             actor=actor,

@@ -11,7 +11,8 @@ from carecollect.kit.jobs.queue import enqueue_many
 from carecollect.outreach import dispatch
 from carecollect.outreach.outbox import OutreachAttempt
 
-registry.register(dispatch.DELIVER, dispatch.deliver, queue=dispatch.QUEUE, max_attempts=8)
+registry.register(dispatch.DELIVER, dispatch.deliver, queue=dispatch.QUEUE, max_attempts=8,
+                  batch_handler=dispatch.deliver_batch)
 registry.register(dispatch.RECONCILE, dispatch.reconcile, queue=dispatch.QUEUE, max_attempts=3)
 
 

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import Template as Template_
 from jinja2.sandbox import SandboxedEnvironment
 
 from carecollect.errors import AppError
@@ -353,6 +354,49 @@ def _check_value(var: Variable, value: Any) -> None:
         raise TemplateRefused(f"variable {var.name} is not a valid {var.kind}")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Compiled:
+    """One template made ready to render under one set of conditions: its lint result,
+    the variables it uses, each surface compiled once by the sandboxed environment, and
+    its content classes."""
+
+    issues: tuple[LintIssue, ...]
+    used: frozenset[str]
+    text: Mapping[str, Template_]
+    html_body: Template_ | None
+    classes: Mapping[str, str]
+
+
+@lru_cache(maxsize=512)
+def _compile(template_id: str, language: str, channel: str,
+             surfaces: tuple[tuple[str, str], ...], conditions: Conditions) -> _Compiled:
+    template = Template(id=template_id, language=language, channel=channel, description="",
+                        surfaces=dict(surfaces), requires=conditions)
+    issues = tuple(lint(template))
+    if issues:
+        return _Compiled(issues, frozenset(), {}, None, {})
+    used: set[str] = set()
+    classes = {}
+    for surface, source in surfaces:
+        names = _variables_of(source)
+        used |= names
+        top = max((VARIABLES[n].content_class for n in names), default=_C0)
+        classes[surface] = top.name
+    text = {surface: _TEXT_ENV.from_string(source) for surface, source in surfaces}
+    html_source = dict(surfaces).get("email_body") if channel == "email" else None
+    html_body = _HTML_ENV.from_string(html_source) if html_source is not None else None
+    return _Compiled((), frozenset(used), text, html_body, classes)
+
+
+def compiled(template: Template, conditions: Conditions) -> _Compiled:
+    """The cached compiled form of `template` under `conditions`. The cache key is the
+    template id, language, channel and the full text of every surface (its version), so an
+    edited template never renders from a stale entry; the Jinja environment stays the
+    sandboxed one."""
+    return _compile(template.id, template.language, template.channel,
+                    tuple(sorted(template.surfaces.items())), conditions)
+
+
 def render(template_id: str, surface_context: SurfaceContext) -> Rendered:
     """Render every surface of `template_id` for one message (see the module docstring)."""
     ctx = surface_context
@@ -360,20 +404,25 @@ def render(template_id: str, surface_context: SurfaceContext) -> Rendered:
     template = templates.get((template_id, ctx.language)) or templates.get((template_id, "en"))
     if template is None:
         raise TemplateRefused(f"unknown template {template_id!r}")
+    return render_template(template, ctx)
+
+
+def render_template(template: Template, surface_context: SurfaceContext) -> Rendered:
+    """`render` for a given `Template` (from `default_templates()` or `load_templates`)."""
+    ctx = surface_context
+    template_id = template.id
     if template.channel != ctx.channel and not (
             {template.channel, ctx.channel} == {"call", "voicemail"}):
         raise TemplateRefused(f"template {template_id} is for {template.channel}, "
                               f"not {ctx.channel}")
     actual = Conditions(ctx.phone_verified_and_consented, ctx.email_risk_acknowledged)
-    issues = lint(dataclasses.replace(template, requires=actual))
-    if issues:
-        first = issues[0]
+    ready = compiled(template, actual)
+    if ready.issues:
+        first = ready.issues[0]
         raise TemplateRefused(f"template {template_id} refused on {first.surface}: "
                               f"{first.rule}: {first.message}")
     values: dict[str, Any] = {"practice_name": ctx.display_name}
-    used: set[str] = set()
-    for source in template.surfaces.values():
-        used |= _variables_of(source)
+    used = ready.used
     for name in sorted(used - {"practice_name"}):
         if name not in ctx.variables:
             raise TemplateRefused(f"template {template_id} needs variable {name}")
@@ -381,10 +430,10 @@ def render(template_id: str, surface_context: SurfaceContext) -> Rendered:
         values[name] = ctx.variables[name]
 
     def text(surface: str) -> str | None:
-        source = template.surfaces.get(surface)
-        if source is None:
+        compiled_surface = ready.text.get(surface)
+        if compiled_surface is None:
             return None
-        return _TEXT_ENV.from_string(source).render(values).strip()
+        return compiled_surface.render(values).strip()
 
     language = template.language
     out: dict[str, Any] = {}
@@ -402,8 +451,9 @@ def render(template_id: str, surface_context: SurfaceContext) -> Rendered:
         out["subject"] = text("email_subject")
         out["preheader"] = text("preheader")
         out["text_body"] = f"{body}\n\n{notice}"
-        source = template.surfaces["email_body"]
-        html_text = _HTML_ENV.from_string(source).render(values).strip()
+        if ready.html_body is None:
+            raise TemplateRefused(f"template {template_id} lacks email_body")
+        html_text = ready.html_body.render(values).strip()
         paragraphs = "".join(f"<p>{p.replace(chr(10), '<br>')}</p>"
                              for p in html_text.split("\n\n") if p.strip())
         link = html.escape(ctx.opt_out_url, quote=True)
@@ -423,14 +473,9 @@ def render(template_id: str, surface_context: SurfaceContext) -> Rendered:
     if template.channel in ("voicemail", "call"):
         # The linter admitted only REGF-LCM fields, so the engine may treat it as an LCM.
         tags = ["lcm_required_only", "practice_name_neutral"]
-    classes = {}
-    for surface, source in template.surfaces.items():
-        names = _variables_of(source)
-        top = max((VARIABLES[n].content_class for n in names), default=_C0)
-        classes[surface] = top.name
     return Rendered(template_id=template.id, language=language, channel=template.channel,
                     from_name=from_name, includes_opt_out=includes_opt_out,
-                    contains=tuple(tags), content_classes=classes, **out)
+                    contains=tuple(tags), content_classes=dict(ready.classes), **out)
 
 
 def lint_all(templates: Iterable[Template]) -> list[LintIssue]:
