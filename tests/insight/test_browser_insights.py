@@ -1,0 +1,252 @@
+"""The insights pages in a real browser: Playwright driving Debian's Chromium (never a
+downloaded browser) against uvicorn on 127.0.0.1, as tests/web/test_browser.py does.
+
+A billing manager signs in; the dashboard renders demo-like data (households from the
+demo builder plus accounts at two locations); every report group's tab draws its charts;
+choosing a location changes the chart data; a CSV and a PDF export download and hold the
+report; no URL, title or download carries a patient's values; no CSP violation. Every
+screen is saved under $CARECOLLECT_SCREENSHOT_DIR (or the test's tmp dir)/insights.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+from carecollect.identity.service import IdentityPolicy
+from tests.web.conftest import PASSWORD, Web, _cheap_password_hashing, make_web
+
+__all__ = ["_cheap_password_hashing"]  # autouse: cheap Argon2 parameters for test users
+
+CHROMIUM = "/usr/bin/chromium"
+CANARY = {"first_name": "Quillonia", "last_name": "Zebrowskiova",
+          "date_of_birth": date(1971, 7, 9), "state": "MA"}
+CANARY_VALUES = ["Quillonia", "Zebrowskiova", "1971-07-09", "07/09/1971", "6175550199",
+                 "555-0199", "quillonia.canary", "mail.example.org", "RFD-204811"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _shots(tmp_path: Path) -> Path:
+    base = os.environ.get("CARECOLLECT_SCREENSHOT_DIR")
+    folder = (Path(base) if base else tmp_path / "screenshots") / "insights"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def seed_portfolio(web: Web) -> dict[str, str]:
+    """Demo households, two locations with accounts and payments, and the canary."""
+    from carecollect.demo import DENTAL, DemoSummary, _household
+    from carecollect.ledger.service import ledger_service
+    from carecollect.tenant.models import Location
+    from tests.factories import TEST_ACTOR, add_email, add_phone, create_guarantor
+
+    tenant, now = web.tenant, datetime.now(UTC).replace(microsecond=0)
+    rng = random.Random(20261127)
+    with web.db.tenant_session(tenant.id) as session:
+        made = 0
+        while made < 24:
+            made += _household(session, tenant.keys, rng, now, DENTAL, DemoSummary(),
+                               limit=24 - made)
+        north = Location(organization_id=tenant.id, name="North Office", state="MA",
+                         timezone="America/New_York", postal_code="02118")
+        south = Location(organization_id=tenant.id, name="South Office", state="MA",
+                         timezone="America/New_York", postal_code="01608")
+        session.add_all([north, south])
+        session.flush()
+        canary = create_guarantor(session, tenant, **CANARY)
+        add_phone(session, tenant, canary.id, "+16175550199")
+        add_email(session, tenant, canary.id, "quillonia.canary@mail.example.org")
+        plan = [(north, "RFD-204811", canary.id, 84_000, (40, 12)),
+                (south, "SOU-000001", None, 30_000, (25,))]
+        for location, number, guarantor_id, charge, paid_days in plan:
+            owner = guarantor_id or create_guarantor(session, tenant, first_name="Sam",
+                                                     last_name="Southward").id
+            account = ledger_service.open_account(
+                session, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=owner,
+                account_number=number, opened_at=now - timedelta(days=70),
+                location_id=location.id)
+            ledger_service.post(
+                session, keys=tenant.keys, actor=TEST_ACTOR, account_id=account.id,
+                kind="charge", amount_cents=charge, posted_at=now - timedelta(days=60),
+                procedure_codes="D2740", description="Crown")
+            for days in paid_days:
+                ledger_service.post(
+                    session, keys=tenant.keys, actor=TEST_ACTOR, account_id=account.id,
+                    kind="patient_payment", amount_cents=7_500,
+                    posted_at=now - timedelta(days=days))
+        return {"north": str(north.id), "south": str(south.id)}
+
+
+@pytest.fixture
+def live(db: Any, tmp_path: Path) -> Iterator[tuple[Web, str, dict[str, str]]]:
+    import uvicorn
+
+    web = make_web(db, tmp_path, real_time=True,
+                   policy=IdentityPolicy(touch_interval=timedelta(0)))
+    locations = seed_portfolio(web)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield web, f"http://127.0.0.1:{port}", locations
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _totp(web: Web, role: str) -> str:
+    totp = pyotp.TOTP(web.secrets[role])
+    last = getattr(web, "_last_code", {}).get(role)
+    code = totp.now()
+    while code == last:
+        time.sleep(1)
+        code = totp.now()
+    web.__dict__.setdefault("_last_code", {})[role] = code
+    return code
+
+
+def _charts(page: Any) -> dict[str, Any]:
+    """The data every drawn chart on the page holds, read from Chart.js itself."""
+    return dict(page.evaluate(
+        """() => Object.fromEntries(
+            [...document.querySelectorAll('canvas[data-chart]')].map(c => {
+              const chart = window.Chart.getChart(c);
+              return [c.id, chart ? {labels: chart.data.labels,
+                      data: chart.data.datasets.map(d => d.data)} : null];
+            }))"""
+    ))
+
+
+def test_insights_in_chromium(live: tuple[Web, str, dict[str, str]], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from pypdf import PdfReader
+
+    web, base, locations = live
+    shots = _shots(tmp_path)
+    urls: list[str] = []
+    titles: list[str] = []
+    csp_errors: list[str] = []
+    downloads: list[bytes] = []
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 1000},
+                                      accept_downloads=True)
+        page = context.new_page()
+        page.on("request", lambda request: urls.append(request.url))
+        page.on("framenavigated", lambda frame: urls.append(frame.url))
+        page.on("console", lambda msg: csp_errors.append(msg.text)
+                if "Content Security Policy" in msg.text else None)
+
+        def shot(name: str) -> None:
+            titles.append(page.title())
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+        page.goto("/app/login")
+        page.fill("input[name=email]", web.emails["billing_manager"])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
+        page.fill("input[name=code]", _totp(web, "billing_manager"))
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/app/$"))
+
+        page.click("nav >> text=Insights")
+        expect(page).to_have_url(re.compile(r"/app/insights$"))
+        expect(page.locator("article.insight-report").first).to_be_visible()
+        canvases = page.locator("canvas[data-chart]")
+        assert canvases.count() >= 1
+        expect(canvases.first).to_have_attribute("data-drawn", "1")
+        shot("01-insights-recovery")
+        everyone = _charts(page)
+        assert all(v is not None for v in everyone.values()), everyone
+        # The cards refresh themselves every minute.
+        triggers = page.eval_on_selector_all(
+            "article.insight-report", "els => els.map(e => e.getAttribute('hx-trigger'))")
+        assert set(triggers) == {"every 60s"}
+
+        # A location filter changes what the charts hold.
+        page.select_option("#filter-location", locations["south"])
+        expect(page).to_have_url(re.compile(rf"location={locations['south']}"))
+        expect(page.locator("canvas[data-chart]").first).to_have_attribute("data-drawn", "1")
+        south = _charts(page)
+        shot("02-insights-south-office")
+        assert south != everyone
+        page.select_option("#filter-location", locations["north"])
+        expect(page).to_have_url(re.compile(rf"location={locations['north']}"))
+        expect(page.locator("canvas[data-chart]").first).to_have_attribute("data-drawn", "1")
+        north = _charts(page)
+        assert north not in (south, everyone)
+        shot("03-insights-north-office")
+
+        # Exports of the first report download, as CSV and as PDF.
+        first_key = page.locator("article.insight-report").first.get_attribute("data-report")
+        for export_format in ("csv", "pdf"):
+            with page.expect_download() as info:
+                page.click(f"#export-{first_key}-{export_format}")
+            download = info.value
+            assert download.suggested_filename.startswith(f"{first_key}-")
+            assert download.suggested_filename.endswith(f".{export_format}")
+            path = download.path()
+            assert path is not None
+            downloads.append(Path(path).read_bytes())
+        csv_text = downloads[0].decode("utf-8")
+        assert csv_text.splitlines()[0]  # the header row
+        pdf_text = "\n".join(p.extract_text()
+                             for p in PdfReader(io.BytesIO(downloads[1])).pages)
+        assert "Location: North Office" in pdf_text
+
+        # Every other group's tab draws its charts too.
+        for group in ("outreach", "plans", "compliance"):
+            page.click(f"#tab-{group}")
+            expect(page).to_have_url(re.compile(rf"group={group}"))
+            expect(page.locator(f"#tab-{group}.current")).to_have_count(1)
+            drawn = page.locator("canvas[data-chart]")
+            for index in range(drawn.count()):
+                expect(drawn.nth(index)).to_have_attribute("data-drawn", "1")
+            shot(f"04-insights-{group}")
+            assert all(v is not None for v in _charts(page).values())
+
+        # A bad filter value is refused with a clear message (and no PHI in the URL).
+        page.goto("/app/insights?period=fortnight")
+        expect(page.locator("main")).to_contain_text("unknown period")
+        shot("05-insights-bad-period")
+        browser.close()
+
+    texts = [*urls, *titles, *(d.decode("latin-1") for d in downloads[:1]),
+             json.dumps(pdf_text)]
+    leaks = [(t[:80], v) for t in texts for v in CANARY_VALUES if v.lower() in t.lower()]
+    assert leaks == []
+    assert all(t.endswith("· carecollect") for t in titles)
+    assert csp_errors == []
