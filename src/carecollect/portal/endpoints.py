@@ -358,15 +358,19 @@ async def pay(request: Request, account_id: str, auth: PortalFormSession) -> Res
     try:
         with _tenant(context, auth) as session:
             keys = context.org_keys(session, auth.organization_id)
-            payment = portal_service.pay(
+            outcome = portal_service.pay(
                 session, keys=keys, guarantor_id=auth.guarantor_id, processor=processor,
                 account_id=account, amount=amount, payment_method=card, idempotency_key=key,
                 now=context.now(),
             )
+            if not isinstance(outcome, PaymentRefused):
+                payment_id = outcome.id
     except PaymentRefused as refused:
-        return _pay_page(request, auth, account, error_key=refused.message_key,
-                         error_text=refused.message, amount=amount, status_code=422)
-    return RedirectResponse(f"/pay/receipts/{payment.id}", status_code=303)
+        outcome = refused
+    if isinstance(outcome, PaymentRefused):
+        return _pay_page(request, auth, account, error_key=outcome.message_key,
+                         error_text=outcome.message, amount=amount, status_code=422)
+    return RedirectResponse(f"/pay/receipts/{payment_id}", status_code=303)
 
 
 @router.get("/receipts/{payment_id}")

@@ -609,12 +609,14 @@ def pay(
     payment_method: str,
     idempotency_key: str,
     now: datetime,
-) -> Payment:
+) -> Payment | PaymentRefused:
     """Pay all or part of an account's balance with a processor method token.
 
     The amount is refused (negative, zero, non-numeric, over the balance) before any
-    processor call, so a refusal stores nothing. The idempotency key comes from the form,
-    so a double submit is one charge and one posting (payment is unique by processor id).
+    processor call, so a refusal stores nothing (raised: the caller's transaction rolls
+    back). A decline is returned, not raised, so that the caller commits its audit event
+    (`payment.attempt`, outcome failure). The idempotency key comes from the form, so a
+    double submit is one charge and one posting (payment is unique by processor id).
     """
     from carecollect.payment.processor import PaymentDeclined, ProcessorUnavailable
     from carecollect.payment.service import payment_service
@@ -635,9 +637,7 @@ def pay(
     except BadInput as exc:
         raise PaymentRefused(AMOUNT_MESSAGES.get(exc.message), exc.message) from None
     if payment is None:
-        if result.status == "failed":
-            raise PaymentRefused("pay.declined")
-        raise PaymentRefused("pay.unavailable")
+        return PaymentRefused("pay.declined" if result.status == "failed" else "pay.unavailable")
     return payment
 
 
