@@ -163,6 +163,8 @@ PUBLIC_STAFF = {
     ("POST", "/app/login/mfa"),
     ("GET", "/app/login/enroll"),
     ("POST", "/app/login/enroll"),
+    ("GET", "/app/login/oidc/{provider_id}"),
+    ("GET", "/app/login/oidc/callback"),
     ("POST", "/app/logout"),
 }
 # Answers 405 to every caller: search is a POST only.

@@ -5,12 +5,13 @@ searches with PHI terms are POSTs, so no PHI ever lands in a URL."""
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import uuid
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from carecollect.api.context import AppContext, get_context
 from carecollect.api.schemas import BusinessAssociateIn
 from carecollect.audit import Subject, access_log, record
 from carecollect.errors import AppError, BadInput, NotFound
+from carecollect.identity import oidc
 from carecollect.identity import service as identity
 from carecollect.identity.auth import (
     LOGIN_CSRF_COOKIE,
@@ -75,8 +77,11 @@ def _tenant(context: AppContext, auth: StaffAuth) -> Any:
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, context: Context, m: str = "") -> Response:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf(request)
+    with context.session(None) as session:
+        sso_providers = oidc.enabled_providers(session)
     response = page(
-        request, "login.html", title="Sign in", message=LOGIN_MESSAGES.get(m, ""), error=""
+        request, "login.html", title="Sign in", message=LOGIN_MESSAGES.get(m, ""), error="",
+        sso_providers=sso_providers,
     )
     if LOGIN_CSRF_COOKIE not in request.cookies:
         response.set_cookie(
@@ -124,6 +129,102 @@ def login(
     # A new session token at sign-in: whatever cookie came in is replaced (fixation).
     _set_session_cookie(response, context, cookie)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/app")
+    return response
+
+
+# OIDC single sign-on (identity/oidc.py; docs/WEB.md) -------------------------------------
+
+
+def _oidc_keys(context: AppContext, session: Session) -> Any:
+    return lambda organization_id: context.org_keys(session, organization_id)
+
+
+def _oidc_error(request: Request, exc: oidc.OidcFailed) -> Response:
+    response = _login_error(request, exc.message, exc.status_code)
+    response.delete_cookie(oidc.STATE_COOKIE, path="/app/login/oidc")
+    return response
+
+
+@router.get("/login/oidc/callback", response_class=HTMLResponse)
+def oidc_callback(
+    request: Request,
+    context: Context,
+    code: Annotated[str, Query(max_length=2048)] = "",
+    state: Annotated[str, Query(max_length=512)] = "",
+    error: Annotated[str, Query(max_length=256)] = "",
+) -> Response:
+    client = _client(request)
+    if context.throttle.blocked(client):
+        return _login_error(request, "Too many failed sign-ins from here; wait and retry.", 429)
+    now = context.now()
+    provider_id: uuid.UUID | None = None
+    try:
+        login = oidc.unpack_state(request.cookies.get(oidc.STATE_COOKIE), context.sign, now=now)
+        provider_id = login.provider_id
+        # RFC 6749 10.12: the state must be the one this browser's cookie holds.
+        if not state or not hmac.compare_digest(state, login.state):
+            raise oidc.OidcFailed("state_mismatch", status_code=400)
+        if error:
+            raise oidc.OidcFailed("provider_error")  # the IdP's text is never echoed
+        if not code:
+            raise oidc.OidcFailed("no_code", status_code=400)
+        with context.session(None) as session:
+            config = oidc.provider_config(session, _oidc_keys(context, session), provider_id)
+        claims = oidc.fetch_claims(
+            config, login=login, code=code,
+            redirect_uri=oidc.redirect_uri_for(str(request.base_url)), now=now,
+        )
+    except oidc.OidcFailed as exc:
+        with context.session(None) as session:
+            oidc.record_failure(session, provider_id=provider_id, cause=exc.cause)
+        context.throttle.failure(client)
+        return _oidc_error(request, exc)
+    failure: oidc.OidcFailed | None = None
+    with context.session(config.organization_id) as session:
+        try:
+            result = oidc.complete_sign_in(session, provider_id=config.id, claims=claims, now=now)
+        except oidc.OidcFailed as exc:
+            failure = exc  # the refusal's audit event commits with this transaction
+        else:
+            _, cookie = identity.create_session(
+                session, user=result.user, mfa_passed=result.mfa_satisfied, now=now,
+                policy=context.policy,
+            )
+            needs_enrollment = result.user.totp_enabled_at is None
+    if failure is not None:
+        context.throttle.failure(client)
+        return _oidc_error(request, failure)
+    if result.mfa_satisfied:
+        target = "/app/"
+    else:
+        target = "/app/login/enroll" if needs_enrollment else "/app/login/mfa"
+    response = RedirectResponse(target, status_code=303)
+    _set_session_cookie(response, context, cookie)  # a new token: no fixation
+    response.delete_cookie(oidc.STATE_COOKIE, path="/app/login/oidc")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/app")
+    return response
+
+
+@router.get("/login/oidc/{provider_id}")
+def oidc_start(request: Request, context: Context, provider_id: uuid.UUID) -> Response:
+    """Send the browser to the provider with state, nonce and a PKCE challenge."""
+    now = context.now()
+    with context.session(None) as session:
+        config = oidc.provider_config(session, _oidc_keys(context, session), provider_id)
+    try:
+        metadata = oidc.oidc_client.metadata(config.issuer)
+    except oidc.OidcFailed as exc:
+        return _oidc_error(request, exc)
+    url, login = oidc.authorization_url(
+        config, metadata, redirect_uri=oidc.redirect_uri_for(str(request.base_url)), now=now
+    )
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        oidc.STATE_COOKIE, oidc.pack_state(login, context.sign),
+        max_age=oidc.STATE_LIFETIME_SECONDS, httponly=True, secure=context.cookie_secure,
+        # Lax: the IdP's redirect back is a top-level cross-site GET navigation.
+        samesite="lax", path="/app/login/oidc",
+    )
     return response
 
 
