@@ -100,6 +100,7 @@ def attempt(session: Session, tenant: Tenant, *, account_id: uuid.UUID, guaranto
         idempotency_key=uuid.uuid4().hex, state=state, scheduled_for=when,
         delivery_status=delivery_status if state == "sent" else None,
         reasons=reasons or [], details={"planned_outcome": planned_outcome},
+        next_allowed_at=when if planned_outcome == "retime" else None,
         sent_at=when if state == "sent" else None, created_at=when, updated_at=when)
     session.add(row)
     session.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from carecollect.kit.models import Base, IdMixin, TenantMixin, TimestampMixin, UTCDateTime
@@ -111,4 +111,14 @@ LEDGER_KIND_POSTED_INDEX = Index(
     LedgerEntry.organization_id,
     LedgerEntry.kind,
     LedgerEntry.posted_at,
+)
+# Partial: only attempts the compliance engine blocked or the planner re-timed (a small
+# share of all attempts), so the compliance report reads those and nothing else.
+FLAGGED_ATTEMPT_PREDICATE = "state = 'blocked' OR next_allowed_at IS NOT NULL"
+ATTEMPT_FLAGGED_INDEX = Index(
+    "ix_outreach_attempt_org_flagged",
+    OutreachAttempt.organization_id,
+    OutreachAttempt.scheduled_for,
+    postgresql_where=text(FLAGGED_ATTEMPT_PREDICATE),
+    sqlite_where=text(FLAGGED_ATTEMPT_PREDICATE),
 )

@@ -344,8 +344,10 @@ def holdout_lift(ctx: ReportContext) -> ReportBody:
 
 @dataclass
 class Attribution:
-    """Each patient payment posted in the period, credited to the last sent attempt on the
-    same account within ATTRIBUTION_DAYS before it (or to nothing)."""
+    """Patient payments posted in the period on accounts with a sent attempt, each credited
+    to the last sent (not failed) attempt on the same account within ATTRIBUTION_DAYS
+    before it, or to nothing. Payments on accounts without any attempt are unattributed by
+    construction and are counted from the rollup (see `patient_payment_totals`)."""
 
     payments: list[tuple[uuid.UUID, int, datetime, uuid.UUID | None]]  # account, cents, at, att
     attempts: dict[uuid.UUID, tuple[str, str | None, str | None]]  # id -> channel, campaign, step
@@ -367,10 +369,10 @@ def attribute(ctx: ReportContext, *, start: datetime, end: datetime) -> Attribut
         items.sort()
     payments = []
     for account_id, amount, posted_at in repo.patient_payments(
-            ctx.session, ctx.organization_id, start=start, end=end):
-        if amount >= 0 or not ctx.account_in_scope(account_id):
-            continue  # refunds are not attributed; see docs/INSIGHTS.md
-        items = by_account.get(account_id, [])
+            ctx.session, ctx.organization_id, account_ids=by_account, start=start, end=end):
+        if not ctx.account_in_scope(account_id):
+            continue
+        items = by_account[account_id]
         index = bisect.bisect_right(items, (posted_at, uuid.UUID(int=2**128 - 1)))
         credited = None
         if index and items[index - 1][0] >= posted_at - window:
@@ -379,24 +381,39 @@ def attribute(ctx: ReportContext, *, start: datetime, end: datetime) -> Attribut
     return Attribution(payments, attempts)
 
 
+def patient_payment_totals(ctx: ReportContext) -> tuple[int, int]:
+    """(gross patient payments in cents, number of payments) posted in the period, in
+    scope, from the ledger cells (refunds not deducted)."""
+    cells = ctx.cells.cells(frozenset({"ledger_day"}), period_from=ctx.filters.period_start,
+                            period_to=ctx.filters.period_end)
+    cents = count = 0
+    for (_metric, _day, kind), (amount, number) in cells.items():
+        if kind == "patient_payment":
+            cents -= amount
+            count += number
+    return cents, count
+
+
 def collections_by_channel(ctx: ReportContext) -> ReportBody:
     attribution = attribute(ctx, start=ctx.start_at, end=ctx.end_at)
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for _account, cents, _at, attempt_id in attribution.payments:
         if attempt_id is None:
-            key = ("unattributed", "", "")
-        else:
-            channel, campaign, step = attribution.attempts[attempt_id]
-            key = (channel, campaign or "(none)", step or "(none)")
+            continue
+        channel, campaign, step = attribution.attempts[attempt_id]
+        key = (channel, campaign or "(none)", step or "(none)")
         totals[key][0] += cents
         totals[key][1] += 1
-    grand = sum(v[0] for v in totals.values())
+    grand, grand_count = patient_payment_totals(ctx)
+    unattributed = [grand - sum(v[0] for v in totals.values()),
+                    grand_count - sum(v[1] for v in totals.values())]
     columns = ["channel", "campaign", "step", "payments", "collected_cents", "share"]
     rows: list[list[Cell]] = [
-        [k[0], k[1], k[2], v[1], v[0], _ratio(v[0], grand)]
-        for k, v in sorted(totals.items(), key=lambda item: (item[0][0] == "unattributed",
-                                                             item[0]))
+        [k[0], k[1], k[2], v[1], v[0], _ratio(v[0], grand)] for k, v in sorted(totals.items())
     ]
+    if unattributed[0] or unattributed[1]:
+        rows.append(["unattributed", "", "", unattributed[1], unattributed[0],
+                     _ratio(unattributed[0], grand)])
     by_channel: dict[str, int] = defaultdict(int)
     for row in rows:
         by_channel[str(row[0])] += int(row[4] or 0)
@@ -404,7 +421,7 @@ def collections_by_channel(ctx: ReportContext) -> ReportBody:
         ChartDataset("Collected ($)", [_dollars(v) for v in by_channel.values()])])
     notes = [f"Each patient payment is credited to the last message sent on the same account "
              f"within {ATTRIBUTION_DAYS} days before it (last touch); gross payments, "
-             "refunds are not attributed."]
+             "refunds are not attributed.", *ctx.notes()]
     return ReportBody(columns, rows, chart, notes)
 
 
@@ -441,7 +458,7 @@ def cost_per_dollar(ctx: ReportContext) -> ReportBody:
     for _account, cents, _at, attempt_id in attribution.payments:
         if attempt_id is not None:
             attributed[attribution.attempts[attempt_id][0]] += cents
-    collected = sum(p[1] for p in attribution.payments)
+    collected, _count = patient_payment_totals(ctx)
     columns = ["channel", "attempts_sent", "cost_cents", "attributed_collected_cents",
                "cost_per_dollar"]
     rows: list[list[Cell]] = []
@@ -561,22 +578,26 @@ def payment_plans(ctx: ReportContext) -> ReportBody:
 
 
 def compliance_blocks(ctx: ReportContext) -> ReportBody:
-    attempts = insight_repository.attempts(
+    attempts = insight_repository.flagged_attempts(
         ctx.session, ctx.organization_id, start=ctx.start_at, end=ctx.end_at,
         campaign_key=ctx.campaign_key)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for row in attempts:
-        if not ctx.account_in_scope(row[1]):
+    for account_id, channel, state, reasons, details in attempts:
+        if not ctx.account_in_scope(account_id):
             continue
-        retimed = row[10].get("planned_outcome") == "retime"
-        if row[6] != "blocked" and not retimed:
-            continue
-        for rule in row[8] or ["(no rule recorded)"]:
-            counts[(rule, row[3])][0 if row[6] == "blocked" else 1] += 1
+        # A re-timed attempt later blocked at send time counts in both columns.
+        for rule in reasons or ["(no rule recorded)"]:
+            if state == "blocked":
+                counts[(rule, channel)][0] += 1
+            if details.get("planned_outcome") == "retime":
+                counts[(rule, channel)][1] += 1
     columns = ["rule", "channel", "blocked", "retimed"]
-    rows: list[list[Cell]] = [[k[0], k[1], v[0], v[1]] for k, v in sorted(counts.items())]
+    rows: list[list[Cell]] = [[k[0], k[1], v[0], v[1]] for k, v in sorted(counts.items())
+                              if v[0] or v[1]]
     by_rule: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for (rule, _channel), (blocked, retimed_count) in sorted(counts.items()):
+        if not blocked and not retimed_count:
+            continue
         by_rule[rule][0] += blocked
         by_rule[rule][1] += retimed_count
     chart = ChartSpec(kind="stacked-bar", labels=list(by_rule), datasets=[

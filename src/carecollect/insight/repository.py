@@ -11,12 +11,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from carecollect.consent.models import MediumOptOut, Revocation
 from carecollect.insight.contributions import AccountHistory, Enrollment, Line
-from carecollect.insight.models import ChannelCost, InsightSettings, RollupCell, RollupState
+from carecollect.insight.models import (
+    FLAGGED_ATTEMPT_PREDICATE,
+    ChannelCost,
+    InsightSettings,
+    RollupCell,
+    RollupState,
+)
 from carecollect.ledger.models import Account, LedgerEntry
 from carecollect.outreach.cadence_models import (
     Campaign,
@@ -369,6 +375,25 @@ class InsightRepository:
             for r in session.execute(query)
         ]
 
+    def flagged_attempts(
+        self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,
+        campaign_key: str | None,
+    ) -> list[tuple[uuid.UUID | None, str, str, list[str], dict[str, Any]]]:
+        """Blocked or re-timed attempts scheduled in [start, end) (the partial index):
+        account, channel, state, reasons (rule ids), details."""
+        query = select(
+            OutreachAttempt.account_id, OutreachAttempt.channel, OutreachAttempt.state,
+            OutreachAttempt.reasons, OutreachAttempt.details,
+        ).where(
+            OutreachAttempt.organization_id == organization_id,
+            OutreachAttempt.scheduled_for >= start, OutreachAttempt.scheduled_for < end,
+            text(FLAGGED_ATTEMPT_PREDICATE),
+        )
+        if campaign_key is not None:
+            query = query.where(OutreachAttempt.cadence_key == campaign_key)
+        return [(r[0], r[1], r[2], list(r[3] or []), dict(r[4] or {}))
+                for r in session.execute(query)]
+
     def sent_attempts_for_accounts(
         self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,
     ) -> list[tuple[uuid.UUID, uuid.UUID, str, str | None, str | None, datetime]]:
@@ -388,18 +413,25 @@ class InsightRepository:
         return [(r[0], r[1], r[2], r[3], r[4], r[5] or r[6]) for r in rows if r[1] is not None]
 
     def patient_payments(
-        self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,
+        self, session: Session, organization_id: uuid.UUID, *, account_ids: Iterable[uuid.UUID],
+        start: datetime, end: datetime,
     ) -> list[tuple[uuid.UUID, int, datetime]]:
-        """Patient payments and refunds posted in [start, end): account, signed amount,
-        posted_at (payments negative, refunds positive)."""
-        rows = session.execute(
-            select(LedgerEntry.account_id, LedgerEntry.amount_cents, LedgerEntry.posted_at).where(
-                LedgerEntry.organization_id == organization_id,
-                LedgerEntry.kind.in_(("patient_payment", "refund")),
-                LedgerEntry.posted_at >= start, LedgerEntry.posted_at < end,
+        """Patient payments of the given accounts posted in [start, end): account, amount
+        (negative), posted_at."""
+        ids = sorted(account_ids)
+        out: list[tuple[uuid.UUID, int, datetime]] = []
+        for first in range(0, len(ids), _CHUNK):
+            rows = session.execute(
+                select(LedgerEntry.account_id, LedgerEntry.amount_cents, LedgerEntry.posted_at)
+                .where(
+                    LedgerEntry.organization_id == organization_id,
+                    LedgerEntry.account_id.in_(ids[first:first + _CHUNK]),
+                    LedgerEntry.kind == "patient_payment",
+                    LedgerEntry.posted_at >= start, LedgerEntry.posted_at < end,
+                )
             )
-        )
-        return [(r[0], int(r[1]), r[2]) for r in rows]
+            out.extend((r[0], int(r[1]), r[2]) for r in rows)
+        return out
 
     def signals_for_attempts(
         self, session: Session, organization_id: uuid.UUID, attempt_ids: Sequence[uuid.UUID]

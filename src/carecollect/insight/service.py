@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
 from carecollect.errors import BadInput, NotFound
+from carecollect.insight import jobs as _rollup_jobs  # noqa: F401 - registers the refresh job
 from carecollect.insight import reports
 from carecollect.insight.contributions import AGING_LABELS, Parameters, contribute
 from carecollect.insight.periods import aging_points

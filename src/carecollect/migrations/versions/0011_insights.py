@@ -116,11 +116,17 @@ def upgrade() -> None:
         "ix_outreach_attempt_org_scheduled", "outreach_attempt",
         ["organization_id", "scheduled_for"],
     )
+    flagged = sa.text("state = 'blocked' OR next_allowed_at IS NOT NULL")
+    op.create_index(
+        "ix_outreach_attempt_org_flagged", "outreach_attempt",
+        ["organization_id", "scheduled_for"], postgresql_where=flagged, sqlite_where=flagged,
+    )
 
     secure_new_tenant_tables(TENANT_TABLES)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outreach_attempt_org_flagged", table_name="outreach_attempt")
     op.drop_index("ix_outreach_attempt_org_scheduled", table_name="outreach_attempt")
     op.drop_index("ix_campaign_enrollment_org_created", table_name="campaign_enrollment")
     op.drop_index("ix_ledger_entry_org_kind_posted", table_name="ledger_entry")
