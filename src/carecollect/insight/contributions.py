@@ -14,6 +14,7 @@ See docs/INSIGHTS.md for the definitions.
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -116,9 +117,21 @@ def contribute(history: AccountHistory, params: Parameters) -> dict[CellKey, lis
     if "ledger_day" in wanted:
         for line, day in zip(lines, days, strict=True):
             _add(cells, ("ledger_day", day, line.kind), line.amount_cents, 1)
-    if "aging" in wanted:
+    if "aging" in wanted and params.aging_days:
+        postings = [line.posted_at for line in lines]
+        prefix = [0]
+        for line in lines:
+            prefix.append(prefix[-1] + line.amount_cents)
+        charges = [(i, day, line.amount_cents)
+                   for i, (line, day) in enumerate(zip(lines, days, strict=True))
+                   if line.kind == "charge"]
+        charge_index = [c[0] for c in charges]
         for as_of in params.aging_days:
-            _aging(cells, lines, days, as_of, local_start(as_of, zone))
+            cutoff = bisect.bisect_left(postings, local_start(as_of, zone))
+            balance = prefix[cutoff]
+            if balance > 0:
+                open_charges = charges[:bisect.bisect_left(charge_index, cutoff)]
+                _aging(cells, balance, open_charges, as_of)
     if history.enrollments:
         if "placement" in wanted:
             first = min(history.enrollments, key=lambda e: e.enrolled_at)
@@ -132,27 +145,18 @@ def contribute(history: AccountHistory, params: Parameters) -> dict[CellKey, lis
 
 
 def _aging(
-    cells: dict[CellKey, list[int]], lines: list[Line], days: list[date], as_of: date,
-    cutoff: datetime,
+    cells: dict[CellKey, list[int]], balance: int, charges: list[tuple[int, date, int]],
+    as_of: date,
 ) -> None:
-    """FIFO aging at the start of `as_of`: credits pay the oldest charges first, so the open
-    balance sits in the newest charges; it is spread over them newest first. A balance above
-    every charge (only refunds or positive adjustments can cause that) ages with the oldest
-    charge. The account is counted once, in the bucket of its oldest open charge."""
-    balance = 0
-    charges: list[tuple[date, int]] = []
-    for line, day in zip(lines, days, strict=True):
-        if line.posted_at >= cutoff:
-            break
-        balance += line.amount_cents
-        if line.kind == "charge":
-            charges.append((day, line.amount_cents))
-    if balance <= 0:
-        return
+    """FIFO aging at the start of `as_of` of a positive `balance`: credits pay the oldest
+    charges first, so the open balance sits in the newest charges; it is spread over them
+    newest first. A balance above every charge (only refunds or positive adjustments can
+    cause that) ages with the oldest charge. The account is counted once, in the bucket of
+    its oldest open charge."""
     last_day = as_of - timedelta(days=1)
     remaining = balance
     oldest_label = "0-30"
-    for day, amount in reversed(charges):
+    for _index, day, amount in reversed(charges):
         if remaining <= 0:
             break
         taken = min(remaining, amount)
@@ -161,7 +165,7 @@ def _aging(
         remaining -= taken
         oldest_label = label
     if remaining > 0:
-        label = aging_label((last_day - charges[0][0]).days) if charges else "0-30"
+        label = aging_label((last_day - charges[0][1]).days) if charges else "0-30"
         _add(cells, ("aging", as_of, label), remaining, 0)
         oldest_label = label
     _add(cells, ("aging", as_of, oldest_label), 0, 1)
