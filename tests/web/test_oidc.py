@@ -333,7 +333,14 @@ def test_disabled_user_is_refused(web: Web, idp: LocalProvider) -> None:
     _assert_refused(web, sign_in(web, provider_id), "disabled", outcome="denied")
 
 
-def test_a_link_in_another_organization_is_not_used(web: Web, idp: LocalProvider) -> None:
+@pytest.mark.parametrize(
+    ("options", "cause"),
+    [({}, "unknown_user"), ({"allow_provisioning": True, "default_role": "collector"},
+                            "conflict")],
+)
+def test_a_link_in_another_organization_is_not_used(
+    web: Web, idp: LocalProvider, options: dict[str, Any], cause: str
+) -> None:
     from tests.factories import create_tenant
 
     provider_id = configure(web, idp)
@@ -343,12 +350,15 @@ def test_a_link_in_another_organization_is_not_used(web: Web, idp: LocalProvider
         other_id = oidc.configure_provider(
             session, keys=other.keys, actor=ADMIN, display_name="Other IdP",
             issuer=idp.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-            link_by_verified_email=True, allow_loopback_http=True).id
-    # The (issuer, subject) link belongs to the first organization: the other
-    # organization's provider does not sign this person in to the other tenant.
+            link_by_verified_email=True, allow_loopback_http=True, **options).id
+    users = _count(web, StaffUser)
+    # The (issuer, subject) link and the address belong to the first organization: the
+    # other organization's provider neither signs this person in nor copies them.
     response = sign_in(web, other_id)
     assert response.status_code == 401
     assert _oidc_logins(web)[-1] == ("failure", {"step": "oidc",
                                                  "provider_id": str(other_id),
-                                                 "cause": "unknown_user"})
+                                                 "cause": cause})
     assert _live_sessions(web) == 1  # only the MFA-pending session of the first sign-in
+    assert _count(web, StaffUser) == users
+    assert _count(web, OidcIdentity) == 1

@@ -49,6 +49,7 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
@@ -543,6 +544,19 @@ def _verified_email(provider: OidcProvider, claims: dict[str, Any]) -> str | Non
     return email
 
 
+def _provision(session: Session, provider: OidcProvider, claims: dict[str, Any], email: str,
+               role: str) -> StaffUser:
+    """A new user of the provider's organization (a random password nobody knows: the
+    person signs in through the IdP, or an owner resets it)."""
+    name = claims.get("name")
+    display = name.strip()[:200] if isinstance(name, str) and name.strip() else email
+    user, _ = create_user(
+        session, actor=Actor.system("oidc"), organization_id=provider.organization_id,
+        email=email, display_name=display, role=role, password=generate_password(),
+    )
+    return user
+
+
 def complete_sign_in(
     session: Session,
     *,
@@ -561,6 +575,8 @@ def complete_sign_in(
         OidcIdentity.issuer == provider.issuer, OidcIdentity.subject == subject))
     linked = "existing"
     user: StaffUser | None = None
+    email: str | None = None
+    role: str | None = None
     if link is not None and link.organization_id == provider.organization_id:
         user = identity_repository.user(session, link.user_id)
     elif link is None:
@@ -582,23 +598,25 @@ def complete_sign_in(
                 _login_event(session, provider=provider, user=None, outcome="failure",
                              cause="cannot_provision")
                 raise OidcFailed("cannot_provision")
-            if identity_repository.user_by_email(session, email) is not None:
+        if user is not None or provider.allow_provisioning:
+            # E-mail addresses and (issuer, subject) are unique across the deployment, but
+            # a tenant session sees only its own rows: a clash with another organization
+            # shows up as a constraint violation, refused here without a trace of it.
+            try:
+                with session.begin_nested():
+                    if user is None:
+                        user = _provision(session, provider, claims, email or "", role or "")
+                        linked = "provisioned"
+                    link = OidcIdentity(id=uuid7(), organization_id=provider.organization_id,
+                                        user_id=user.id, provider_id=provider.id,
+                                        issuer=provider.issuer, subject=subject,
+                                        created_at=now)
+                    session.add(link)
+                    session.flush()
+            except (IntegrityError, BadInput):
                 _login_event(session, provider=provider, user=None, outcome="failure",
-                             cause="email_taken")
-                raise OidcFailed("email_taken")
-            name = claims.get("name")
-            display = name.strip()[:200] if isinstance(name, str) and name.strip() else email
-            user, _ = create_user(
-                session, actor=Actor.system("oidc"), organization_id=provider.organization_id,
-                email=email, display_name=display, role=role, password=generate_password(),
-            )
-            linked = "provisioned"
-        if user is not None:
-            link = OidcIdentity(id=uuid7(), organization_id=provider.organization_id,
-                                user_id=user.id, provider_id=provider.id,
-                                issuer=provider.issuer, subject=subject, created_at=now)
-            session.add(link)
-            session.flush()
+                             cause="conflict")
+                raise OidcFailed("conflict") from None
     if user is None or link is None:
         _login_event(session, provider=provider, user=None, outcome="failure",
                      cause="unknown_user")
