@@ -45,6 +45,20 @@ class AuditRepository:
         finally:
             cursor.close()
 
+    def insert_events(
+        self, session: Session, rows: Sequence[tuple[str, str | None, str | None, str]]
+    ) -> None:
+        """`insert_event` for many rows: one executemany (pipelined on PostgreSQL)."""
+        if not rows:
+            return
+        connection = session.connection()
+        sql = _INSERT_EVENT[connection.dialect.paramstyle]
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
     def access_log(
         self,
         session: Session,

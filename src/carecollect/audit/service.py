@@ -15,10 +15,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -237,6 +237,32 @@ def record(
     _hold_recording_lock(session)
     audit_repository.insert_event(session, values)
     return event_id
+
+
+class PendingEvent(NamedTuple):
+    """One event for `record_many` (the arguments of `record`)."""
+
+    actor: Actor
+    action: str
+    subject: Subject | None = None
+    outcome: str = "success"
+    details: dict[str, Any] | None = None
+
+
+def record_many(session: Session, events: Sequence[PendingEvent]) -> list[uuid.UUID]:
+    """`record` for many events in one statement (a batch job's events: one round trip
+    instead of one per event). Every event is validated before any is inserted; same
+    transaction rules as `record`."""
+    organization_id = session.info.get("organization_id")
+    built = [
+        build_event_row(actor=e.actor, action=e.action, subject=e.subject, outcome=e.outcome,
+                        details=e.details, organization_id=organization_id)
+        for e in events
+    ]
+    if built:
+        _hold_recording_lock(session)
+        audit_repository.insert_events(session, [values for _, values in built])
+    return [event_id for event_id, _ in built]
 
 
 def access_log(
