@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
+from carecollect.audit.service import PendingEvent, record_many
 from carecollect.channel.base import (
     ChannelError,
     ChannelRefused,
@@ -364,14 +365,21 @@ def _lock_contact_state(session: Session, org_id: uuid.UUID, guarantor_id: uuid.
 
 def _finish(session: Session, attempt: OutreachAttempt, state: str, *, reasons: list[str] | None
             = None, error_code: str | None = None, outcome: str = "success",
-            details: dict[str, Any] | None = None) -> None:
+            details: dict[str, Any] | None = None,
+            audit: list[PendingEvent] | None = None) -> None:
+    """Set the attempt's state and record the `outreach.decision` event (into `audit`,
+    recorded together later by the caller, when given)."""
     attempt.state = state
     if reasons is not None:
         attempt.reasons = reasons
     attempt.error_code = error_code
-    record(session, actor=ACTOR, action="outreach.decision", subject=_subject(attempt),
-           outcome=outcome, details={"state": state, "reasons": list(attempt.reasons),
-                                     "code": error_code, **(details or {})})
+    event = PendingEvent(ACTOR, "outreach.decision", _subject(attempt), outcome,
+                         {"state": state, "reasons": list(attempt.reasons),
+                          "code": error_code, **(details or {})})
+    if audit is None:
+        record_many(session, [event])
+    else:
+        audit.append(event)
 
 
 def _mark_event(session: Session, event_id: uuid.UUID | None, outcome: str) -> None:
@@ -452,65 +460,76 @@ def _prepare_chunk(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
             outcomes[job.id] = TerminalError("invalid_job_args")
         else:
             wanted[job.id] = attempt_id
+    pending: list[PendingEvent] = []
     with write_locked_session(ctx.db, org_id) as session:
-        # The attempts, then the debtors' contact states, each locked in id order.
-        attempts = {a.id: a for a in session.scalars(
-            select(OutreachAttempt).where(OutreachAttempt.id.in_(sorted(wanted.values())))
-            .order_by(OutreachAttempt.id).with_for_update())}
-        todo: list[tuple[ClaimedJob, OutreachAttempt, Provider | None]] = []
-        for job in jobs:
-            if job.id not in wanted:
-                continue
-            attempt = attempts.get(wanted[job.id])
-            outcomes[job.id] = None
-            if attempt is None or attempt.state not in ("planned", "sending"):
-                continue
-            if attempt.state == "sending":
-                # A previous run committed `sending` and then died: the provider may have
-                # the message. Never re-send blindly; reconcile instead.
-                _finish(session, attempt, "unknown", error_code="interrupted")
-                _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
-                continue
-            channel = attempt.channel
-            provider = res.channels.get("call" if channel == "voicemail" else channel)
-            if provider is None and channel not in ("call", "voicemail"):
-                _finish(session, attempt, "failed", error_code="channel_not_configured",
-                        outcome="failure")
-                continue
-            delay = res.limiter.delay(channel)
-            if delay > 0:
-                outcomes[job.id] = Snooze(delay)
-                continue
-            todo.append((job, attempt, provider))
-        if not todo:
-            return outcomes, prepared
-        now = ctx.clock()
-        gids = sorted({a.guarantor_id for _, a, _ in todo})
-        states = _lock_contact_states(session, org_id, gids, now)
-        org = session.get(Organization, org_id)
-        if org is None:
-            raise TerminalError("missing_organization")
-        # PLAT-REVOKE-NLU (c)-(f): suppressed while a person reviews an inbound message.
-        in_review = set(session.scalars(select(ReviewItem.guarantor_id).where(
-            ReviewItem.guarantor_id.in_(gids), ReviewItem.state == "open")))
-        facts = load_debtors(session, keys, org, [
-            (a.guarantor_id, a.account_id) for _, a, _ in todo
-            if a.guarantor_id not in in_review], now=now, profile=res.settings.profile)
-        batch = _Batch(session, keys, res, org, now, states)
-        for job, attempt, provider in todo:
-            if attempt.guarantor_id in in_review:
-                _finish(session, attempt, "blocked", reasons=["PLAT-REVOKE-NLU"])
-                continue
-            try:
-                ready = batch.prepare(attempt, provider,
-                                      facts[(attempt.guarantor_id, attempt.account_id)])
-            except BaaInactive as exc:
-                outcomes[job.id] = exc
-                continue
-            if ready is not None:
-                message, chosen, event_id = ready
-                prepared.append(_Prepared(job, attempt.id, message, chosen, event_id))
+        _decide_chunk(ctx, res, session, keys, org_id, jobs, wanted, outcomes, prepared,
+                      pending)
+        record_many(session, pending)
     return outcomes, prepared
+
+
+def _decide_chunk(ctx: JobContext, res: DispatchResources, session: Session,
+                  keys: OrganizationKeys, org_id: uuid.UUID, jobs: list[ClaimedJob],
+                  wanted: dict[uuid.UUID, uuid.UUID], outcomes: Outcomes,
+                  prepared: list[_Prepared], pending: list[PendingEvent]) -> None:
+    """Lock and decide every attempt of the chunk inside `session` (see `_prepare_chunk`)."""
+    # The attempts, then the debtors' contact states, each locked in id order.
+    attempts = {a.id: a for a in session.scalars(
+        select(OutreachAttempt).where(OutreachAttempt.id.in_(sorted(wanted.values())))
+        .order_by(OutreachAttempt.id).with_for_update())}
+    todo: list[tuple[ClaimedJob, OutreachAttempt, Provider | None]] = []
+    for job in jobs:
+        if job.id not in wanted:
+            continue
+        attempt = attempts.get(wanted[job.id])
+        outcomes[job.id] = None
+        if attempt is None or attempt.state not in ("planned", "sending"):
+            continue
+        if attempt.state == "sending":
+            # A previous run committed `sending` and then died: the provider may have
+            # the message. Never re-send blindly; reconcile instead.
+            _finish(session, attempt, "unknown", error_code="interrupted", audit=pending)
+            _schedule_reconcile(session, attempt, ctx.clock(), res.settings)
+            continue
+        channel = attempt.channel
+        provider = res.channels.get("call" if channel == "voicemail" else channel)
+        if provider is None and channel not in ("call", "voicemail"):
+            _finish(session, attempt, "failed", error_code="channel_not_configured",
+                    outcome="failure", audit=pending)
+            continue
+        delay = res.limiter.delay(channel)
+        if delay > 0:
+            outcomes[job.id] = Snooze(delay)
+            continue
+        todo.append((job, attempt, provider))
+    if not todo:
+        return
+    now = ctx.clock()
+    gids = sorted({a.guarantor_id for _, a, _ in todo})
+    states = _lock_contact_states(session, org_id, gids, now)
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise TerminalError("missing_organization")
+    # PLAT-REVOKE-NLU (c)-(f): suppressed while a person reviews an inbound message.
+    in_review = set(session.scalars(select(ReviewItem.guarantor_id).where(
+        ReviewItem.guarantor_id.in_(gids), ReviewItem.state == "open")))
+    facts = load_debtors(session, keys, org, [
+        (a.guarantor_id, a.account_id) for _, a, _ in todo
+        if a.guarantor_id not in in_review], now=now, profile=res.settings.profile)
+    batch = _Batch(session, keys, res, org, now, states, pending)
+    for job, attempt, provider in todo:
+        if attempt.guarantor_id in in_review:
+            _finish(session, attempt, "blocked", reasons=["PLAT-REVOKE-NLU"], audit=pending)
+            continue
+        try:
+            ready = batch.prepare(attempt, provider,
+                                  facts[(attempt.guarantor_id, attempt.account_id)])
+        except BaaInactive as exc:
+            outcomes[job.id] = exc
+            continue
+        if ready is not None:
+            message, chosen, event_id = ready
+            prepared.append(_Prepared(job, attempt.id, message, chosen, event_id))
 
 
 @dataclass
@@ -524,6 +543,7 @@ class _Batch:
     org: Organization
     now: datetime
     states: dict[uuid.UUID, ContactState]
+    audit: list[PendingEvent]
     baa: dict[str, bool] = field(default_factory=dict)
     recorded: dict[uuid.UUID, list[sc.HistoryEvent]] = field(default_factory=dict)
 
@@ -550,7 +570,7 @@ class _Batch:
         if state.last_outbound_at is not None and state.last_outbound_at >= now:
             now = state.last_outbound_at + timedelta(microseconds=1)
         if any(f.kind == "do_not_contact" for f in facts.active_flags):
-            _finish(session, attempt, "blocked", reasons=["PLAT-DO-NOT-CONTACT"])
+            _finish(session, attempt, "blocked", reasons=["PLAT-DO-NOT-CONTACT"], audit=self.audit)
             return None
         channel = attempt.channel
         cp = facts.contact_points.get(attempt.contact_point_id) \
@@ -559,7 +579,7 @@ class _Batch:
                 (channel == "email" and cp.kind != "email") or (channel == "letter" and
                                                                 cp.kind != "postal"):
             _finish(session, attempt, "failed", error_code="contact_point_unusable",
-                    outcome="failure")
+                    outcome="failure", audit=self.audit)
             return None
         opt_out_url = (f"{settings.public_base_url.rstrip('/')}/hooks/email/unsubscribe/"
                        f"{unsubscribe_token(settings.link_secret, attempt.id)}")
@@ -573,7 +593,8 @@ class _Batch:
             ))
         except TemplateRefused as exc:
             _finish(session, attempt, "blocked", reasons=["HIPAA-CONTENT-CLASS"],
-                    error_code="template_refused", details={"template": attempt.template_key})
+                    error_code="template_refused", details={"template": attempt.template_key},
+                    audit=self.audit)
             log.info("template refused attempt=%s reason=%s", attempt.id, exc.message)
             return None
         dialer = "manual" if channel in ("call", "voicemail") else None
@@ -592,13 +613,13 @@ class _Batch:
         decision = evaluate(ctx, settings.overlay)
         if decision.decision == "block":
             attempt.next_allowed_at = decision.next_allowed_at
-            _finish(session, attempt, "blocked", reasons=list(decision.reasons))
+            _finish(session, attempt, "blocked", reasons=list(decision.reasons), audit=self.audit)
             return None
         if decision.decision == "allow_with_modification":
             unresolved = _unresolved_modifications(decision.modification, rendered, channel)
             if unresolved:
                 _finish(session, attempt, "blocked", reasons=list(decision.reasons),
-                        details={"modifications": unresolved})
+                        details={"modifications": unresolved}, audit=self.audit)
                 return None
         if channel in ("call", "voicemail"):
             task = CallTask(organization_id=attempt.organization_id, attempt_id=attempt.id,
@@ -608,13 +629,13 @@ class _Batch:
             session.flush()
             attempt.provider, attempt.provider_message_id = "worklist", str(task.id)
             attempt.sent_at = now
-            _finish(session, attempt, "sent", reasons=list(decision.reasons))
+            _finish(session, attempt, "sent", reasons=list(decision.reasons), audit=self.audit)
             return None
         if provider is None:
             raise TerminalError("channel_not_configured")
         if provider.service is not None and not self.baa_active(provider.service):
             _finish(session, attempt, "failed", error_code="baa_inactive", outcome="denied",
-                    details={"service": provider.service})
+                    details={"service": provider.service}, audit=self.audit)
             raise BaaInactive(provider.service)
         to = facts.opened_values[cp.id]
         recipient_name = None
@@ -640,7 +661,7 @@ class _Batch:
         event = contact_history_service.record_contact(
             session, keys=keys, actor=ACTOR, guarantor_id=attempt.guarantor_id,
             contact_point_id=cp.id, occurred_at=now, channel=channel, direction="outbound",
-            outcome="delivered", account_ids=account_ids, flush=False)
+            outcome="delivered", account_ids=account_ids, flush=False, audit=self.audit)
         self.recorded.setdefault(attempt.guarantor_id, []).append(history_event(
             at=now, channel=channel, direction="outbound", contact_point_id=cp.id,
             person=event.person, account_ids=[str(a) for a in account_ids], dialer=None,
@@ -654,7 +675,7 @@ class _Batch:
         if rendered.sms_body is not None:
             attempt.details = {**(attempt.details or {}), "body_sha256": hashlib.sha256(
                 rendered.sms_body.encode()).hexdigest()}
-        _finish(session, attempt, "sending", reasons=list(decision.reasons))
+        _finish(session, attempt, "sending", reasons=list(decision.reasons), audit=self.audit)
         return message, provider, event.id
 
 
@@ -701,20 +722,22 @@ def _record_outcomes(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
             select(OutreachAttempt).where(OutreachAttempt.id.in_(ids))
             .order_by(OutreachAttempt.id).with_for_update())}
         now = ctx.clock()
+        pending: list[PendingEvent] = []
         for item, result in pairs:
             outcomes[item.job.id] = _apply_result(session, res, item, attempts.get(
-                item.attempt_id), result, now)
+                item.attempt_id), result, now, pending)
+        record_many(session, pending)
     return outcomes
 
 
 def _apply_result(session: Session, res: DispatchResources, item: _Prepared,
                   attempt: OutreachAttempt | None, result: SendResult | BaseException,
-                  now: datetime) -> BaseException | None:
+                  now: datetime, pending: list[PendingEvent]) -> BaseException | None:
     """Record one provider answer; return the job's outcome."""
     sending = attempt is not None and attempt.state == "sending"
     if isinstance(result, SendResult):
         if attempt is not None:
-            _record_sent(session, attempt, result, now)
+            _record_sent(session, attempt, result, now, audit=pending)
         return None
     if isinstance(result, NotSent):
         last = item.job.attempt >= item.job.max_attempts
@@ -725,16 +748,19 @@ def _apply_result(session: Session, res: DispatchResources, item: _Prepared,
             if retry:
                 attempt.state, attempt.error_code = "planned", result.code
             else:
-                _finish(session, attempt, "failed", error_code=result.code, outcome="failure")
+                _finish(session, attempt, "failed", error_code=result.code, outcome="failure",
+                        audit=pending)
         return RetryableError(result.code) if retry else None
     if isinstance(result, ChannelRefused):
         if attempt is not None and sending:
             _mark_event(session, item.contact_event_id, "undeliverable")
-            _finish(session, attempt, "failed", error_code=result.code, outcome="denied")
+            _finish(session, attempt, "failed", error_code=result.code, outcome="denied",
+                    audit=pending)
         return TerminalError(result.code)
     if isinstance(result, ChannelError):  # Ambiguous, or any other provider error
         if attempt is not None and sending:
-            _finish(session, attempt, "unknown", error_code=result.code, outcome="failure")
+            _finish(session, attempt, "unknown", error_code=result.code, outcome="failure",
+                    audit=pending)
             _schedule_reconcile(session, attempt, now, res.settings)
         return None
     # Not a provider answer (a bug, or the process dying): the attempt stays `sending`;
@@ -748,7 +774,7 @@ def _locked(session: Session, attempt_id: uuid.UUID) -> OutreachAttempt | None:
 
 
 def _record_sent(session: Session, attempt: OutreachAttempt, result: SendResult,
-                 now: datetime) -> None:
+                 now: datetime, audit: list[PendingEvent] | None = None) -> None:
     if attempt.state not in ("sending", "unknown"):
         return
     attempt.state = "sent"
@@ -757,9 +783,13 @@ def _record_sent(session: Session, attempt: OutreachAttempt, result: SendResult,
     attempt.delivery_status = result.status
     attempt.sent_at = now
     attempt.error_code = None
-    record(session, actor=ACTOR, action="message.send", subject=_subject(attempt),
-           details={"channel": attempt.channel, "provider": result.provider,
-                    "provider_message_id": result.provider_message_id[:120]})
+    event = PendingEvent(ACTOR, "message.send", _subject(attempt), "success",
+                         {"channel": attempt.channel, "provider": result.provider,
+                          "provider_message_id": result.provider_message_id[:120]})
+    if audit is None:
+        record_many(session, [event])
+    else:
+        audit.append(event)
 
 
 # -- reconciliation ------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from carecollect.audit import Actor, Subject, record
+from carecollect.audit import Actor, Subject
+from carecollect.audit.service import PendingEvent, record_many
 from carecollect.errors import BadInput
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
@@ -36,9 +37,11 @@ class ContactHistoryService:
         account_ids: list[uuid.UUID] | None = None,
         text: str | None = None,
         flush: bool = True,
+        audit: list[PendingEvent] | None = None,
     ) -> ContactEvent:
-        """Add one contact-history row and its audit event. `flush=False` leaves the
-        insert to the session's next flush (the batch dispatcher records many at once)."""
+        """Add one contact-history row and its audit event. The batch dispatcher passes
+        `flush=False` (the insert waits for the session's next flush) and `audit` (the
+        event is appended there and recorded with the batch's others)."""
         if channel not in CHANNELS:
             raise BadInput(f"unknown channel {channel!r}")
         if direction not in ("outbound", "inbound"):
@@ -66,18 +69,22 @@ class ContactHistoryService:
         session.add(event)
         if flush:
             session.flush()
-        record(
-            session,
-            actor=actor,
-            action="contact.record",
-            subject=Subject(
+        pending = PendingEvent(
+            actor,
+            "contact.record",
+            Subject(
                 "contact_event",
                 row_id,
                 organization_id=keys.organization_id,
                 patient_id=guarantor_id,
             ),
-            details={"channel": channel, "direction": direction, "outcome": outcome},
+            "success",
+            {"channel": channel, "direction": direction, "outcome": outcome},
         )
+        if audit is None:
+            record_many(session, [pending])
+        else:
+            audit.append(pending)
         return event
 
 
