@@ -69,6 +69,13 @@ class Parameters:
     aging_days: tuple[date, ...]  # as-of days (balance at the start of each)
     agency_threshold_days: int = 120
     metrics: frozenset[str] | None = None  # None: every metric
+    # (as-of day, its first instant in UTC, the last day it includes), computed once.
+    aging_cutoffs: tuple[tuple[date, datetime, date], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aging_cutoffs", tuple(
+            (day, local_start(day, self.zone), day - timedelta(days=1))
+            for day in self.aging_days))
 
 
 @dataclass
@@ -126,12 +133,12 @@ def contribute(history: AccountHistory, params: Parameters) -> dict[CellKey, lis
                    for i, (line, day) in enumerate(zip(lines, days, strict=True))
                    if line.kind == "charge"]
         charge_index = [c[0] for c in charges]
-        for as_of in params.aging_days:
-            cutoff = bisect.bisect_left(postings, local_start(as_of, zone))
+        for as_of, instant, last_day in params.aging_cutoffs:
+            cutoff = bisect.bisect_left(postings, instant)
             balance = prefix[cutoff]
             if balance > 0:
                 open_charges = charges[:bisect.bisect_left(charge_index, cutoff)]
-                _aging(cells, balance, open_charges, as_of)
+                _aging(cells, balance, open_charges, as_of, last_day)
     if history.enrollments:
         if "placement" in wanted:
             first = min(history.enrollments, key=lambda e: e.enrolled_at)
@@ -146,14 +153,13 @@ def contribute(history: AccountHistory, params: Parameters) -> dict[CellKey, lis
 
 def _aging(
     cells: dict[CellKey, list[int]], balance: int, charges: list[tuple[int, date, int]],
-    as_of: date,
+    as_of: date, last_day: date,
 ) -> None:
     """FIFO aging at the start of `as_of` of a positive `balance`: credits pay the oldest
     charges first, so the open balance sits in the newest charges; it is spread over them
     newest first. A balance above every charge (only refunds or positive adjustments can
     cause that) ages with the oldest charge. The account is counted once, in the bucket of
     its oldest open charge."""
-    last_day = as_of - timedelta(days=1)
     remaining = balance
     oldest_label = "0-30"
     for _index, day, amount in reversed(charges):
@@ -161,7 +167,12 @@ def _aging(
             break
         taken = min(remaining, amount)
         label = aging_label((last_day - day).days)
-        _add(cells, ("aging", as_of, label), taken, 0)
+        key = ("aging", as_of, label)
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = [taken, 0]
+        else:
+            cell[0] += taken
         remaining -= taken
         oldest_label = label
     if remaining > 0:

@@ -20,7 +20,7 @@ from carecollect.tenant.models import Organization
 
 ROLLUP_JOB = "insight.rollup_refresh"
 ROLLUP_PERIODIC = PeriodicSpec(name="insight_rollup_refresh", kind=ROLLUP_JOB,
-                               every=timedelta(minutes=10), queue="default")
+                               every=timedelta(minutes=2), queue="default")
 log = get_logger(__name__)
 
 

@@ -36,7 +36,6 @@ from carecollect.payment_plan.models import PaymentPlan, PlanInstallment
 from carecollect.tenant.models import Organization
 
 FAILED_DELIVERY = ("failed", "undelivered", "bounced", "undeliverable")
-CellRow = tuple[str, date, uuid.UUID | None, str, int, int]
 _CHUNK = 500
 _FETCH = 20_000
 
@@ -274,11 +273,12 @@ class InsightRepository:
     def cells(
         self, session: Session, organization_id: uuid.UUID, *, metrics: Sequence[str],
         period_from: date | None, period_to: date | None, location_id: uuid.UUID | None,
-    ) -> list[CellRow]:
-        """Stored cells of the metrics with period in [period_from, period_to)."""
+    ) -> list[tuple[str, date, str, int, int]]:
+        """Stored cells of the metrics with period in [period_from, period_to), summed over
+        locations (or of one location): metric, period, bucket, amount, count."""
         query = select(
-            RollupCell.metric, RollupCell.period, RollupCell.location_id, RollupCell.bucket,
-            RollupCell.amount_cents, RollupCell.count,
+            RollupCell.metric, RollupCell.period, RollupCell.bucket,
+            func.sum(RollupCell.amount_cents), func.sum(RollupCell.count),
         ).where(RollupCell.organization_id == organization_id, RollupCell.metric.in_(metrics))
         if period_from is not None:
             query = query.where(RollupCell.period >= period_from)
@@ -286,7 +286,8 @@ class InsightRepository:
             query = query.where(RollupCell.period < period_to)
         if location_id is not None:
             query = query.where(RollupCell.location_id == location_id)
-        return [(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in session.execute(query)]
+        query = query.group_by(RollupCell.metric, RollupCell.period, RollupCell.bucket)
+        return [(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in session.execute(query)]
 
     def ledger_total_before(
         self, session: Session, organization_id: uuid.UUID, *, before: date,

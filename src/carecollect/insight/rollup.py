@@ -163,7 +163,8 @@ class CellSource:
         )
         self.state = state if usable else None
         self.stored_days = _parse_days(self.state.aging_days) if self.state else ()
-        self._correction: Cells | None = None
+        self._touched: dict[uuid.UUID, tuple[uuid.UUID | None, AccountHistory]] | None = None
+        self._correction: dict[frozenset[str], Cells] = {}
         self._live: dict[tuple[tuple[date, ...], frozenset[str]], Cells] = {}
         self.live_notes: list[str] = []
 
@@ -202,28 +203,38 @@ class CellSource:
             self._live[key] = total
         return self._live[key]
 
-    def _corrections(self) -> Cells:
-        """Contribution now minus contribution as stored, for accounts touched since the
-        watermark (and in scope)."""
-        if self._correction is None:
+    def _touched_histories(self) -> dict[uuid.UUID, tuple[uuid.UUID | None, AccountHistory]]:
+        """Accounts with a line or enrollment created since the watermark (in scope)."""
+        if self._touched is None:
             assert self.state is not None  # noqa: S101 - only called with a usable state
             repo = insight_repository
-            watermark = self.state.watermark_at
-            touched = repo.touched_accounts(self.session, self.organization_id, watermark)
+            touched = repo.touched_accounts(self.session, self.organization_id,
+                                            self.state.watermark_at)
             histories = repo.histories(self.session, self.organization_id, sorted(touched))
             locations = repo.account_locations(self.session, self.organization_id, touched)
-            params = self._params(self.stored_days)
+            self._touched = {
+                account_id: (locations.get(account_id), history)
+                for account_id, history in histories.items()
+                if self.scope.admits(account_id, locations.get(account_id))
+            }
+        return self._touched
+
+    def _corrections(self, metrics: frozenset[str]) -> Cells:
+        """Contribution now minus contribution as stored, for accounts touched since the
+        watermark (and in scope), for `metrics` only."""
+        if metrics not in self._correction:
+            assert self.state is not None  # noqa: S101 - only called with a usable state
+            watermark = self.state.watermark_at
+            params = self._params(self.stored_days, metrics)
             total: Cells = {}
-            for account_id, history in histories.items():
-                if not self.scope.admits(account_id, locations.get(account_id)):
-                    continue
+            for _location, history in self._touched_histories().values():
                 for sign, part in ((1, history), (-1, created_before(history, watermark))):
                     for cell_key, (amount, count) in contribute(part, params).items():
                         cell = total.setdefault(cell_key, [0, 0])
                         cell[0] += sign * amount
                         cell[1] += sign * count
-            self._correction = total
-        return self._correction
+            self._correction[metrics] = total
+        return self._correction[metrics]
 
     def cells(
         self, metrics: frozenset[str], *, period_from: date | None, period_to: date | None,
@@ -257,12 +268,11 @@ class CellSource:
                 self.session, self.organization_id, metrics=["aging"],
                 period_from=min(stored_aging), period_to=max(stored_aging) + timedelta(days=1),
                 location_id=self.scope.location_id) if row[1] in stored_aging]
-        for metric, period, _location, bucket, amount, count in rows:
-            if self.scope.location_id is None or _location == self.scope.location_id:
-                cell = out.setdefault((metric, period, bucket), [0, 0])
-                cell[0] += amount
-                cell[1] += count
-        for key, (amount, count) in self._corrections().items():
+        for metric, period, bucket, amount, count in rows:
+            cell = out.setdefault((metric, period, bucket), [0, 0])
+            cell[0] += amount
+            cell[1] += count
+        for key, (amount, count) in self._corrections(metrics).items():
             if keep(key):
                 cell = out.setdefault(key, [0, 0])
                 cell[0] += amount
@@ -281,5 +291,5 @@ class CellSource:
             return sum(v[0] for k, v in live.items() if k[0] == "ledger_day" and k[1] < day)
         total = insight_repository.ledger_total_before(
             self.session, self.organization_id, before=day, location_id=self.scope.location_id)
-        return total + sum(v[0] for k, v in self._corrections().items()
-                           if k[0] == "ledger_day" and k[1] < day)
+        return total + sum(v[0] for k, v in self._corrections(frozenset({"ledger_day"})).items()
+                           if k[1] < day)
