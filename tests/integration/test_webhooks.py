@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import textwrap
 import uuid
 from datetime import UTC, datetime
 
@@ -390,3 +391,23 @@ def test_secret_is_stored_sealed(hooks: Hooks) -> None:
     assert event["details"] == {"event_types": sorted(
         ["payment.succeeded", "payment.refunded", "payment.charged_back", "plan.created",
          "plan.defaulted", "plan.completed", "consent.revoked", "dispute.received"])}
+
+
+def test_the_verification_snippet_in_the_docs_accepts_a_real_delivery(hooks: Hooks) -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "WEB.md").read_text()
+    section = doc[doc.index("A receiver verifies"):]
+    snippet = section[section.index("```python") + len("```python"):section.index("```\n", 10)]
+    namespace: dict[str, object] = {}
+    exec(compile(textwrap.dedent(snippet), "WEB.md", "exec"), namespace)  # noqa: S102
+    verify = namespace["verify"]
+    assert callable(verify)
+    _, secret = hooks.add_endpoint(["payment.succeeded"])
+    hooks.emit("payment.succeeded", _payment_data())
+    hooks.worker().drain()
+    [request] = hooks.receiver.requests
+    header = request.headers["carecollect-signature"]
+    assert verify(secret, header, request.body) is True
+    assert verify(secret, header, request.body + b" ") is False
+    assert verify("whsec_wrong", header, request.body) is False
