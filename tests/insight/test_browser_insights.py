@@ -3,7 +3,7 @@ downloaded browser) against uvicorn on 127.0.0.1, as tests/web/test_browser.py d
 
 A billing manager signs in; the dashboard renders demo-like data (households from the
 demo builder plus accounts at two locations); every report group's tab draws its charts;
-choosing a location changes the chart data; a CSV and a PDF export download and hold the
+choosing a location changes the chart data; the home dashboard draws the headline reports; a CSV and a PDF export download and hold the
 report; no URL, title or download carries a patient's values; no CSP violation. Every
 screen is saved under $CARECOLLECT_SCREENSHOT_DIR (or the test's tmp dir)/insights.
 """
@@ -181,6 +181,12 @@ def test_insights_in_chromium(live: tuple[Web, str, dict[str, str]], tmp_path: P
         page.fill("input[name=code]", _totp(web, "billing_manager"))
         page.click("main button[type=submit]")
         expect(page).to_have_url(re.compile(r"/app/$"))
+
+        # The home dashboard loads the headline reports after it has rendered.
+        headline = page.locator("#insight-headline canvas[data-chart]")
+        expect(headline.first).to_have_attribute("data-drawn", "1")
+        assert headline.count() >= 3
+        shot("00-home-headline")
 
         page.click("nav >> text=Insights")
         expect(page).to_have_url(re.compile(r"/app/insights$"))

@@ -191,6 +191,24 @@ def test_page_keeps_the_filters_in_tabs_fragments_and_exports(web: Web) -> None:
     assert "South Office" in body
 
 
+def test_home_dashboard_loads_the_headline_reports(web: Web) -> None:
+    seed_insights(web)
+    client = web.login("auditor")
+    home = client.get("/app/").text
+    assert ('<div id="insight-headline" hx-get="/app/insights/headline" hx-trigger="load" '
+            'hx-swap="outerHTML"></div>') in home
+    response = client.get("/app/insights/headline")
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section class="insight-headline"')
+    drawn = re.findall(r'<canvas id="headline-([a-z_]+)" data-chart="([^"]+)"', response.text)
+    with_chart = [key for key in insight_service.DASHBOARD if f"headline-{key}" in response.text]
+    assert [key for key, _ in drawn] == with_chart
+    assert "aging_balances" in with_chart
+    for key in insight_service.DASHBOARD:
+        assert f'href="/app/insights?group={group_of(key)}#report-{key}"' in response.text
+    _no_canary(response.text)
+
+
 def test_fragment_is_one_card(web: Web) -> None:
     seed_insights(web)
     response = web.login("collector").get(

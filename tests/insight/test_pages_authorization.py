@@ -27,6 +27,7 @@ ROUTES: list[tuple[str, str, frozenset[Permission], str]] = [
     ("GET", "/app/insights", frozenset({P.INSIGHTS_READ}), "text/html"),
     ("GET", "/app/insights?group=compliance&period=last_month", frozenset({P.INSIGHTS_READ}),
      "text/html"),
+    ("GET", "/app/insights/headline", frozenset({P.INSIGHTS_READ}), "text/html"),
     ("GET", "/app/insights/reports/{key}", frozenset({P.INSIGHTS_READ}), "text/html"),
     ("GET", "/app/insights/{key}.csv", frozenset({P.INSIGHTS_EXPORT}), "text/csv"),
     ("GET", "/app/insights/{key}.pdf", frozenset({P.INSIGHTS_EXPORT}), "application/pdf"),

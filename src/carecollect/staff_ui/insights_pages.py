@@ -342,6 +342,29 @@ def insights(
     )
 
 
+@router.get("/insights/headline", response_class=HTMLResponse)
+def headline(
+    request: Request,
+    context: Context,
+    auth: StaffAuth = staff_permission(Permission.INSIGHTS_READ),
+) -> Response:
+    """The headline reports (the insights service's dashboard set) over the last 90 days,
+    as a fragment the home dashboard loads after it has rendered."""
+    organization_id = auth.principal.organization_id
+    now = context.now()
+    with context.session(organization_id) as session:
+        filters, _ = parse_filters(
+            session, organization_id=organization_id, now=now, period=DEFAULT_PERIOD,
+            start="", end="", location="", campaign="",
+        )
+        reports = insight_service.build_dashboard(
+            session, organization_id=organization_id, filters=filters, now=now
+        )
+        labels = _labels(session, filters)
+    items = [card(r, auth) | {"group": group_of(r.key)} for r in reports]
+    return page(request, "insights_headline.html", title="", reports=items, **labels)
+
+
 @router.get("/insights/reports/{key}", response_class=HTMLResponse)
 def report_fragment(
     request: Request,
