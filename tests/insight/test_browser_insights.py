@@ -1,11 +1,12 @@
 """The insights pages in a real browser: Playwright driving Debian's Chromium (never a
 downloaded browser) against uvicorn on 127.0.0.1, as tests/web/test_browser.py does.
 
-A billing manager signs in; the dashboard renders demo-like data (households from the
-demo builder plus accounts at two locations); every report group's tab draws its charts;
-choosing a location changes the chart data; the home dashboard draws the headline reports; a CSV and a PDF export download and hold the
-report; no URL, title or download carries a patient's values; no CSP violation. Every
-screen is saved under $CARECOLLECT_SCREENSHOT_DIR (or the test's tmp dir)/insights.
+A billing manager signs in; the home dashboard draws the headline reports; the insights
+page renders demo-like data (households from the demo builder plus accounts at two
+locations); every report group's tab draws its charts; choosing a location changes the
+chart data; a CSV and a PDF export download and hold the report; no URL, title or
+download carries a patient's values; no CSP violation. Every screen is saved under
+$CARECOLLECT_SCREENSHOT_DIR/insights (or the test's tmp dir).
 """
 
 from __future__ import annotations
