@@ -192,14 +192,24 @@ def _citable(rule_id: str, profile: str, collector: bool, state: str, nyc: bool,
         _jurisdiction_ok(meta, state, nyc, provider_ny, overlay)
 
 
-def _decide(ctx: Context, overlay: OrgOverlay | None) -> Decision:
-    f = Facts(ctx, overlay)
+def _rules_for(ctx: Context, f: Facts, overlay: OrgOverlay | None
+               ) -> tuple[tuple[Any, ...], tuple[tuple[Any, RuleMeta | None], ...]]:
+    """The rule-list key and the applicable rules of a context (independent of time)."""
     provider_ny = (ctx.creditor.provider_license_state or "").upper() == "NY"
     key = (f.profile, f.collector, f.channel, f.state, ctx.debtor.city_is_nyc, provider_ny,
            overlay is not None)
+    return key, applicable_rules(*key, features(ctx))
+
+
+def _decide(ctx: Context, overlay: OrgOverlay | None, f: Facts | None = None,
+            rules: tuple[tuple[Any, ...], tuple[tuple[Any, RuleMeta | None], ...]] | None = None
+            ) -> Decision:
+    if f is None:
+        f = Facts(ctx, overlay)
+    key, applicable = rules if rules is not None else _rules_for(ctx, f, overlay)
     findings: list[Finding] = []
     on, profile = f.on, f.profile
-    for fn, dated in applicable_rules(*key, features(ctx)):
+    for fn, dated in applicable:
         if dated is not None and not dated.in_force(on, profile):
             continue
         found = fn(f)
@@ -247,12 +257,18 @@ def at_time(ctx: Context, when: dt.datetime) -> Context:
 
 def evaluate(ctx: Context, overlay: OrgOverlay | None = None) -> Decision:
     """Decide one proposed event. Deterministic for a given context and overlay."""
-    first = _decide(ctx, overlay)
+    f = Facts(ctx, overlay)
+    rules = _rules_for(ctx, f, overlay)
+    first = _decide(ctx, overlay, f, rules)
     if first.decision != "block":
         return first
     start = ctx.proposed_action.time
     current = first
     when = start
+    # The candidate zones and the rule list do not depend on the instant: each step of
+    # the fixpoint re-evaluates the same context at a later time (Facts(when=...) is
+    # at_time() without copying the context).
+    zones = f.zones
     for _ in range(64):
         blocking = [x for x in current.findings if x.effect == "block"]
         if any(x.earliest is None for x in blocking):
@@ -261,9 +277,12 @@ def evaluate(ctx: Context, overlay: OrgOverlay | None = None) -> Decision:
         if nxt <= when or nxt - start > MAX_SEARCH:
             return first
         when = nxt
-        current = _decide(at_time(ctx, when), overlay)
+        current = _decide(ctx, overlay, Facts(ctx, overlay, when, zones), rules)
         if current.decision != "block":
-            return dataclasses.replace(first, next_allowed_at=when.astimezone(dt.UTC))
+            # The Decision constructor: dataclasses.replace() costs several times more.
+            return Decision(first.decision, first.reasons, first.modification,
+                            when.astimezone(dt.UTC), first.explanation, first.findings,
+                            first.zone)
     return first
 
 

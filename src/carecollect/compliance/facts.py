@@ -8,6 +8,7 @@ opt-outs (REGF-MEDIUM-OPTOUT) and the counting primitives of PLAT-ATTEMPT-VS-CON
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -64,36 +65,48 @@ class Revoke:
 class Facts:
     """Per-evaluation view of a Context. Cheap to build; heavier parts are lazy."""
 
-    def __init__(self, ctx: Context, overlay: OrgOverlay | None = None) -> None:
+    def __init__(self, ctx: Context, overlay: OrgOverlay | None = None,
+                 when: dt.datetime | None = None,
+                 zones: tuple[str, ...] | None = None) -> None:
+        """`when` evaluates the same action at another instant (as_of moves by the same
+        delta), as engine.at_time would, without copying the context; `zones` passes the
+        candidate zones already resolved for this context (they do not depend on time)."""
         self.ctx = ctx
         self.overlay = overlay
         action = ctx.proposed_action
         self.action = action
-        self.content = action.content
-        self.tags = frozenset(action.content.contains)
-        self.t = action.time
-        self.as_of = ctx.as_of
-        self.on = ctx.as_of.date()
-        self.channel = action.channel
-        self.profile = ctx.policy_profile
-        self.strict = ctx.policy_profile == "strict"
+        content = action.content
+        self.content = content
+        self.tags = frozenset(content.contains)
+        if when is None:
+            self.t = t = action.time
+            self.as_of = as_of = ctx.as_of
+        else:
+            self.t = t = when
+            self.as_of = as_of = ctx.as_of + (when - action.time)
+        self.on = as_of.date()
+        self.channel = channel = action.channel
+        self.profile = profile = ctx.policy_profile
+        self.strict = profile == "strict"
         creditor = ctx.creditor
         # Reg F binds third parties and creditors using a third-party-sounding name
         # (15 USC 1692a(6); RULES.md §1).
         self.collector = creditor.type == "third_party" or creditor.name_indicates_debt_collection
         self.state = ctx.debtor.state.upper()
         self.cp: ContactPoint | None = None
+        wanted = action.contact_point
         for cp in ctx.contact_points:
-            if cp.id == action.contact_point:
+            if cp.id == wanted:
                 self.cp = cp
                 break
         self.debt_ids = action.debt_ids or ctx.debt.debt_ids
         self.primary_zone = ctx.debtor.mailing_tz
-        self.history = tuple(e for e in ctx.contact_history if e.at < self.t)
-        self.is_phone = self.channel in PHONE_CHANNELS
-        self.automated = self.channel == "sms" or (
-            self.channel in CALL_CHANNELS and action.dialer in AUTOMATED_DIALERS)
-        self._zones: tuple[str, ...] | None = None
+        history = ctx.contact_history
+        self.history = tuple([e for e in history if e.at < t]) if history else ()
+        self.is_phone = channel in PHONE_CHANNELS
+        self.automated = channel == "sms" or (
+            channel in CALL_CHANNELS and action.dialer in AUTOMATED_DIALERS)
+        self._zones: tuple[str, ...] | None = zones
         self._signals: dict[int, Signals] = {}
         # Per-evaluation memo: several rules ask the same questions (window, TCPA state).
         self.memo: dict[object, object] = {}
@@ -247,16 +260,27 @@ class Facts:
 
 
 def candidate_zones(ctx: Context, cp: ContactPoint | None, phone: bool) -> tuple[str, ...]:
-    zones = [ctx.debtor.mailing_tz]
-    zip_zone = tz.zip_zone(ctx.debtor.zip)
+    debtor = ctx.debtor
+    with_phone = phone and cp is not None and cp.type == "phone"
+    return _candidate_zones(debtor.mailing_tz, debtor.zip, tuple(debtor.other_known_tz),
+                            cp.area_code_tz if with_phone and cp is not None else None,
+                            cp.value if with_phone and cp is not None else None)
+
+
+@functools.lru_cache(maxsize=16384)
+def _candidate_zones(mailing_tz: str, zip_code: str, other_known_tz: tuple[str, ...],
+                     area_code_tz: str | None, phone_value: str | None) -> tuple[str, ...]:
+    # Cached: a portfolio repeats few (address, phone) combinations, and the ZIP and area
+    # code look-ups are the costly part of a context's set-up.
+    zones = [mailing_tz]
+    zip_zone = tz.zip_zone(zip_code)
     if zip_zone:
         zones.append(zip_zone)
-    zones.extend(ctx.debtor.other_known_tz)
-    if phone and cp is not None and cp.type == "phone":
-        if cp.area_code_tz:
-            zones.append(cp.area_code_tz)
-        else:
-            zones.extend(tz.phone_zones(cp.value))
+    zones.extend(other_known_tz)
+    if area_code_tz:
+        zones.append(area_code_tz)
+    elif phone_value is not None:
+        zones.extend(tz.phone_zones(phone_value))
     seen: dict[str, None] = {}
     for z in zones:
         seen.setdefault(z, None)

@@ -343,7 +343,7 @@ def parse_scenario(line: str) -> Scenario:
     except ValidationError as exc:
         raise ScenarioError(_describe(exc), scenario_id) from None
     _check_consistency(scenario.input, scenario_id)
-    return scenario
+    return dataclasses.replace(scenario, input=share_offsets(scenario.input))
 
 
 def parse_context(data: dict[str, Any]) -> Context:
@@ -353,7 +353,43 @@ def parse_context(data: dict[str, Any]) -> Context:
     except ValidationError as exc:
         raise ScenarioError(_describe(exc), None) from None
     _check_consistency(ctx, None)
-    return ctx
+    return share_offsets(ctx)
+
+
+_OFFSETS: dict[dt.timedelta, dt.tzinfo] = {}
+
+
+def _shared(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        offset = value.utcoffset()
+        if offset is None:
+            return value
+        shared = _OFFSETS.get(offset)
+        if shared is None:
+            shared = _OFFSETS.setdefault(offset, dt.UTC if not offset else dt.timezone(offset))
+        return value if value.tzinfo is shared else value.replace(tzinfo=shared)
+    if isinstance(value, tuple):
+        items = tuple(_shared(item) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for field in dataclasses.fields(value):
+            old = getattr(value, field.name)
+            new = _shared(old)
+            if new is not old:
+                changes[field.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+def share_offsets(ctx: Context) -> Context:
+    """The same context with every timestamp's offset as one shared `datetime.timezone`
+    per offset (same instants, offsets, local dates and ISO text). Validation gives each
+    timestamp its own tzinfo object, and comparing two aware datetimes whose tzinfo
+    objects differ costs two utcoffset() calls: the engine compares timestamps a great
+    deal (history against the proposed time, grants against revocations)."""
+    result: Context = _shared(ctx)
+    return result
 
 
 def _check_consistency(ctx: Context, scenario_id: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from carecollect.compliance.facts import Facts
@@ -16,6 +17,13 @@ SUBJECT_WORDS = ("$", "past due", "overdue", "collection", "debt", "balance", "o
                  "delinquen", "final notice", "amount due")
 _URL_PHI = re.compile(r"(name|amount|amt|balance|dob|birth|mrn|acct|account|dos|ssn|patient"
                       r"|diagnos|procedure|service)\s*=|\$|%24|@", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _subject_reveals(subject: str) -> bool:
+    # Cached: a campaign sends one subject line to many recipients.
+    lowered = subject.lower()
+    return any(w in lowered for w in (*SUBJECT_WORDS, *SENSITIVE_WORDS))
 
 
 def content_class(tags: frozenset[str]) -> int:
@@ -68,11 +76,9 @@ def content_class_rule(f: Facts) -> Finding | None:
     if url_has_phi(f):
         mods.append("use_opaque_link")
         why.append("link carries PHI; URLs must be opaque tokens")
-    if f.channel == "email" and f.content.subject:
-        subject = f.content.subject.lower()
-        if any(w in subject for w in (*SUBJECT_WORDS, *SENSITIVE_WORDS)):
-            mods.append("use_neutral_subject")
-            why.append("email subject must be C0")
+    if f.channel == "email" and f.content.subject and _subject_reveals(f.content.subject):
+        mods.append("use_neutral_subject")
+        why.append("email subject must be C0")
     sensitive, _ = name_flags(f)
     if sensitive and f.channel in ("sms", "email", "voicemail", "call", "letter"):
         mods.append("use_neutral_display_name")
