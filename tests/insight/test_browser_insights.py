@@ -257,3 +257,55 @@ def test_insights_in_chromium(live: tuple[Web, str, dict[str, str]], tmp_path: P
     assert leaks == []
     assert all(t.endswith("· carecollect") for t in titles)
     assert csp_errors == []
+
+
+def test_idle_insights_page_signs_out_despite_refreshes(
+    live: tuple[Web, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Background refreshes keep the server session alive, so the page itself signs out
+    once the person has been idle for the organization's timeout (insights.js)."""
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import select
+
+    from carecollect.identity.models import StaffSession
+
+    web, base, _ = live
+    shots = _shots(tmp_path)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_context(base_url=base).new_page()
+        page.goto("/app/login")
+        page.fill("input[name=email]", web.emails["owner"])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("main button[type=submit]")
+        page.fill("input[name=code]", _totp(web, "owner"))
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/app/$"))
+        web.app.state.context.policy = IdentityPolicy(
+            idle_timeout=timedelta(seconds=6), touch_interval=timedelta(0))
+        page.goto("/app/insights")
+        expect(page.locator("#report-aging_balances")).to_have_count(1)
+        # A card refresh (what the every-60s poll does) while the person is still there:
+        # it reaches the server and extends the server-side session.
+        page.wait_for_timeout(2_000)
+        with page.expect_response(re.compile(r"/app/insights/reports/aging_balances")) as info:
+            page.evaluate("""() => window.htmx.ajax('GET',
+                '/app/insights/reports/aging_balances?period=last_90_days',
+                {source: '#report-aging_balances', target: '#report-aging_balances',
+                 swap: 'outerHTML'})""")
+        assert info.value.status == 200
+        # No input since the page loaded: the page signs out by itself (a logout, not the
+        # server noticing an expired session) and shows the sign-in page.
+        page.wait_for_url(re.compile(r"/app/login\?m=expired$"), timeout=15_000)
+        expect(page.locator("#login-message")).to_contain_text("session ended")
+        page.screenshot(path=str(shots / "06-insights-idle-signed-out.png"), full_page=True)
+        browser.close()
+    with web.db.tenant_session(web.tenant.id) as session:
+        reasons = list(session.scalars(
+            select(StaffSession.revoke_reason)
+            .where(StaffSession.user_id == web.users["owner"],
+                   StaffSession.mfa_passed.is_(True))))
+    assert reasons == ["logout"]
