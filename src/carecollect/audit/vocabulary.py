@@ -63,6 +63,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "audit.export": ("R", "the audit trail was exported"),
     "audit.verify": ("E", "the audit trail was verified"),
     "audit.access_log": ("R", "a patient's access log was viewed"),
+    "insight.export": ("R", "an aggregate insights report was exported (CSV or PDF)"),
+    "insight.report_email": ("E", "the monthly insights report was e-mailed to a staff user"),
 }
 
 _VERB_CODES = {
