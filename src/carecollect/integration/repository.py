@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from carecollect.integration.models import (
@@ -78,6 +78,17 @@ class IntegrationRepository:
         if endpoint_id is not None:
             query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
         return session.scalars(query).all()
+
+    def delivery_counts(self, session: Session) -> dict[uuid.UUID, dict[str, int]]:
+        """Deliveries per endpoint and state (for the staff screen)."""
+        rows = session.execute(
+            select(WebhookDelivery.endpoint_id, WebhookDelivery.state, func.count())
+            .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.state)
+        ).all()
+        counts: dict[uuid.UUID, dict[str, int]] = {}
+        for endpoint_id, state, number in rows:
+            counts.setdefault(endpoint_id, {})[state] = int(number)
+        return counts
 
     def attempts(self, session: Session, delivery_id: uuid.UUID) -> list[WebhookDeliveryAttempt]:
         return list(

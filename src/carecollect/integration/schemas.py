@@ -26,6 +26,7 @@ class WebhookEndpointCreate(BaseModel):
     url: str = Field(
         min_length=1,
         max_length=2000,
+        pattern=r"^https?://\S+$",
         description="https URL of the receiver (http only on loopback in development)",
     )
     event_types: list[EventType] = Field(min_length=1, max_length=20)
