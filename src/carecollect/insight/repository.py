@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from carecollect.consent.models import MediumOptOut, Revocation
@@ -37,6 +37,8 @@ from carecollect.tenant.models import Organization
 
 FAILED_DELIVERY = ("failed", "undelivered", "bounced", "undeliverable")
 _CHUNK = 500
+# Stands for "created before the watermark" in histories read with `seen_at`.
+SEEN = datetime(1970, 1, 1, tzinfo=UTC)
 _FETCH = 20_000
 
 
@@ -194,30 +196,43 @@ class InsightRepository:
         return out
 
     def histories(
-        self, session: Session, organization_id: uuid.UUID, account_ids: Sequence[uuid.UUID]
+        self, session: Session, organization_id: uuid.UUID, account_ids: Sequence[uuid.UUID],
+        *, seen_at: datetime | None = None,
     ) -> dict[uuid.UUID, AccountHistory]:
-        """Ledger lines and enrollments of the given accounts (with their creation times)."""
+        """Ledger lines and enrollments of the given accounts with their creation times.
+
+        With `seen_at`, the database only says whether each row was created before it: the
+        row's `created_at` is then SEEN (before) or None (after), which is all the live
+        correction needs and spares converting a timestamp per row."""
         out: dict[uuid.UUID, AccountHistory] = {a: AccountHistory() for a in account_ids}
         ids = list(account_ids)
+        conn = session.connection()
+        line_created: Any = LedgerEntry.created_at
+        enrollment_created: Any = CampaignEnrollment.created_at
+        if seen_at is not None:
+            line_created = case((LedgerEntry.created_at < seen_at, 1), else_=0)
+            enrollment_created = case((CampaignEnrollment.created_at < seen_at, 1), else_=0)
         for start in range(0, len(ids), _CHUNK):
             part = ids[start:start + _CHUNK]
-            for line in session.execute(
+            for line in conn.execute(
                 select(LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.amount_cents,
-                       LedgerEntry.posted_at, LedgerEntry.created_at).where(
+                       LedgerEntry.posted_at, line_created).where(
                     LedgerEntry.organization_id == organization_id,
                     LedgerEntry.account_id.in_(part),
                 )
             ):
-                out[line[0]].lines.append(Line(line[1], int(line[2]), line[3], line[4]))
-            for row in session.execute(
+                created = line[4] if seen_at is None else (SEEN if line[4] else None)
+                out[line[0]].lines.append(Line(line[1], int(line[2]), line[3], created))
+            for row in conn.execute(
                 select(CampaignEnrollment.account_id, CampaignEnrollment.campaign_id,
                        CampaignEnrollment.cohort, CampaignEnrollment.enrolled_at,
-                       CampaignEnrollment.created_at).where(
+                       enrollment_created).where(
                     CampaignEnrollment.organization_id == organization_id,
                     CampaignEnrollment.account_id.in_(part),
                 )
             ):
-                out[row[0]].enrollments.append(Enrollment(row[1], row[2], row[3], row[4]))
+                created = row[4] if seen_at is None else (SEEN if row[4] else None)
+                out[row[0]].enrollments.append(Enrollment(row[1], row[2], row[3], created))
         return out
 
     def stream_histories(

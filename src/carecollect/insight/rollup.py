@@ -210,7 +210,8 @@ class CellSource:
             repo = insight_repository
             touched = repo.touched_accounts(self.session, self.organization_id,
                                             self.state.watermark_at)
-            histories = repo.histories(self.session, self.organization_id, sorted(touched))
+            histories = repo.histories(self.session, self.organization_id, sorted(touched),
+                                       seen_at=self.state.watermark_at)
             locations = repo.account_locations(self.session, self.organization_id, touched)
             self._touched = {
                 account_id: (locations.get(account_id), history)
