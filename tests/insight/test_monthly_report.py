@@ -93,7 +93,7 @@ def _worker(db: Database, tenant: Tenant, port: int | None,
 def _schedule(db: Database, now: datetime) -> int:
     registry = TaskRegistry()
     insight_tasks.install_periodic(registry)
-    assert list(registry.periodic) == ["insight_monthly_report"]
+    assert sorted(registry.periodic) == ["insight_monthly_report", "insight_rollup_refresh"]
     return tick(db, registry, now)
 
 
@@ -124,11 +124,11 @@ def _all_text(msg: Message) -> str:
 def test_monthly_report_reaches_each_recipient_once_with_the_pdf(db: Database) -> None:
     tenant, users = _seed(db)
     with smtp_server() as (controller, inbox):
-        assert _schedule(db, FIRST_OF_MONTH) == 1
+        assert _schedule(db, FIRST_OF_MONTH) == 2  # the sweep and the rollup refresh
         worker = _worker(db, tenant, controller.port, lambda: FIRST_OF_MONTH)
         worker.drain()
         # The sweep's second run the same day and the next day enqueue nothing new.
-        assert _schedule(db, FIRST_OF_MONTH + timedelta(days=1)) == 1
+        assert _schedule(db, FIRST_OF_MONTH + timedelta(days=1)) == 2
         _worker(db, tenant, controller.port, lambda: FIRST_OF_MONTH + timedelta(days=1)).drain()
 
     recipients = sorted(rcpt for _, [rcpt], _ in inbox.messages)
@@ -169,7 +169,7 @@ def test_sweep_sends_nothing_after_the_third_day(db: Database) -> None:
     tenant, _ = _seed(db)
     later = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
     with smtp_server() as (controller, inbox):
-        assert _schedule(db, later) == 1
+        assert _schedule(db, later) == 2
         _worker(db, tenant, controller.port, lambda: later).drain()
     assert inbox.messages == []
     assert _jobs(db, "insight.monthly_report") == []
@@ -193,14 +193,30 @@ def test_a_recipient_whose_role_changed_is_skipped(db: Database) -> None:
     assert len(audit_events(db, "insight.report_email")) == 2
 
 
-def test_without_an_e_mail_channel_the_job_fails_visibly_and_sends_nothing(
-    db: Database,
-) -> None:
+def test_without_an_e_mail_channel_no_report_job_is_created(db: Database) -> None:
     tenant, _ = _seed(db)
     _schedule(db, FIRST_OF_MONTH)
     _worker(db, tenant, None, lambda: FIRST_OF_MONTH).drain()
-    states = {state for state, _ in _jobs(db, "insight.monthly_report")}
-    assert states == {"discarded"}
+    assert _jobs(db, "insight.monthly_sweep")[0][0] == "completed"
+    assert _jobs(db, "insight.monthly_report") == []
+    assert audit_events(db, "insight.report_email") == []
+
+
+def test_a_report_job_without_an_e_mail_channel_fails_visibly(db: Database) -> None:
+    from carecollect.kit.jobs import enqueue
+
+    tenant, users = _seed(db)
+    with db.tenant_session(tenant.id) as session:
+        enqueue(session, insight_tasks.REPORT_JOB,
+                {"month": "2026-10-01", "user_id": str(users["owner"])},
+                organization_id=tenant.id, scheduled_at=FIRST_OF_MONTH,
+                unique_key="insight.monthly:test")
+    _worker(db, tenant, None, lambda: FIRST_OF_MONTH).drain()
+    with db.engine.connect() as conn:
+        state, errors = conn.execute(text(
+            "SELECT state, errors FROM job WHERE kind = 'insight.monthly_report'")).one()
+    assert state == "discarded"
+    assert "channel_not_configured" in str(errors)
     assert audit_events(db, "insight.report_email") == []
 
 
@@ -231,11 +247,13 @@ def test_recipient_roles_follow_the_permission_matrix() -> None:
 
 def test_disabled_users_get_no_job(db: Database) -> None:
     tenant, _ = _seed(db)
-    _schedule(db, FIRST_OF_MONTH)
-    worker = _worker(db, tenant, None, lambda: FIRST_OF_MONTH)
-    worker.run_once()
+    with smtp_server() as (controller, _inbox):
+        _schedule(db, FIRST_OF_MONTH)
+        worker = _worker(db, tenant, controller.port, lambda: FIRST_OF_MONTH)
+        worker.run_once()
     with db.tenant_session(tenant.id) as session:
         disabled = session.scalars(select(StaffUser.id).where(
             StaffUser.email == "former.owner@staff.example.org")).one()
-    assert all(str(disabled) not in key for _, key in _jobs(db, "insight.monthly_report"))
-    assert len(_jobs(db, "insight.monthly_report")) == 3
+    keys = [key for _, key in _jobs(db, "insight.monthly_report")]
+    assert len(keys) == 3
+    assert all(str(disabled) not in key for key in keys)

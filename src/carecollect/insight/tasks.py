@@ -4,7 +4,8 @@
   the first three days of a month (UTC) it enqueues, for every active organization, one
   `insight.monthly_report` job per recipient for the previous calendar month. Each job has
   the unique key `insight.monthly:<organization>:<YYYY-MM>:<user>`, so the daily repeats
-  (kept as a catch-up for a worker that was down on the 1st) never send twice.
+  (kept as a catch-up for a worker that was down on the 1st) never send twice. Without an
+  e-mail channel in the worker's resources it enqueues nothing.
 * `insight.monthly_report` builds the headline reports (`build_dashboard`) of that month
   in the organization's zone, renders them as one PDF, and sends it through the e-mail
   channel (`channel/email.py`) with a short text/HTML summary; then it records
@@ -35,6 +36,7 @@ from carecollect.identity.models import StaffUser
 from carecollect.identity.permissions import ROLE_PERMISSIONS, Permission, Role
 from carecollect.insight import export as insight_export
 from carecollect.insight import service as insight_service
+from carecollect.insight.jobs import install_rollup_periodic
 from carecollect.insight.schemas import Report, ReportFilters
 from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs import (
@@ -49,7 +51,7 @@ from carecollect.kit.jobs import (
 )
 from carecollect.kit.jobs.registry import TaskRegistry
 from carecollect.kit.logging import get_logger
-from carecollect.outreach.dispatch import resources_of
+from carecollect.outreach.dispatch import DispatchResources, resources_of
 from carecollect.tenant.models import Organization
 
 SWEEP_JOB = "insight.monthly_sweep"
@@ -63,8 +65,10 @@ log = get_logger(__name__)
 
 
 def install_periodic(target: TaskRegistry = registry) -> None:
-    """Schedule the daily sweep that sends last month's report on the 1st (to 3rd)."""
+    """Schedule the daily sweep that sends last month's report on the 1st (to 3rd), and
+    the insights rollup refresh (`insight.jobs`)."""
     target.add_periodic(DAILY)
+    install_rollup_periodic(target)
 
 
 def recipient_roles() -> list[str]:
@@ -89,6 +93,12 @@ def unique_key(organization_id: uuid.UUID, month: date, user_id: uuid.UUID) -> s
 def monthly_sweep(ctx: JobContext, job: ClaimedJob) -> None:
     now = ctx.clock()
     if now.day > SEND_DAYS and not job.args.get("force"):
+        return
+    outreach = ctx.resources.get("outreach")
+    if not isinstance(outreach, DispatchResources) or "email" not in outreach.channels:
+        # Nothing to send through: no job is created (it would only be discarded), and a
+        # channel configured later in the first days still gets the month's report out.
+        log.info("insight.monthly_sweep.no_email_channel")
         return
     month = previous_month(now.date())
     with ctx.db.system_session() as session:

@@ -13,14 +13,17 @@ def test_worker_once_runs_due_jobs_and_exits(tmp_path: Path) -> None:
     result = run("worker", "--data-dir", str(data), "--once")
     assert result.returncode == 0, result.stderr
     # The scheduler enqueued this period's run of each periodic job (outreach reconcile
-    # sweep, nightly plan, payment-plan sweep, audit integration), and the worker ran them.
-    assert result.stdout.strip() == "completed 4 failed 0 discarded 0 rescued 0"
+    # sweep, nightly plan, payment-plan sweep, audit integration, insights rollup refresh,
+    # monthly insights report sweep), and the worker ran them.
+    assert result.stdout.strip() == "completed 6 failed 0 discarded 0 rescued 0"
     again = run("worker", "--data-dir", str(data), "--once")
-    # Nothing is due again within its period. The one exception is the audit integration,
-    # which runs every minute: if the second run starts in a new minute it runs once more.
+    # Nothing is due again within its period. The exceptions are the audit integration
+    # (every minute) and the insights rollup refresh (every 2 minutes): if the second run
+    # starts in a new period they run once more.
     assert again.stdout.strip() in {
         "completed 0 failed 0 discarded 0 rescued 0",
         "completed 1 failed 0 discarded 0 rescued 0",
+        "completed 2 failed 0 discarded 0 rescued 0",
     }
 
 
