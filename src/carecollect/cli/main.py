@@ -47,6 +47,9 @@ def _register() -> None:
     from carecollect.cli import outreach
 
     app.add_typer(outreach.app, name="outreach")
+    from carecollect.portal import cli as portal_cli
+
+    app.add_typer(portal_cli.app, name="portal")
 
 
 def main() -> None:
