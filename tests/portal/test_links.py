@@ -167,3 +167,21 @@ def test_paths_that_are_not_token_shaped_are_not_links(world: PortalWorld, path:
     response = world.client().get(path)
     assert response.status_code == 404
     assert world.count(PortalVerificationAttempt) == 0
+
+
+def test_message_link_for_outreach(world: PortalWorld) -> None:
+    with world.db.tenant_session(world.org_id) as session:
+        url = portal_service.message_link(
+            session, organization_id=world.org_id, guarantor_id=world.bob.guarantor_id,
+            now=world.clock(), base_url="https://billing.example.org/")
+    assert url.startswith("https://billing.example.org/pay/")
+    token = url.rsplit("/", 1)[1]
+    with world.db.tenant_session(world.org_id) as session:
+        row = session.scalars(select(PortalLink)).one()
+    assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert row.guarantor_id == world.bob.guarantor_id
+    assert row.created_by == "system:outreach.dispatch"
+    assert row.expires_at == world.clock() + timedelta(days=30)
+    # The link opens Bob's identity check.
+    response = world.client().get(f"/pay/{token}")
+    assert response.status_code == 200

@@ -112,6 +112,28 @@ def issue_link(
     return IssuedLink(link_id=row.id, token=token, url=url, expires_at=row.expires_at)
 
 
+MESSAGE_ACTOR = Actor.system("outreach.dispatch")
+
+
+def message_link(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    guarantor_id: uuid.UUID,
+    now: datetime,
+    base_url: str,
+    ttl: timedelta | None = None,
+) -> str:
+    """The payment link to put in an outreach message (`payment_url` / `portal_url`): a
+    new opaque link per message, so each can expire or be revoked on its own. For the
+    dispatcher's lazy template variables (issued only when a template uses the link)."""
+    return issue_link(
+        session, actor=MESSAGE_ACTOR, organization_id=organization_id,
+        guarantor_id=guarantor_id, ttl=ttl or PortalSettings().link_ttl, now=now,
+        base_url=base_url,
+    ).url
+
+
 def revoke_link(
     session: Session, *, actor: Actor, link_id: uuid.UUID, now: datetime, reason: str = "revoked"
 ) -> PortalLink:
@@ -463,8 +485,17 @@ class PaymentSummary:
     payment_id: uuid.UUID
     receipt_number: str
     amount_cents: int
-    received_at: datetime
+    received_on: date  # in the organization's zone, as on the e-mailed receipt
     status: str
+
+
+def _local_date(session: Session, organization_id: uuid.UUID, when: datetime) -> date:
+    from zoneinfo import ZoneInfo
+
+    from carecollect.tenant.models import Organization
+
+    org = session.get(Organization, organization_id)
+    return when.astimezone(ZoneInfo(org.timezone if org else "UTC")).date()
 
 
 @dataclass(frozen=True)
@@ -529,7 +560,8 @@ def read_bill(
                              plan.installment_count) if plan else None,
         ))
     payments = [
-        PaymentSummary(p.id, p.receipt_number, p.amount_cents, p.received_at, p.status)
+        PaymentSummary(p.id, p.receipt_number, p.amount_cents,
+                       _local_date(session, p.organization_id, p.received_at), p.status)
         for p in repository.payments_of_guarantor(session, guarantor_id)
     ]
     record(
@@ -646,7 +678,7 @@ class ReceiptView:
     payment_id: uuid.UUID
     account_id: uuid.UUID
     receipt_number: str
-    received_at: datetime
+    received_on: date
     amount_cents: int
     method: str | None  # "Visa ending in 4242"
     remaining_cents: int
@@ -674,7 +706,8 @@ def read_receipt(
     )
     return ReceiptView(
         payment_id=payment.id, account_id=payment.account_id,
-        receipt_number=payment.receipt_number, received_at=payment.received_at,
+        receipt_number=payment.receipt_number,
+        received_on=_local_date(session, payment.organization_id, payment.received_at),
         amount_cents=payment.amount_cents,
         method=f"{method.brand.title()} •••• {method.last4}" if method else None,
         remaining_cents=ledger_service.balance_cents(session, account_id=payment.account_id),
