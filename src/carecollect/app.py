@@ -95,6 +95,7 @@ def create_app(
     from carecollect.staff_ui.insights_pages import router as insights_router
     from carecollect.staff_ui.pages import router as staff_router
     from carecollect.staff_ui.render import html_error
+    from carecollect.staff_ui.sso_pages import router as sso_router
     from carecollect.staff_ui.webhook_pages import router as webhook_pages_router
 
     settings = settings or load_settings()
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(webhook_endpoints_router)
     app.include_router(staff_router)
     app.include_router(webhook_pages_router)
+    app.include_router(sso_router)
     app.include_router(insights_router)
     app.include_router(campaign_router)
     app.include_router(portal_router)

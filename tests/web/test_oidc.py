@@ -362,3 +362,86 @@ def test_a_link_in_another_organization_is_not_used(
     assert _live_sessions(web) == 1  # only the MFA-pending session of the first sign-in
     assert _count(web, StaffUser) == users
     assert _count(web, OidcIdentity) == 1
+
+
+# -- the settings screen ----------------------------------------------------------------
+
+
+def _sso_form(idp: LocalProvider, **overrides: str) -> dict[str, str]:
+    form = {"display_name": "Lakeside IdP", "issuer": idp.issuer, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET, "link_by_verified_email": "on", "enabled": "on",
+            "role_mapping": "", "allowed_email_domain": "staff.example.org"}
+    form.update(overrides)
+    return form
+
+
+@pytest.mark.parametrize("actor", ["owner", "billing_manager", "collector",
+                                   "compliance_officer", "auditor", "anonymous"])
+def test_sso_settings_by_role(web: Web, idp: LocalProvider, actor: str) -> None:
+    from tests.web.helpers import job_count, snapshot
+
+    client = web.client() if actor == "anonymous" else web.login(actor)
+    headers = {"X-CSRF-Token": web.app.state.context.sign(
+        "csrf", client.cookies.get("cc_session") or "none")}
+    for method, form in (("GET", None), ("POST", _sso_form(idp))):
+        before, jobs = snapshot(web.db), job_count(web.db)
+        response = client.request(method, "/app/admin/sso", data=form, headers=headers)
+        if actor == "owner":
+            assert response.status_code == 200, response.text[:300]
+            continue
+        if actor == "anonymous" and method == "GET":
+            assert response.headers["location"].startswith("/app/login")
+        else:
+            assert response.status_code == 403
+        assert snapshot(web.db) == before
+        assert job_count(web.db) == jobs
+
+
+def test_owner_configures_sso_on_the_screen_then_staff_sign_in(
+    web: Web, idp: LocalProvider
+) -> None:
+    client = web.login("owner")
+    token = csrf_of(client.get("/app/admin/sso"))
+    saved = client.post("/app/admin/sso", data={**_sso_form(idp), "csrf_token": token})
+    assert saved.status_code == 200
+    assert 'id="sso-saved"' in saved.text
+    assert CLIENT_SECRET not in saved.text
+    page = client.get("/app/admin/sso").text
+    assert CLIENT_SECRET not in page
+    assert "stored; leave blank to keep it" in page
+    # Saving again without a secret keeps the stored one.
+    again = client.post("/app/admin/sso", data={**_sso_form(idp, client_secret=""),
+                                                "csrf_token": token})
+    assert again.status_code == 200
+    with web.db.system_session() as session:
+        [provider] = session.scalars(select(OidcProvider)).all()
+        provider_id = provider.id
+        assert web.tenant.keys.cipher().open_row(provider, "client_secret") == CLIENT_SECRET
+        assert (provider.allowed_email_domain, provider.link_by_verified_email,
+                provider.idp_enforces_mfa) == ("staff.example.org", True, False)
+    assert f'href="/app/login/oidc/{provider_id}"' in web.client().get("/app/login").text
+    assert sign_in(web, provider_id).headers["location"] == "/app/login/mfa"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"issuer": "ftp://idp.example.org"}, "https URL"),
+        ({"role_mapping": "admins"}, "group=role"),
+        ({"role_mapping": "admins=owner"}, "cannot provision owners"),
+        ({"display_name": ""}, "name of 1 to 100"),
+    ],
+)
+def test_sso_settings_bad_input_stores_nothing(
+    web: Web, idp: LocalProvider, overrides: dict[str, str], message: str
+) -> None:
+    from tests.web.helpers import snapshot
+
+    client = web.login("owner")
+    token = csrf_of(client.get("/app/admin/sso"))
+    before = snapshot(web.db)
+    response = client.post("/app/admin/sso", data={**_sso_form(idp, **overrides),
+                                                   "csrf_token": token})
+    assert response.status_code == 400
+    assert message in response.text
+    assert snapshot(web.db) == before

@@ -133,7 +133,8 @@ def configure_provider(
     allow_loopback_http: bool = False,
 ) -> OidcProvider:
     """Create or replace the organization's identity provider (one per organization).
-    The client secret is sealed with the organization's data key."""
+    The client secret is sealed with the organization's data key; `None` keeps the one
+    already stored (so a settings form never has to show it)."""
     display_name = display_name.strip()
     if not display_name or len(display_name) > 100:
         raise BadInput("give the provider a name of 1 to 100 characters")
@@ -159,9 +160,10 @@ def configure_provider(
     provider.display_name = display_name
     provider.issuer = issuer
     provider.client_id = client_id
-    provider.client_secret = keys.cipher().seal(
-        "oidc_provider", "client_secret", provider.id, client_secret or None
-    )
+    if client_secret is not None:  # None keeps the stored secret; "" removes it
+        provider.client_secret = keys.cipher().seal(
+            "oidc_provider", "client_secret", provider.id, client_secret or None
+        )
     provider.allowed_email_domain = domain
     provider.link_by_verified_email = link_by_verified_email
     provider.allow_provisioning = allow_provisioning
@@ -185,6 +187,13 @@ def configure_provider(
         },
     )
     return provider
+
+
+def provider_of(session: Session, organization_id: uuid.UUID) -> OidcProvider | None:
+    """The organization's provider, enabled or not (settings screen)."""
+    return session.scalar(
+        select(OidcProvider).where(OidcProvider.organization_id == organization_id)
+    )
 
 
 def enabled_providers(session: Session) -> list[tuple[uuid.UUID, str]]:
