@@ -243,3 +243,25 @@ def test_tenants_do_not_see_each_other(db: Database, portfolio: Portfolio) -> No
     mine = _report(db, portfolio, "aging_balances", ReportFilters(date(2026, 4, 1),
                                                                   date(2026, 5, 1)))
     assert mine.rows[0][6] == 385_00
+
+
+def test_refresh_job_refreshes_every_active_organization(db: Database,
+                                                         portfolio: Portfolio) -> None:
+    from carecollect.insight.jobs import ROLLUP_JOB, rollup_refresh
+    from carecollect.kit.jobs import JobContext, registry
+    from carecollect.kit.jobs.queue import ClaimedJob
+
+    other = create_tenant(db)
+    assert registry.tasks[ROLLUP_JOB].handler is rollup_refresh
+    when = datetime.now(UTC) + LAG
+    ctx = JobContext(db=db, keys=None, worker_id="test", clock=lambda: when)
+    rollup_refresh(ctx, ClaimedJob(uuid.uuid4(), "default", ROLLUP_JOB, {}, 1, 3, None))
+    with db.system_session() as s:
+        states = {row.organization_id: row.watermark_at for row in s.scalars(
+            select(RollupState))}
+    assert states == {portfolio.tenant.id: when - LAG, other.id: when - LAG}
+    # The organization with a ledger now has stored cells.
+    with db.tenant_session(portfolio.tenant.id) as s:
+        cells = s.scalar(select(func.count()).select_from(RollupCell))
+    assert cells is not None
+    assert cells > 0
