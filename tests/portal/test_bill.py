@@ -96,3 +96,14 @@ def test_bill_reading_is_audited_without_values(world: PortalWorld) -> None:
     assert views[0]["details"] == {"page": "bill", "accounts": 1, "lines": 3, "fields": [
         "service_date", "procedure_codes", "description", "account_number"]}
     assert "Night guard" not in str(views[0])
+
+
+def test_pay_and_plan_pages_audit_the_balance_read(world: PortalWorld) -> None:
+    client = world.login()
+    assert client.get(f"/pay/accounts/{world.alice.account_id}/pay").status_code == 200
+    assert client.get(f"/pay/accounts/{world.alice.account_id}/plan").status_code == 200
+    views = audit_events(world.db, "portal.view")
+    assert [(v["details"]["page"], v["subject_type"], v["subject_id"]) for v in views] == [
+        ("pay", "account", str(world.alice.account_id)),
+        ("plan", "account", str(world.alice.account_id))]
+    assert all(v["actor_id"] == str(world.alice.guarantor_id) for v in views)

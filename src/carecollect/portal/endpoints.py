@@ -325,8 +325,8 @@ def _pay_page(request: Request, auth: PortalAuth, account_id: uuid.UUID, *,
               status_code: int = 200) -> HTMLResponse:
     context = get_context(request)
     with _tenant(context, auth) as session:
-        balance = portal_service.account_balance(session, guarantor_id=auth.guarantor_id,
-                                                 account_id=account_id)
+        balance = portal_service.view_account(session, guarantor_id=auth.guarantor_id,
+                                              account_id=account_id, page="pay")
     return page(
         request, "portal/pay.html", title_key="title.pay", auth=auth, status_code=status_code,
         account_id=account_id, balance_cents=balance, cards=_test_cards(_processor(request)),
@@ -404,6 +404,8 @@ def _plan_page(request: Request, auth: PortalAuth, account_id: uuid.UUID, *,
                status_code: int = 200) -> HTMLResponse:
     context = get_context(request)
     with _tenant(context, auth) as session:
+        portal_service.view_account(session, guarantor_id=auth.guarantor_id,
+                                    account_id=account_id, page="plan")
         choices = portal_service.plan_choices(session, guarantor_id=auth.guarantor_id,
                                               account_id=account_id, now=context.now())
     return page(

@@ -592,6 +592,23 @@ def account_balance(session: Session, *, guarantor_id: uuid.UUID, account_id: uu
     return ledger_service.balance_cents(session, account_id=account_id)
 
 
+def view_account(
+    session: Session, *, guarantor_id: uuid.UUID, account_id: uuid.UUID, page: str
+) -> int:
+    """The balance shown on the pay and plan pages; the read is audited (`portal.view`)."""
+    balance = account_balance(session, guarantor_id=guarantor_id, account_id=account_id)
+    account = own_account(session, guarantor_id=guarantor_id, account_id=account_id)
+    record(
+        session,
+        actor=Actor.patient(guarantor_id),
+        action="portal.view",
+        subject=Subject("account", account.id, organization_id=account.organization_id,
+                        patient_id=guarantor_id),
+        details={"page": page},
+    )
+    return balance
+
+
 # -- paying -------------------------------------------------------------------------------
 
 # The payment domain's payer-facing messages, mapped to catalog keys so the portal can say
