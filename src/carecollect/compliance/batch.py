@@ -29,6 +29,7 @@ import datetime as dt
 import functools
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from carecollect.compliance import zones as tz
@@ -94,46 +95,82 @@ def _transitions(zone: str) -> tuple[tuple[dt.datetime, int], ...]:
     return tuple(out)
 
 
-def _transition_table(zones: list[str]) -> pl.DataFrame:
-    rows = [(z, at, off) for z in zones for at, off in _transitions(z)]
-    return pl.DataFrame(rows, schema={"_tz": pl.String, "_from": UTC_DT, "_off": pl.Int64},
-                        orient="row").sort("_from")
+_ZONE_BITS = 53  # key = zone number << 53 | (UTC microseconds + 2**52)
+_US_BIAS = 1 << 52  # about 142 years either side of 1970
+
+
+@functools.lru_cache(maxsize=256)
+def _transition_keys(zones: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted search keys of every transition of `zones` (zone number i = position in
+    `zones`) and the UTC offset in microseconds from each on."""
+    keys: list[int] = []
+    offsets: list[int] = []
+    for i, zone in enumerate(zones):
+        for at, offset in _transitions(zone):
+            keys.append((i << _ZONE_BITS) + _epoch_us(at) + _US_BIAS)
+            offsets.append(offset)
+    return np.array(keys, dtype=np.int64), np.array(offsets, dtype=np.int64)
+
+
+def _epoch_us(at: dt.datetime) -> int:
+    delta = at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _localize(df: pl.DataFrame, ts: str, zone_col: str, prefix: str) -> pl.DataFrame:
-    """Add `<prefix>date` / `<prefix>time` (local wall clock of `ts` in each row's zone).
+    """Add `<prefix>date` / `<prefix>time` (local wall clock of `ts` in each row's zone),
+    keeping the row order.
 
-    Rows come back sorted by `ts` (nulls last).
+    The offset in force at an instant is that of the zone's last transition at or before
+    it (`_transitions`, from zoneinfo itself): one binary search per row over the sorted
+    (zone, transition) keys, instead of sorting the rows for an as-of join.
     """
-    zones = df.get_column(zone_col).unique().drop_nulls().to_list()
-    present = df.filter(pl.col(ts).is_not_null() & pl.col(zone_col).is_not_null())
-    missing = df.filter(pl.col(ts).is_null() | pl.col(zone_col).is_null())
+    zones = tuple(sorted(df.get_column(zone_col).unique().drop_nulls().to_list()))
+    if df.height == 0 or not zones:
+        return df.with_columns(pl.lit(None, pl.Date).alias(prefix + "date"),
+                               pl.lit(None, pl.Time).alias(prefix + "time"))
+    keys, offsets = _transition_keys(zones)
+    number = pl.col(zone_col).replace_strict({z: i for i, z in enumerate(zones)},
+                                             default=None, return_dtype=pl.Int64)
+    row_key = (number * (1 << _ZONE_BITS)) + pl.col(ts).dt.epoch("us") + _US_BIAS
+    wanted = df.select(row_key.alias("k"), number.alias("z"))
+    present = (wanted.get_column("k").is_not_null()).to_numpy()
+    row_keys = wanted.get_column("k").fill_null(0).to_numpy()
+    index = np.searchsorted(keys, row_keys, side="right") - 1
+    safe = np.clip(index, 0, len(keys) - 1)
+    # Before the zone's first transition (1900) the offset is unknown: null, as before.
+    known = present & (index >= 0) & ((keys[safe] >> _ZONE_BITS)
+                                      == wanted.get_column("z").fill_null(-1).to_numpy())
+    offset = pl.Series("_off", np.where(known, offsets[safe], 0))
     local = (pl.col(ts).dt.replace_time_zone(None)
              + pl.duration(microseconds=pl.col("_off")))
-    out = present.sort(ts).join_asof(
-        _transition_table(zones), left_on=ts, right_on="_from", by_left=zone_col,
-        by_right="_tz", strategy="backward", check_sortedness=False,
-    ).with_columns(local.dt.date().alias(prefix + "date"),
-                   local.dt.time().alias(prefix + "time")).drop("_from", "_off")
-    if missing.height == 0:
-        return out
-    return pl.concat([out, missing.with_columns(
-        pl.lit(None, pl.Date).alias(prefix + "date"),
-        pl.lit(None, pl.Time).alias(prefix + "time"))], how="vertical")
+    out = df.with_columns(
+        pl.when(pl.Series(known)).then(offset).otherwise(None).alias("_off"))
+    return out.with_columns(local.dt.date().alias(prefix + "date"),
+                            local.dt.time().alias(prefix + "time")).drop("_off")
 
 
 def _instant(df: pl.DataFrame, date_expr: pl.Expr, clock: dt.time, zone_col: str,
              out: str) -> pl.DataFrame:
-    """UTC instant of local `date_expr` at `clock` in each row's zone."""
+    """UTC instant of local `date_expr` at `clock` in each row's zone.
+
+    Converted once per distinct (zone, local date) pair (a portfolio has a few thousand)
+    and joined back, instead of converting every row zone by zone. Rows without a zone
+    are dropped (there are none: candidate zones are never null).
+    """
     offset = pl.duration(hours=clock.hour, minutes=clock.minute)
+    keyed = df.filter(pl.col(zone_col).is_not_null()).with_columns(date_expr.alias("_day"))
+    pairs = keyed.select(zone_col, "_day").unique().drop_nulls()
     parts = []
-    for zone in df.get_column(zone_col).unique().drop_nulls().to_list():
-        part = df.filter(pl.col(zone_col) == zone)
-        local = (date_expr.cast(pl.Datetime("us")) + offset).dt.replace_time_zone(
+    for zone in pairs.get_column(zone_col).unique().to_list():
+        part = pairs.filter(pl.col(zone_col) == zone)
+        local = (pl.col("_day").cast(pl.Datetime("us")) + offset).dt.replace_time_zone(
             zone, ambiguous="earliest", non_existent="null")
         parts.append(part.with_columns(local.dt.convert_time_zone("UTC").alias(out)))
-    return pl.concat(parts, how="vertical") if parts else df.with_columns(
+    table = pl.concat(parts, how="vertical") if parts else pairs.with_columns(
         pl.lit(None, UTC_DT).alias(out))
+    return keyed.join(table, on=[zone_col, "_day"], how="left", nulls_equal=False,
+                      maintain_order="left").drop("_day")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -165,10 +202,8 @@ def _prepare(accounts: pl.DataFrame) -> pl.DataFrame:
     # revocations (TCPA-REVOKE-10BD) and the local (mailing-zone) days of the consents.
     for ts, out_col in (("revoke_at", "rv_date"), ("consent_at", "consent_day"),
                         ("reconsent_at", "reconsent_day")):
-        some = acc.filter(pl.col(ts).is_not_null()).select("account_id", ts, "mailing_tz")
-        local = _localize(some, ts, "mailing_tz", "_l").select(
-            "account_id", pl.col("_ldate").alias(out_col))
-        acc = acc.join(local, on="account_id", how="left")
+        acc = _localize(acc, ts, "mailing_tz", "_l").drop("_ltime").rename(
+            {"_ldate": out_col})
     days = acc.get_column("rv_date").unique().drop_nulls().to_list()
     return acc.with_columns(pl.col("rv_date").replace_strict(
         {d: _bd10(d) for d in days}, default=None, return_dtype=pl.Date)
@@ -176,22 +211,31 @@ def _prepare(accounts: pl.DataFrame) -> pl.DataFrame:
 
 
 def _zone_table(acc: pl.DataFrame) -> pl.DataFrame:
-    """(account_id, zone, primary, slot): candidate zones in scalar order (PLAT-TZ-RESOLVE)."""
-    slots = [
-        acc.select("account_id", pl.col("mailing_tz").alias("zone"), pl.lit(0).alias("slot")),
-        acc.select("account_id", pl.col("zip_zone").alias("zone"), pl.lit(1).alias("slot")),
-        acc.select("account_id", pl.col("other_tz").alias("zone"), pl.lit(2).alias("slot")),
-        acc.filter(pl.col("is_phone")).select(
-            "account_id", pl.col("phone_zones").str.split(",").alias("zone"),
-            pl.lit(3).alias("slot")).explode("zone"),
-    ]
-    az = pl.concat(slots, how="vertical").filter(pl.col("zone").is_not_null()
-                                                  & (pl.col("zone") != ""))
-    az = az.sort("account_id", "slot").unique(["account_id", "zone"], keep="first",
-                                              maintain_order=True)
-    mailing = acc.select("account_id", "mailing_tz")
-    return az.join(mailing, on="account_id").with_columns(
-        (pl.col("zone") == pl.col("mailing_tz")).alias("primary")).drop("mailing_tz")
+    """(account_id, zone, slot, primary): candidate zones in scalar order (PLAT-TZ-RESOLVE).
+
+    Resolved once per distinct (mailing zone, ZIP zone, other zone, phone, phone zones)
+    combination (a portfolio has a few dozen) and joined to the accounts.
+    """
+    keys = ["mailing_tz", "zip_zone", "other_tz", "is_phone", "phone_zones"]
+    rows = []
+    for mailing, zip_zone, other, is_phone, phone in acc.select(keys).unique().iter_rows():
+        candidates = [(mailing, 0), (zip_zone, 1), (other, 2)]
+        if is_phone and phone is not None:
+            candidates += [(z, 3) for z in phone.split(",")]
+        seen: dict[str, int] = {}
+        for zone, slot in candidates:
+            if zone is not None and zone != "":
+                seen.setdefault(zone, slot)
+        rows += [(mailing, zip_zone, other, is_phone, phone, zone, slot,
+                  None if mailing is None else zone == mailing)
+                 for zone, slot in seen.items()]
+    table = pl.DataFrame(rows, orient="row", schema={
+        "mailing_tz": pl.String, "zip_zone": pl.String, "other_tz": pl.String,
+        "is_phone": pl.Boolean, "phone_zones": pl.String, "zone": pl.String,
+        "slot": pl.Int32, "primary": pl.Boolean})
+    return acc.select("account_id", *keys).join(
+        table, on=keys, how="inner", nulls_equal=True).select(
+        "account_id", "zone", "slot", "primary")
 
 
 def _kth(name: str, k: int) -> pl.Expr:
@@ -199,19 +243,36 @@ def _kth(name: str, k: int) -> pl.Expr:
     return pl.col("ev_date").filter(pl.col(name)).implode().list.get(-k, null_on_oob=True)
 
 
-def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Per (account, zone): the release dates of every day-window rule (PLAT-DAY-COUNT)."""
-    ev = events.join(acc.select("account_id", "time", "extra_calls_consent_at"),
-                     on="account_id").filter(pl.col("at") < pl.col("time"))
-    ez = ev.join(az.select("account_id", "zone", "cx_date"), on="account_id")
-    ez = _localize(ez, "at", "zone", "ev_")  # sorted by `at`, oldest first
+def _history(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Events before their account's proposed time, with the account columns the history
+    rules read. The account key is the row number, so the columns are gathered by
+    position (no hash join of the whole history)."""
+    columns = acc.select(
+        "time", "extra_calls_consent_at", "medium", "proposed_cp",
+        pl.col("is_call").alias("g_call"),
+        (pl.col("is_phone") & (pl.col("state") == "MA")).alias("g_ma"),
+        pl.col("city_is_nyc").alias("g_nyc"),
+        (pl.col("is_call") & (pl.col("dialer").fill_null("") == "prerecorded")
+         & (pl.col("line_type") == "landline")).fill_null(False).alias("g_pre"),
+    )
+    gathered = columns.select(pl.all().gather(events.get_column("account_id")))
+    return events.hstack(gathered.get_columns()).filter(pl.col("at") < pl.col("time"))
+
+
+def _frequency(ev: pl.DataFrame, az: pl.DataFrame, accounts: int) -> pl.DataFrame:
+    """Per (account, zone): the release dates of every day-window rule (PLAT-DAY-COUNT).
+
+    Only events that can matter are expanded to the account's zones: an event counts for
+    a rule only when the account's proposed action is one the rule governs (the gates
+    in `_history` are those of `_decide`; elsewhere the release date is never read) and,
+    for a k-th-date rule, when the account has at least k such events at all (the zone-
+    dependent consent exclusion only removes events). Typically a few percent of the
+    history is left for the per-zone work.
+    """
     outcome = pl.col("outcome").fill_null("")
     outbound = pl.col("direction") == "outbound"
     calls = pl.col("channel").is_in(["call", "voicemail"])
     placed = outbound & calls & (outcome != "not_connected")
-    excluded = pl.col("extra_calls_consent_at").is_not_null() & (
-        pl.col("at") >= pl.col("extra_calls_consent_at")) & (
-        pl.col("ev_date") <= pl.col("cx_date") + pl.duration(days=6))
     ma = outbound & pl.col("about_debt") & (
         (calls & (pl.col("outcome").is_null() | outcome.is_in(MA_CALL_OUTCOMES)))
         | ((pl.col("channel") == "sms") & (outcome != "undeliverable")))
@@ -220,16 +281,30 @@ def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.
     pre = outbound & calls & (pl.col("dialer").fill_null("") == "prerecorded") & (
         pl.col("cp") == "phone") & (outcome != "not_connected")
     conv = (pl.col("channel") == "call") & (outcome == "conversation_rpc") & pl.col("about_debt")
-    flags = {"c7": placed & pl.col("about_debt") & ~excluded.fill_null(False),
-             "cma": ma, "cnyc": nyc, "cpre": pre}
-    ez = ez.with_columns(*(v.fill_null(False).alias(k) for k, v in flags.items()),
-                         conv.fill_null(False).alias("cconv"))
-    # Rows are oldest first and group_by keeps that order inside each group. One integer
-    # key per (account, zone) is much cheaper to group on than (int, string).
+    base = {"c7": (placed & pl.col("about_debt")) & pl.col("g_call"),
+            "cconv": conv & pl.col("g_call"), "cma": ma & pl.col("g_ma"),
+            "cnyc": nyc & pl.col("g_nyc"), "cpre": pre & pl.col("g_pre")}
+    ev = ev.with_columns(*(v.fill_null(False).alias(k) for k, v in base.items()))
+    ev = ev.filter(pl.any_horizontal(*base))
+    owner = ev.get_column("account_id").to_numpy()
+    enough = []
+    for name, k in (("c7", 7), ("cma", 2), ("cnyc", 3), ("cpre", 3)):
+        flag = ev.get_column(name).to_numpy()
+        count = np.bincount(owner[flag], minlength=accounts)
+        enough.append(pl.Series(name, flag & (count[owner] >= k)))
+    ev = ev.with_columns(enough).filter(pl.any_horizontal(*base))
+    ez = ev.join(az.select("account_id", "zone", "cx_date"), on="account_id")
+    # Oldest first: _kth reads the k-th most recent date from the end of each group.
+    ez = _localize(ez, "at", "zone", "ev_").sort("at")
+    excluded = pl.col("extra_calls_consent_at").is_not_null() & (
+        pl.col("at") >= pl.col("extra_calls_consent_at")) & (
+        pl.col("ev_date") <= pl.col("cx_date") + pl.duration(days=6))
+    ez = ez.with_columns((pl.col("c7") & ~excluded.fill_null(False)).alias("c7"))
+    # One integer key per (account, zone) is much cheaper to group on than (int, string).
     zone_ids = {z: i for i, z in enumerate(sorted(az.get_column("zone").unique().to_list()))}
     ez = ez.with_columns((pl.col("account_id").cast(pl.UInt64) * 4096 + pl.col("zone")
                           .replace_strict(zone_ids, return_dtype=pl.UInt64)).alias("_key"))
-    return ez.group_by("_key").agg(
+    return ez.group_by("_key", maintain_order=True).agg(
         pl.col("account_id").first(), pl.col("zone").first(),
         _kth("c7", 7).alias("k7"),
         pl.col("ev_date").filter(pl.col("cconv")).max().alias("conv_last"),
@@ -238,10 +313,8 @@ def _frequency(acc: pl.DataFrame, az: pl.DataFrame, events: pl.DataFrame) -> pl.
     ).drop("_key")
 
 
-def _replies(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+def _replies(ev: pl.DataFrame) -> pl.DataFrame:
     """Last inbound/outbound on the proposed medium and address (reply exceptions)."""
-    ev = events.join(acc.select("account_id", "time", "medium", "proposed_cp"),
-                     on="account_id").filter(pl.col("at") < pl.col("time"))
     ev_medium = pl.when(pl.col("channel").is_in(["call", "voicemail"])).then(pl.lit("call")) \
         .otherwise(pl.col("channel"))
     ev = ev.filter((ev_medium == pl.col("medium")) & (pl.col("cp") == pl.col("proposed_cp")))
@@ -464,9 +537,10 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     az = _zone_table(acc).join(acc.select("account_id", "extra_calls_consent_at"),
                                on="account_id")
     az = _localize(az, "extra_calls_consent_at", "zone", "cx_").drop("cx_time")
-    freq = _frequency(acc, az, events)
+    history = _history(acc, events)
+    freq = _frequency(history, az, acc.height)
     azf = _release_instants(az.join(freq, on=["account_id", "zone"], how="left"))
-    state = acc.join(_replies(acc, events), on="account_id", how="left")
+    state = acc.join(_replies(history), on="account_id", how="left")
     first = _decide(state.with_columns(pl.col("time").alias("t")), azf)
     pending = first.filter(pl.col("blocked") & ~pl.col("untimed")
                            & pl.col("earliest").is_not_null()).select(
