@@ -29,6 +29,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "staff.break_glass": ("E", "emergency access outside the normal role"),
     "portal.login": ("E", "a patient portal identity verification attempt"),
     "portal.view": ("R", "the patient viewed their bill in the portal"),
+    "portal.dispute": ("C", "the patient disputed a charge in the portal"),
+    "portal.hardship": ("C", "the patient asked for financial help in the portal"),
     "consent.change": ("U", "consent granted, revoked or changed"),
     "outreach.decision": ("E", "the planner decided to send, block or re-time a message"),
     "message.send": ("E", "a message was handed to a channel provider"),
