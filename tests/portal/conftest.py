@@ -159,7 +159,8 @@ def _person(db: Database, tenant: Tenant, *, first: str, last: str, birth: date,
     return person
 
 
-def make_portal_world(db: Database, tmp_path: Path, **portal: Any) -> PortalWorld:
+def make_portal_world(db: Database, tmp_path: Path, *, app_settings: dict[str, Any] | None = None,
+                      **portal: Any) -> PortalWorld:
     manager = make_key_manager()
     tenant = create_tenant(db, manager)
     data_dir = tmp_path / "data"
@@ -168,6 +169,7 @@ def make_portal_world(db: Database, tmp_path: Path, **portal: Any) -> PortalWorl
     settings = Settings(
         data_dir=data_dir, database_url=db.url,
         session_secret="test-session-secret-0123456789",  # type: ignore[arg-type]
+        **(app_settings or {}),
     )
     clock = Clock()
     app = create_app(settings, db=db, keys=manager, clock=clock, cookie_secure=False)

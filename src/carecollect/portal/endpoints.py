@@ -324,12 +324,14 @@ def _pay_page(request: Request, auth: PortalAuth, account_id: uuid.UUID, *,
               error_key: str | None = None, error_text: str = "", amount: str = "",
               status_code: int = 200) -> HTMLResponse:
     context = get_context(request)
+    processor = _processor(request)
     with _tenant(context, auth) as session:
         balance = portal_service.view_account(session, guarantor_id=auth.guarantor_id,
                                               account_id=account_id, page="pay")
     return page(
         request, "portal/pay.html", title_key="title.pay", auth=auth, status_code=status_code,
-        account_id=account_id, balance_cents=balance, cards=_test_cards(_processor(request)),
+        account_id=account_id, balance_cents=balance, cards=_test_cards(processor),
+        hosted=processor is not None and _hosted(processor),
         attempt=secrets.token_urlsafe(18), error_key=error_key, error_text=error_text,
         amount=amount,
     )
@@ -352,6 +354,8 @@ async def pay(request: Request, account_id: str, auth: PortalFormSession) -> Res
     cards = {token for token, _ in _test_cards(processor)}
     if key is None:
         raise PortalCsrfRejected("the form is incomplete")
+    if processor is not None and _hosted(processor):
+        return _checkout(request, auth, account, amount, key, processor)
     if processor is None or card not in cards:
         return _pay_page(request, auth, account, error_key="pay.card_invalid", amount=amount,
                          status_code=422)
@@ -371,6 +375,42 @@ async def pay(request: Request, account_id: str, auth: PortalFormSession) -> Res
         return _pay_page(request, auth, account, error_key=outcome.message_key,
                          error_text=outcome.message, amount=amount, status_code=422)
     return RedirectResponse(f"/pay/receipts/{payment_id}", status_code=303)
+
+
+def _hosted(processor: PaymentProcessor) -> bool:
+    """A real processor whose card entry happens on its own hosted page."""
+    return processor.name != "sandbox" and hasattr(processor, "create_checkout")
+
+
+def _checkout(request: Request, auth: PortalAuth, account: uuid.UUID, amount: str, key: str,
+              processor: PaymentProcessor) -> Response:
+    context = get_context(request)
+    base = portal_settings(request).public_base_url.rstrip("/") or str(
+        request.base_url).rstrip("/")
+    try:
+        with _tenant(context, auth) as session:
+            keys = context.org_keys(session, auth.organization_id)
+            url = portal_service.start_checkout(
+                session, keys=keys, guarantor_id=auth.guarantor_id, processor=processor,
+                account_id=account, amount=amount, idempotency_key=key, now=context.now(),
+                return_url=f"{base}/pay/return",
+            )
+    except PaymentRefused as refused:
+        return _pay_page(request, auth, account, error_key=refused.message_key,
+                         error_text=refused.message, amount=amount, status_code=422)
+    # A link, not a redirect: CSP `form-action 'self'` also governs a form's redirects,
+    # and following a link to the processor's page needs no change to the policy.
+    return page(request, "portal/checkout.html", title_key="title.pay", auth=auth,
+                checkout_url=url)
+
+
+@router.get("/return")
+def processor_return(request: Request) -> Response:
+    """Where the processor's page sends the patient back. The Strict session cookie is not
+    sent on that cross-site navigation, so this page needs no session; its link back to the
+    bill is same-site and carries the cookie again."""
+    return page(request, "portal/message.html", title_key="title.returned",
+                message_key="pay.returned", back_link=True)
 
 
 @router.get("/receipts/{payment_id}")

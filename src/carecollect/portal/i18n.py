@@ -239,6 +239,26 @@ _CATALOG: dict[str, dict[str, str]] = {
     },
     "plan.total_note": {"en": "Total: {amount}. No interest. No fees.",
                         "es": "Total: {amount}. Sin intereses. Sin cargos."},
+    "pay.not_offered": {
+        "en": "Online payments are not available right now. Please call the billing office.",
+        "es": "Los pagos en línea no están disponibles ahora. Llame a la oficina de "
+        "facturación.",
+    },
+    "title.returned": {"en": "Thank you", "es": "Gracias"},
+    "pay.returned": {
+        "en": "If you completed your payment, it will show on your bill in a few minutes.",
+        "es": "Si completó su pago, aparecerá en su factura en unos minutos.",
+    },
+    "pay.hosted_note": {
+        "en": "You will type your card on our payment processor's secure page.",
+        "es": "Escribirá su tarjeta en la página segura de nuestro procesador de pagos.",
+    },
+    "pay.continue": {"en": "Continue to the secure payment page",
+                     "es": "Continuar a la página de pago segura"},
+    "pay.checkout_ready": {
+        "en": "Your payment page is ready. Nothing has been charged yet.",
+        "es": "Su página de pago está lista. Todavía no se ha cobrado nada.",
+    },
     "receipt.status.refunded": {"en": "Refunded", "es": "Reembolsado"},
     # logout
     "logout.body": {

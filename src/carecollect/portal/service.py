@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
-from carecollect.errors import BadInput, NotFound
+from carecollect.errors import BadInput, Forbidden, NotFound
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
 from carecollect.ledger.models import Account
@@ -688,6 +688,61 @@ def pay(
     if payment is None:
         return PaymentRefused("pay.declined" if result.status == "failed" else "pay.unavailable")
     return payment
+
+
+CHECKOUT_PRODUCT_NAME = "Account payment"  # shown on the processor's page: neutral
+
+
+def start_checkout(
+    session: Session,
+    *,
+    keys: OrganizationKeys,
+    guarantor_id: uuid.UUID,
+    processor: PaymentProcessor,
+    account_id: uuid.UUID,
+    amount: str,
+    idempotency_key: str,
+    now: datetime,
+    return_url: str,
+) -> str:
+    """A hosted checkout page of a real processor (Stripe Checkout) for this amount; returns
+    its URL. The card is typed on the processor's page (PCI DSS SAQ A); the payment posts
+    when the processor's signed webhook arrives (docs/PAYMENTS.md). Metadata carries ids
+    only, and the product name is neutral (PLAT-NEUTRAL-NAME)."""
+    from carecollect.payment.processor import ProcessorUnavailable
+    from carecollect.payment.service import require_processor_baa
+
+    cents = check_amount(session, guarantor_id=guarantor_id, account_id=account_id,
+                         amount=amount)
+    account = own_account(session, guarantor_id=guarantor_id, account_id=account_id)
+    create = getattr(processor, "create_checkout", None)
+    if create is None:
+        raise PaymentRefused("pay.unavailable")
+    # HIPAA-BAA (45 CFR 164.502(e)): an off-machine processor only with an active BAA.
+    try:
+        require_processor_baa(session, processor, now)
+    except Forbidden:
+        raise PaymentRefused("pay.not_offered") from None
+    metadata = {"organization_id": str(keys.organization_id), "account_id": str(account.id),
+                "guarantor_id": str(guarantor_id), "source": "portal"}
+    try:
+        result = create(amount_cents=cents, idempotency_key=idempotency_key,
+                        metadata=metadata, success_url=return_url, cancel_url=return_url,
+                        product_name=CHECKOUT_PRODUCT_NAME)
+    except ProcessorUnavailable:
+        raise PaymentRefused("pay.unavailable") from None
+    url = getattr(result, "redirect_url", None)
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise PaymentRefused("pay.unavailable")
+    record(
+        session,
+        actor=Actor.patient(guarantor_id),
+        action="payment.checkout",
+        subject=Subject("account", account.id, organization_id=keys.organization_id,
+                        patient_id=guarantor_id),
+        details={"amount_cents": cents, "processor": processor.name, "source": "portal"},
+    )
+    return url
 
 
 @dataclass(frozen=True)
