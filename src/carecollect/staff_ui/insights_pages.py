@@ -16,7 +16,6 @@ script under the Content-Security-Policy).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -288,7 +287,9 @@ def _template_values(form: FilterForm, group: str) -> dict[str, Any]:
     def query_for(**extra: str) -> str:
         return form.query(**({"group": group} | extra))
 
-    query_with_bucket: Callable[[str], str] = lambda bucket: form.query(bucket=bucket)  # noqa: E731
+    def query_with_bucket(bucket: str) -> str:
+        return form.query(bucket=bucket)
+
     return {
         "filters_form": form,
         "query": form.query(),
