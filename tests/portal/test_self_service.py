@@ -345,3 +345,102 @@ def test_access_log_names_staff_and_shows_only_this_patient(world: PortalWorld) 
 ])
 def test_activity_words(action: str, activity: str) -> None:
     assert activity_of(action) == activity
+
+
+# -- what a dispute and a hardship request do to messages -----------------------------------
+
+class _Recording:
+    """An e-mail provider that records what it would send (no vendor: no BAA needed)."""
+
+    name = "recording"
+    service = None
+    honours_idempotency = True
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> Any:
+        from carecollect.channel.base import SendResult
+
+        self.sent.append(message)
+        return SendResult("recording", f"r-{len(self.sent)}")
+
+    def lookup(self, record: Any) -> Any:
+        return None
+
+
+def _email_consent(world: PortalWorld) -> uuid.UUID:
+    from carecollect.consent.service import consent_service
+
+    with world.db.tenant_session(world.org_id) as s:
+        email = add_email(s, world.tenant, world.alice.guarantor_id, "alicia.test@example.org")
+        consent_service.grant(s, keys=world.tenant.keys, actor=TEST_ACTOR,
+                              guarantor_id=world.alice.guarantor_id, contact_point_id=email.id,
+                              kind="email_use", granted_at=NOW - timedelta(days=30),
+                              method="intake_form")
+        return email.id
+
+
+def test_a_portal_dispute_blocks_planned_outreach_in_the_dispatcher(world: PortalWorld) -> None:
+    from carecollect.kit.jobs.worker import Worker
+    from carecollect.outreach import tasks as outreach_tasks
+    from carecollect.outreach.dispatch import DispatchResources, DispatchSettings, create_attempt
+    from carecollect.outreach.outbox import OutreachAttempt
+    from carecollect.outreach.ratelimit import RateLimiter
+
+    assert outreach_tasks.reconcile_sweep is not None
+    email_id = _email_consent(world)
+    provider = _Recording()
+
+    def attempt(key: str) -> uuid.UUID:
+        with world.db.tenant_session(world.org_id) as s:
+            return create_attempt(s, organization_id=world.org_id,
+                                  guarantor_id=world.alice.guarantor_id, channel="email",
+                                  idempotency_key=key, contact_point_id=email_id,
+                                  account_id=world.alice.account_id,
+                                  scheduled_for=NOW - timedelta(minutes=5)).id
+
+    def drain() -> None:
+        resources = {"outreach": DispatchResources(
+            channels={"email": provider}, settings=DispatchSettings(link_secret=b"k" * 32),
+            limiter=RateLimiter({}))}
+        Worker(world.db, world.tenant.manager, resources=resources, clock=lambda: NOW,
+               run_scheduler=False, queues=["outreach"]).drain()
+
+    before = attempt("before-dispute")
+    drain()
+    assert len(provider.sent) == 1  # the control: an e-mail goes out before the dispute
+    _call(world, "file_dispute", charge_entry_id=world.alice.charges[1], reason="not_mine",
+          now=NOW)
+    after = attempt("after-dispute")
+    drain()
+    assert len(provider.sent) == 1
+    with world.db.tenant_session(world.org_id) as s:
+        states = {a.id: (a.state, a.reasons) for a in s.scalars(select(OutreachAttempt))}
+    assert states[before][0] == "sent"
+    assert states[after] == ("blocked", ["PLAT-REVOKE-NLU"])
+
+
+def test_hardship_holds_the_missed_payment_notice(world: PortalWorld) -> None:
+    from carecollect.outreach.dispatch import DispatchResources, DispatchSettings
+    from carecollect.outreach.ratelimit import RateLimiter
+    from carecollect.outreach.transactional import TransactionalSender
+    from carecollect.payment_plan.models import PlanInstallment
+    from carecollect.payment_plan.notice import notice_content
+
+    _email_consent(world)
+    plan_id = _plan(world)
+    provider = _Recording()
+    sender = TransactionalSender(world.db, world.tenant.manager, DispatchResources(
+        channels={"email": provider}, settings=DispatchSettings(link_secret=b"k" * 32),
+        limiter=RateLimiter({})), clock=lambda: NOW)
+    with world.db.tenant_session(world.org_id) as s:
+        first = s.scalars(select(PlanInstallment).where(PlanInstallment.plan_id == plan_id)
+                          .order_by(PlanInstallment.sequence)).first()
+        assert first is not None
+        email = notice_content(s, first.id, callback_phone="+1 617 555 0100")
+    _call(world, "request_hardship", reason="income", now=NOW - timedelta(hours=1))
+    outcome = sender.send(world.org_id, world.alice.guarantor_id, email, "notice-1")
+    assert (outcome.state, outcome.reasons, outcome.code) == (
+        "blocked", ("PLAT-HARDSHIP-PAUSE",), "flag_in_force")
+    assert provider.sent == []
