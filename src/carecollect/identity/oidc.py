@@ -48,7 +48,6 @@ from joserfc.errors import (
     MissingClaimError,
 )
 from joserfc.jwk import KeySet
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,6 +55,7 @@ from carecollect.audit import Actor, Subject, record
 from carecollect.errors import AppError, BadInput, NotFound
 from carecollect.identity.models import StaffUser
 from carecollect.identity.oidc_models import OidcIdentity, OidcProvider
+from carecollect.identity.oidc_repository import oidc_repository
 from carecollect.identity.permissions import Role
 from carecollect.identity.repository import identity_repository
 from carecollect.identity.service import create_user, generate_password
@@ -151,9 +151,7 @@ def configure_provider(
     role = _check_role(default_role, what="default role") if default_role else None
     if allow_provisioning and role is None and not (role_claim and mapping):
         raise BadInput("provisioning needs a default role or a role claim with a mapping")
-    provider = session.scalar(
-        select(OidcProvider).where(OidcProvider.organization_id == keys.organization_id)
-    )
+    provider = oidc_repository.provider_of(session, keys.organization_id)
     if provider is None:
         provider = OidcProvider(id=uuid7(), organization_id=keys.organization_id)
         session.add(provider)
@@ -191,20 +189,13 @@ def configure_provider(
 
 def provider_of(session: Session, organization_id: uuid.UUID) -> OidcProvider | None:
     """The organization's provider, enabled or not (settings screen)."""
-    return session.scalar(
-        select(OidcProvider).where(OidcProvider.organization_id == organization_id)
-    )
+    return oidc_repository.provider_of(session, organization_id)
 
 
 def enabled_providers(session: Session) -> list[tuple[uuid.UUID, str]]:
     """(id, display name) of every enabled provider, for the sign-in page's buttons (a
     system session: the organization is not known before sign-in)."""
-    rows = session.execute(
-        select(OidcProvider.id, OidcProvider.display_name)
-        .where(OidcProvider.enabled.is_(True))
-        .order_by(OidcProvider.display_name, OidcProvider.id)
-    ).all()
-    return [(row[0], row[1]) for row in rows]
+    return oidc_repository.enabled_providers(session)
 
 
 @dataclass(frozen=True)
@@ -223,9 +214,9 @@ def provider_config(
 ) -> ProviderConfig:
     """The enabled provider (system session) with its client secret opened; `keys_for`
     gives an organization's keys."""
-    provider = session.get(OidcProvider, provider_id)
+    provider = oidc_repository.provider(session, provider_id)
     if provider is None or not provider.enabled:
-        raise NotFound("no such sign-in provider")
+        raise OidcFailed("unknown_provider", status_code=404)
     keys: OrganizationKeys = keys_for(provider.organization_id)
     return ProviderConfig(
         id=provider.id,
@@ -522,7 +513,7 @@ def _login_event(session: Session, *, provider: OidcProvider, user: StaffUser | 
 
 def record_failure(session: Session, *, provider_id: uuid.UUID | None, cause: str) -> None:
     """Audit a failed OIDC sign-in (in a transaction of its own, so it is kept)."""
-    provider = session.get(OidcProvider, provider_id) if provider_id else None
+    provider = oidc_repository.provider(session, provider_id) if provider_id else None
     if provider is None:
         record(session, actor=Actor.system("anonymous"), action="staff.login",
                outcome="failure", details={"step": "oidc", "cause": cause})
@@ -576,12 +567,11 @@ def complete_sign_in(
     """Find, link or (when configured) provision the user for validated claims, in the
     provider organization's tenant session. Refusals are audited and raise OidcFailed;
     the caller commits either way so the audit event is kept."""
-    provider = session.get(OidcProvider, provider_id)
+    provider = oidc_repository.provider(session, provider_id)
     if provider is None or not provider.enabled:
         raise NotFound("no such sign-in provider")
     subject = str(claims["sub"])
-    link = session.scalar(select(OidcIdentity).where(
-        OidcIdentity.issuer == provider.issuer, OidcIdentity.subject == subject))
+    link = oidc_repository.link(session, provider.issuer, subject)
     linked = "existing"
     user: StaffUser | None = None
     email: str | None = None
@@ -593,10 +583,7 @@ def complete_sign_in(
         if provider.link_by_verified_email and email is not None:
             candidate = identity_repository.user_by_email(session, email)
             if candidate is not None and candidate.organization_id == provider.organization_id:
-                other = session.scalar(select(OidcIdentity).where(
-                    OidcIdentity.user_id == candidate.id,
-                    OidcIdentity.provider_id == provider.id))
-                if other is not None:
+                if oidc_repository.link_of_user(session, candidate.id, provider.id) is not None:
                     _login_event(session, provider=provider, user=None, outcome="failure",
                                  cause="already_linked")
                     raise OidcFailed("already_linked")

@@ -383,10 +383,9 @@ class WebhookService:
                 return DeliveryResult("missing")
             if delivery.state != "pending":
                 return DeliveryResult(f"already_{delivery.state}")
-            endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+            endpoint = integration_repository.endpoint(session, delivery.endpoint_id)
             event = integration_repository.event(session, delivery.event_id)
-            if endpoint is None or event is None or not endpoint.active \
-                    or endpoint.deleted_at is not None:
+            if endpoint is None or event is None or not endpoint.active:
                 delivery.state = "cancelled"
                 delivery.next_attempt_at = None
                 return DeliveryResult("cancelled")
