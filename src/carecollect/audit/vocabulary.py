@@ -67,6 +67,9 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "audit.access_log": ("R", "a patient's access log was viewed"),
     "insight.export": ("R", "an aggregate insights report was exported (CSV or PDF)"),
     "insight.report_email": ("E", "the monthly insights report was e-mailed to a staff user"),
+    "webhook_endpoint.create": ("C", "an outbound webhook endpoint was registered"),
+    "webhook_endpoint.update": ("U", "an outbound webhook endpoint was paused or resumed"),
+    "webhook_endpoint.delete": ("D", "an outbound webhook endpoint was deleted"),
 }
 
 _VERB_CODES = {
