@@ -618,9 +618,12 @@ class CadenceService:
                 due, e.campaign_id == campaign.id)) or 0)
             chosen = select(e.id).where(due, e.campaign_id == campaign.id).order_by(
                 e.account_id).limit(limit)
+            # No ORM synchronisation: it would fetch every set-aside row back (RETURNING),
+            # and the savepoint is rolled back anyway.
             session.execute(update(e).where(due, or_(e.campaign_id != campaign.id,
                                                      e.id.not_in(chosen)))
-                            .values(status="paused", status_reason="dry_run_set_aside"))
+                            .values(status="paused", status_reason="dry_run_set_aside")
+                            .execution_options(synchronize_session=False))
             plan = build_plan(session, organization_id=organization_id, at=at)
             rows = [DryRunRow(account_id=a.account_id, guarantor_id=a.guarantor_id,
                               step=a.step, cohort=a.cohort, variant=a.variant,
