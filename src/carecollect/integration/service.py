@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
@@ -50,6 +51,8 @@ from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs import enqueue
 from carecollect.kit.jobs.sessions import write_locked_session
 from carecollect.kit.models import utcnow
+
+log = structlog.get_logger("carecollect.integration")
 
 DELIVER_JOB = "integration.deliver_webhook"
 DELIVER_QUEUE = "integrations"
@@ -466,6 +469,10 @@ class WebhookService:
                 delivery.state = "failed"
                 delivery.failed_at = now
                 delivery.next_attempt_at = None
+                # Ids and codes only (the URL is the practice's, but logs stay uniform).
+                log.warning("webhook.delivery_failed", delivery_id=str(delivery_id),
+                            endpoint_id=str(delivery.endpoint_id), outcome=outcome,
+                            status_code=status, attempts=delivery.attempts)
                 return DeliveryResult("failed", status)
             delay = retry_delay(delivery.attempts)
             delivery.next_attempt_at = now + timedelta(seconds=delay)
