@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from carecollect.insight.periods import local_day, local_start
@@ -47,16 +48,16 @@ def aging_label(age_days: int) -> str:
     return "120+"
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
+    """A named tuple, not a dataclass: the full rebuild makes one per ledger line."""
+
     kind: str
     amount_cents: int  # signed: positive increases what the guarantor owes
     posted_at: datetime
     created_at: datetime | None = None  # when the line was written (for the rollup)
 
 
-@dataclass(frozen=True)
-class Enrollment:
+class Enrollment(NamedTuple):
     campaign_id: uuid.UUID
     cohort: str  # treatment | holdout
     enrolled_at: datetime

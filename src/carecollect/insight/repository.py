@@ -11,7 +11,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    String,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from carecollect.consent.models import MediumOptOut, Revocation
@@ -40,6 +51,13 @@ _CHUNK = 500
 # Stands for "created before the watermark" in histories read with `seen_at`.
 SEEN = datetime(1970, 1, 1, tzinfo=UTC)
 _FETCH = 20_000
+
+
+def _as_uuid(value: Any) -> Any:
+    """A raw id column value (hex text on SQLite, UUID on PostgreSQL) as a UUID."""
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(hex=str(value))
 
 
 class Scope:
@@ -251,29 +269,34 @@ class InsightRepository:
         for item in session.execute(query):
             enrollments.setdefault(item[0], []).append(
                 Enrollment(item[1], item[2], item[3], item[4]))
+        # Ids come back raw (hex text on SQLite, the driver's UUID on PostgreSQL) and are
+        # converted once per account, not once per line; `created_at` is not needed here.
         lines = (
-            select(LedgerEntry.account_id, Account.location_id, LedgerEntry.kind,
-                   LedgerEntry.amount_cents, LedgerEntry.posted_at, LedgerEntry.created_at)
+            select(type_coerce(LedgerEntry.account_id, String),
+                   type_coerce(Account.location_id, String), LedgerEntry.kind,
+                   LedgerEntry.amount_cents, LedgerEntry.posted_at)
             .join(Account, Account.id == LedgerEntry.account_id)
             .where(LedgerEntry.organization_id == organization_id)
             .order_by(LedgerEntry.account_id)
         )
         if created_before is not None:
             lines = lines.where(LedgerEntry.created_at < created_before)
-        current: uuid.UUID | None = None
+        current: Any = None
+        account_id: uuid.UUID | None = None
         location: uuid.UUID | None = None
         history = AccountHistory()
         result = session.execute(lines, execution_options={"yield_per": _FETCH})
         for row in result:
             if row[0] != current:
-                if current is not None:
-                    history.enrollments = enrollments.pop(current, [])
-                    yield current, location, history
-                current, location, history = row[0], row[1], AccountHistory()
-            history.lines.append(Line(row[2], int(row[3]), row[4], row[5]))
-        if current is not None:
-            history.enrollments = enrollments.pop(current, [])
-            yield current, location, history
+                if account_id is not None:
+                    history.enrollments = enrollments.pop(account_id, [])
+                    yield account_id, location, history
+                current, history = row[0], AccountHistory()
+                account_id, location = _as_uuid(row[0]), _as_uuid(row[1])
+            history.lines.append(Line(row[2], int(row[3]), row[4]))
+        if account_id is not None:
+            history.enrollments = enrollments.pop(account_id, [])
+            yield account_id, location, history
         # Enrolled accounts without any ledger line still contribute nothing but exist.
         if enrollments:
             locations = self.account_locations(session, organization_id, enrollments)
