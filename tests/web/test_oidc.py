@@ -445,3 +445,45 @@ def test_sso_settings_bad_input_stores_nothing(
     assert response.status_code == 400
     assert message in response.text
     assert snapshot(web.db) == before
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256"])
+def test_unsigned_or_hmac_tokens_are_refused(alg: str) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import time as clock
+    from datetime import UTC, datetime
+
+    from joserfc.jwk import KeySet, RSAKey
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"}, private=True)
+    public = KeySet([key])
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    now = int(clock.time())
+    header = b64(json.dumps({"alg": alg, "kid": "k1"}).encode())
+    claims = b64(json.dumps({"iss": "https://idp.example.org", "aud": CLIENT_ID, "sub": "x",
+                             "iat": now, "exp": now + 300, "nonce": "n"}).encode())
+    signing_input = f"{header}.{claims}".encode()
+    # The classic confusion attack: HMAC keyed with the provider's public key material.
+    secret = json.dumps(public.as_dict(private=False)).encode()
+    signature = "" if alg == "none" else b64(hmac.new(secret, signing_input,
+                                                      hashlib.sha256).digest())
+    with pytest.raises(oidc.OidcFailed) as refused:
+        oidc.validate_id_token(
+            f"{header}.{claims}.{signature}", key_set=public, refresh_keys=lambda: public,
+            issuer="https://idp.example.org", client_id=CLIENT_ID, nonce="n",
+            access_token=None, now=datetime.now(UTC))
+    assert refused.value.cause == "invalid_token"
+    # Control: the same claims signed with RS256 by the provider's key are accepted.
+    from joserfc import jwt
+
+    good = jwt.encode({"alg": "RS256", "kid": "k1"}, json.loads(base64.urlsafe_b64decode(
+        claims + "=" * (-len(claims) % 4))), key)
+    assert oidc.validate_id_token(
+        good, key_set=public, refresh_keys=lambda: public, issuer="https://idp.example.org",
+        client_id=CLIENT_ID, nonce="n", access_token=None, now=datetime.now(UTC))["sub"] == "x"
