@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -148,7 +149,7 @@ def bench_scalar(seconds: float) -> dict[str, float]:
             evaluate(c)
         done += len(corpus)
     corpus_rate = done / (time.perf_counter() - start)
-    print(f"scalar: realistic mix {decisions}")
+    print(f"scalar: realistic mix {decisions} (load average {os.getloadavg()[0]:.1f})")
     print(f"scalar: {rate:,.0f} decisions/s wall, {cpu_rate:,.0f} per CPU-second (realistic); "
           f"{corpus_rate:,.0f}/s wall (edge-case corpus); Pydantic validation "
           f"{validate_rate:,.0f}/s; ratio evaluate/validate {rate / validate_rate:.2f}")
@@ -249,7 +250,7 @@ def read_sqlite(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return out[0], out[1]
 
 
-def duckdb_scan(acc: pl.DataFrame, ev: pl.DataFrame) -> float:
+def duckdb_scan(acc: pl.DataFrame, ev: pl.DataFrame) -> tuple[float, float]:
     """Plain DuckDB over the same columns: per-account event aggregate joined to accounts.
 
     pyarrow is not installed, so the columns reach DuckDB as Parquet files written by
@@ -260,7 +261,7 @@ def duckdb_scan(acc: pl.DataFrame, ev: pl.DataFrame) -> float:
         acc.write_parquet(acc_path)
         ev.write_parquet(ev_path)
         con = duckdb.connect()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         con.execute(f"""
             SELECT a.channel, a.state, count(*), max(e.last_at), sum(e.n), sum(e.c)
             FROM read_parquet('{acc_path}') a
@@ -268,7 +269,7 @@ def duckdb_scan(acc: pl.DataFrame, ev: pl.DataFrame) -> float:
                          count(*) FILTER (WHERE outcome = 'conversation_rpc') AS c
                   FROM read_parquet('{ev_path}') GROUP BY account_id) e USING (account_id)
             GROUP BY ALL""").fetchall()  # noqa: S608
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
 def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
@@ -283,7 +284,7 @@ def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
         if write is not None:
             write_sqlite(write, acc, ev)
     load = time.perf_counter() - start
-    scan = duckdb_scan(acc, ev)
+    scan, scan_cpu = duckdb_scan(acc, ev)
     start, cpu = time.perf_counter(), time.process_time()
     out = evaluate_portfolio(acc, ev)
     batch = time.perf_counter() - start
@@ -293,9 +294,11 @@ def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
     print(f"batch: {acc.height:,} accounts, {ev.height:,} history events ({source}, "
           f"built/loaded in {load:.1f} s)")
     print(f"batch: decisions {counts}, {with_next:,} with next_allowed_at")
+    print(f"batch: load average {os.getloadavg()[0]:.1f} at the end")
     print(f"batch: evaluate_portfolio {batch:.2f} s wall, {batch_cpu:.2f} CPU-s "
           f"({acc.height / batch:,.0f} accounts/s); DuckDB scan of the same columns "
-          f"{scan:.2f} s wall; ratio {batch / scan:.1f}x")
+          f"{scan:.2f} s wall, {scan_cpu:.2f} CPU-s; ratio {batch / scan:.1f}x wall, "
+          f"{batch_cpu / scan_cpu:.1f}x CPU")
     return {"batch_s": batch, "batch_cpu_s": batch_cpu, "duckdb_s": scan,
             "accounts": acc.height}
 
