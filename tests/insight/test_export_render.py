@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from pypdf import PdfReader
 
 from carecollect.errors import BadInput
 from carecollect.insight.export import (
+    chart_drawing,
     column_label,
     csv_safe,
     export_filename,
@@ -118,3 +120,47 @@ def test_filename_has_key_and_dates_only() -> None:
 def test_filters_reject_an_inverted_period() -> None:
     with pytest.raises(BadInput, match="period_end must be after period_start"):
         ReportFilters(period_start=date(2026, 10, 2), period_end=date(2026, 10, 1))
+
+
+def test_pdf_charts_are_drawn_from_the_chart_spec() -> None:
+    from reportlab.graphics.charts.barcharts import VerticalBarChart
+    from reportlab.graphics.charts.linecharts import HorizontalLineChart
+    from reportlab.graphics.charts.piecharts import Pie
+
+    labels = [f"2026-10-{d:02d}" for d in range(1, 31)]
+    stacked = ChartSpec(kind="stacked-bar", labels=labels, datasets=[
+        ChartDataset("0-30 days ($)", [1.0] * 30), ChartDataset("31-60 days ($)", [2.5] * 30)])
+    drawing = chart_drawing(stacked, width=400)
+    assert drawing is not None
+    [plot] = [c for c in drawing.contents if isinstance(c, VerticalBarChart)]
+    assert plot.data == [[1.0] * 30, [2.5] * 30]
+    assert plot.categoryAxis.style == "stacked"
+    # At most about a dozen axis labels: every other day is left blank here.
+    shown = [n for n in plot.categoryAxis.categoryNames if n]
+    assert shown == labels[::2]
+
+    line = chart_drawing(ChartSpec(kind="line", labels=["2026-09", "2026-10"],
+                                   datasets=[ChartDataset("DSO", [41.5, -3.0])]), width=400)
+    assert line is not None
+    [plot_line] = [c for c in line.contents if isinstance(c, HorizontalLineChart)]
+    assert plot_line.data == [[41.5, -3.0]]
+    assert plot_line.valueAxis.valueMin == -3.0
+
+    pie = chart_drawing(ChartSpec(kind="doughnut", labels=["sms", "email"],
+                                  datasets=[ChartDataset("Payments", [3.0, 1.0])]), width=400)
+    assert pie is not None
+    assert [c.data for c in pie.contents if isinstance(c, Pie)] == [[3.0, 1.0]]
+
+    for empty in (ChartSpec(kind="bar", labels=[], datasets=[]),
+                  ChartSpec(kind="doughnut", labels=["sms"],
+                            datasets=[ChartDataset("Payments", [0.0])])):
+        assert chart_drawing(empty, width=400) is None
+
+
+def test_pdf_with_a_chart_is_still_readable() -> None:
+    with_chart = reports_pdf([_report()], title="t", filter_lines=[], generated_at=GENERATED)
+    plain = reports_pdf([replace(_report(), chart=None)], title="t", filter_lines=[],
+                        generated_at=GENERATED)
+    assert len(with_chart) > len(plain)
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(with_chart)).pages)
+    assert "$1,234.56" in text

@@ -3,8 +3,9 @@
 * CSV: one header row (the report's column names, money in integer cents as the report
   holds it) and one row per report row. Text cells that a spreadsheet would run as a
   formula are defused (OWASP "CSV injection"); numbers are written as numbers.
-* PDF (ReportLab): the report title, the filters it was computed with, its table (money
-  shown as dollars), its notes and the generation time. Several reports can share one
+* PDF (ReportLab): the report title, the filters it was computed with, its chart (drawn
+  with ReportLab's own chart classes), its table (money shown as dollars), its notes and
+  the generation time. Several reports can share one
   document (the monthly e-mail attaches the headline set).
 
 `export_report` is the audited entry point the staff app calls: it builds the report
@@ -23,6 +24,11 @@ from datetime import datetime
 from typing import Literal
 from xml.sax.saxutils import escape
 
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.charts.legends import Legend
+from reportlab.graphics.charts.linecharts import HorizontalLineChart
+from reportlab.graphics.charts.piecharts import Pie
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import landscape, letter
 from reportlab.lib.styles import getSampleStyleSheet
@@ -31,7 +37,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
-from carecollect.insight.schemas import Cell, Report, ReportFilters
+from carecollect.insight.schemas import Cell, ChartSpec, Report, ReportFilters
 from carecollect.outreach.cadence_models import Campaign
 from carecollect.tenant.models import Location
 
@@ -41,6 +47,10 @@ MEDIA_TYPES: dict[str, str] = {
     "pdf": "application/pdf",
 }
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The staff app's palette (Chart.js defaults), so the PDF looks like the dashboard.
+_PALETTE = [colors.HexColor(c) for c in (
+    "#36a2eb", "#ff6384", "#ff9f40", "#ffcd56", "#4bc0c0", "#9966ff", "#c9cbcf")]
+_MAX_AXIS_LABELS = 12
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,60 @@ def describe_filters(session: Session, filters: ReportFilters) -> list[tuple[str
     return lines
 
 
+def chart_drawing(spec: ChartSpec, *, width: float, height: float = 150) -> Drawing | None:
+    """A ReportLab drawing of a report chart (None when there is nothing to draw)."""
+    series = [list(d.values) for d in spec.datasets if d.values]
+    if not spec.labels or not series:
+        return None
+    drawing = Drawing(width, height + 24)
+    legend = Legend()
+    legend.x, legend.y = 0, height + 18
+    legend.fontSize = 6
+    legend.columnMaximum = 1
+    legend.deltax = 90
+    legend.alignment = "right"
+    legend.colorNamePairs = [(_PALETTE[i % len(_PALETTE)], d.label)
+                             for i, d in enumerate(spec.datasets)]
+    if spec.kind == "doughnut":
+        pie = Pie()
+        pie.x, pie.y, pie.width, pie.height = 20, 0, height - 10, height - 10
+        if not any(v > 0 for v in series[0]):
+            return None  # an all-zero pie would show one misleading full slice
+        pie.data = [max(v, 0.0) for v in series[0]]
+        pie.labels = None
+        for i in range(len(pie.data)):
+            pie.slices[i].fillColor = _PALETTE[i % len(_PALETTE)]
+        legend.colorNamePairs = [(_PALETTE[i % len(_PALETTE)], label)
+                                 for i, label in enumerate(spec.labels)]
+        legend.x, legend.y = height + 20, height - 10
+        drawing.add(pie)
+        drawing.add(legend)
+        return drawing
+    plot: VerticalBarChart | HorizontalLineChart = (
+        HorizontalLineChart() if spec.kind == "line" else VerticalBarChart())
+    plot.x, plot.y, plot.width, plot.height = 40, 20, width - 50, height - 30
+    plot.data = [[float(v) for v in values] for values in series]
+    step = max(1, len(spec.labels) // _MAX_AXIS_LABELS)
+    plot.categoryAxis.categoryNames = [
+        label if i % step == 0 else "" for i, label in enumerate(spec.labels)]
+    plot.categoryAxis.labels.fontSize = 6
+    plot.categoryAxis.labels.angle = 30 if len(spec.labels) > 6 else 0
+    plot.categoryAxis.labels.boxAnchor = "ne" if len(spec.labels) > 6 else "n"
+    plot.valueAxis.labels.fontSize = 6
+    plot.valueAxis.valueMin = min(0.0, *(min(v) for v in plot.data))
+    if spec.kind == "stacked-bar" and isinstance(plot, VerticalBarChart):
+        plot.categoryAxis.style = "stacked"
+    for i in range(len(plot.data)):
+        if isinstance(plot, VerticalBarChart):
+            plot.bars[i].fillColor = _PALETTE[i % len(_PALETTE)]
+            plot.bars[i].strokeColor = None
+        else:
+            plot.lines[i].strokeColor = _PALETTE[i % len(_PALETTE)]
+    drawing.add(plot)
+    drawing.add(legend)
+    return drawing
+
+
 def reports_pdf(
     reports: Sequence[Report],
     *,
@@ -141,6 +205,10 @@ def reports_pdf(
         story.append(Paragraph(escape(report.title), styles["Heading2"]))
         if report.description:
             story.append(Paragraph(escape(report.description), small))
+        drawing = (chart_drawing(report.chart, width=document.width)
+                   if report.chart is not None else None)
+        if drawing is not None:
+            story.append(drawing)
         story.append(Spacer(1, 0.08 * inch))
         header = [Paragraph(f"<b>{escape(column_label(c))}</b>", small) for c in report.columns]
         body = [
