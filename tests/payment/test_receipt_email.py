@@ -253,3 +253,33 @@ def test_worker_resources_carry_the_senders_only_with_database_and_keys(
     assert isinstance(wired["receipt_sender"], ReceiptSender)
     assert isinstance(wired["plan_notice_sender"], PlanNoticeSender)
     assert wired["receipt_sender"].transactional.resources is wired["outreach"]
+
+
+def test_without_an_email_channel_or_address_the_receipt_is_recorded_not_sent(
+        db: Database) -> None:
+    world = _world(db)
+    _pay(world)
+    outreach = DispatchResources(channels={}, settings=DispatchSettings(link_secret=b"k" * 32),
+                                 limiter=RateLimiter({}))
+    resources: dict[str, Any] = {"outreach": outreach}
+    add_email_senders(resources, world.db, world.tenant.manager)
+    resources["receipt_sender"].transactional.clock = lambda: NOW
+    _drain(world, resources)
+    [attempt] = _attempts(world)
+    assert (attempt.state, attempt.error_code) == ("failed", "channel_not_configured")
+    assert [j.state for j in world.jobs(RECEIPT_JOB)] == ["completed"]
+
+
+def test_a_guarantor_without_an_email_address_gets_no_receipt_email(db: Database) -> None:
+    world = make_world(db, mailing_tz="America/Chicago")
+    with db.tenant_session(world.org_id) as s:
+        s.add(BusinessAssociate(organization_id=world.org_id, name="Mail vendor",
+                                service="email", baa_status="active",
+                                baa_effective_on=date(2025, 1, 1)))
+    _pay(world)
+    with smtp_server() as (controller, inbox):
+        _drain(world, _resources(world, controller.port, NOW))
+        assert inbox.messages == []
+    [attempt] = _attempts(world)
+    assert (attempt.state, attempt.error_code, attempt.reasons) == (
+        "blocked", "no_email_address", [])
