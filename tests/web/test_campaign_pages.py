@@ -431,3 +431,37 @@ def test_plan_policy_page_saves_and_refuses_bad_input(web: Web) -> None:
     assert changes == [{"fields": ["plan_policy"]}]
     reader = web.login("collector")
     assert 'id="plan-policy-form"' not in reader.get("/app/admin/plan-policy").text
+
+
+def test_unknown_campaign_or_template_is_404_and_changes_nothing(web: Web) -> None:
+    client = web.login("owner")
+    before = snapshot(web.db)
+    missing = uuid.uuid4()
+    for method, path, data in (
+        ("GET", f"/app/campaigns/{missing}/edit", None),
+        ("POST", f"/app/campaigns/{missing}", BUILDER_FORM),
+        ("POST", f"/app/campaigns/{missing}/pause", {}),
+        ("POST", f"/app/campaigns/{missing}/resume", {}),
+        ("POST", f"/app/campaigns/{missing}/dry-run", {"at": AT_LOCAL}),
+        ("GET", "/app/templates/statement_ready_sms/fr", None),
+    ):
+        response = client.request(method, path, data=data, headers=_csrf(web, client))
+        assert response.status_code == 404, (method, path)
+        assert "Not found" in response.text
+    assert snapshot(web.db) == before
+
+
+def test_dry_run_during_break_glass_is_unmasked_and_marked(web: Web) -> None:
+    campaign_id = _campaign(web)
+    portfolio = seed_portfolio(web)
+    client = web.login("auditor")
+    assert "T•••" not in _dry_run(web, client, campaign_id).text
+    granted = client.post("/app/break-glass", headers=_csrf(web, client),
+                          data={"reason": "dispute call needs the campaign history"})
+    assert granted.status_code == 303
+    html = _dry_run(web, client, campaign_id).text
+    assert re.search(r"Test\d Testperson", html)
+    reads = audit_events(web.db, "patient.read")
+    assert len(reads) == len(portfolio.guarantors)
+    assert {(e["details"]["masked"], e["details"]["break_glass"]) for e in reads} == {
+        (False, True)}
