@@ -461,3 +461,71 @@ def test_record_many_validates_every_event_before_inserting_any(db: Database) ->
     assert [e["details"] for e in events[-2:]] == [{"state": "sent"}] * 2
     with db.system_session() as session:
         assert session.scalar(select(func.count()).select_from(OutreachAttempt)) == 0
+
+
+def test_next_chunk_is_decided_while_the_previous_one_is_in_flight(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world(db, 4)
+    order: list[str] = []
+    prepare, record = dispatch._prepare_chunk, dispatch._record_outcomes
+
+    def prepare_spy(*args: Any) -> Any:
+        order.append("decide")
+        return prepare(*args)
+
+    def record_spy(*args: Any) -> Any:
+        order.append("record")
+        return record(*args)
+
+    monkeypatch.setattr(dispatch, "_prepare_chunk", prepare_spy)
+    monkeypatch.setattr(dispatch, "_record_outcomes", record_spy)
+    provider = Recording()
+    ids = [plan(world, d, "sms", f"k-{d.id}") for d in world.debtors]
+    make_worker(world, {"sms": provider}, settings=DispatchSettings(
+        link_secret=b"k" * 32, batch_size=2, send_concurrency=2)).run_once()
+    assert order == ["decide", "decide", "record", "record"]
+    assert sorted(provider.sent) == sorted(ids)
+    assert {a.state for a in _attempts(db).values()} == {"sent"}
+
+
+class DiesOnSecond(Recording):
+    """Sends the first message, then 'dies' (an exception nothing in the worker catches)."""
+
+    calls = 0
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        with self.lock:
+            self.calls += 1
+            first = self.calls == 1
+        if not first:
+            raise KeyboardInterrupt
+        return super().send(message)
+
+
+def test_death_while_a_chunk_is_in_flight_loses_and_duplicates_nothing(
+        db: Database) -> None:
+    # Chunk one (two attempts) is in flight when the worker dies; chunk two was already
+    # committed `sending` but never sent. Everything is settled later, each sent once.
+    world = make_world(db, 4)
+    settings = DispatchSettings(link_secret=b"k" * 32, batch_size=2, send_concurrency=2)
+    with fake_twilio() as twilio:
+        for d in world.debtors:
+            plan(world, d, "sms", f"k-{d.id}")
+        dying = DiesOnSecond()
+        with pytest.raises(KeyboardInterrupt):
+            make_worker(world, {"sms": dying}, settings=settings).run_once()
+        rows = _attempts(db)
+        assert sorted(a.state for a in rows.values()) == ["sending", "sending", "sending",
+                                                         "sent"]
+        provider = twilio_provider(twilio.base_url)
+        make_worker(world, {"sms": provider}, clock=moving_clock(LATER)).drain()
+        make_worker(world, {"sms": provider},
+                    clock=moving_clock(LATER + timedelta(minutes=10))).drain()
+        rows = _attempts(db)
+        assert {a.state for a in rows.values()} == {"sent"}
+        # One by the dying provider, three by Twilio after reconciliation found them absent.
+        assert len(dying.sent) == 1
+        assert sorted(a.provider or "" for a in rows.values()) == ["rec", "twilio", "twilio",
+                                                                   "twilio"]
+        assert len(twilio.messages) == 3
+    assert len(_counted_events(db)) == 4

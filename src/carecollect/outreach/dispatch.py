@@ -26,7 +26,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -397,7 +397,7 @@ def deliver(ctx: JobContext, job: ClaimedJob) -> None:
 
 def deliver_batch(ctx: JobContext, jobs: list[ClaimedJob]) -> Outcomes:
     """Batch handler for `outreach.deliver`: the claimed jobs in chunks of
-    `settings.batch_size` per organization (see `_deliver_chunk`); returns each job's
+    `settings.batch_size` per organization (see `_deliver_chunks`); returns each job's
     outcome for the worker (None: done; `Snooze`; the error that fails or retries it)."""
     res = resources_of(ctx)
     outcomes: Outcomes = {}
@@ -409,35 +409,72 @@ def deliver_batch(ctx: JobContext, jobs: list[ClaimedJob]) -> Outcomes:
             by_org.setdefault(job.organization_id, []).append(job)
     size = max(1, res.settings.batch_size)
     for org_id, group in by_org.items():
-        for lo in range(0, len(group), size):
-            outcomes.update(_deliver_chunk(ctx, res, org_id, group[lo:lo + size]))
+        chunks = [group[lo:lo + size] for lo in range(0, len(group), size)]
+        outcomes.update(_deliver_chunks(ctx, res, org_id, chunks))
     return outcomes
 
 
-def _deliver_chunk(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
-                   jobs: list[ClaimedJob]) -> Outcomes:
-    """One transaction decides the whole chunk and commits `sending` (durably); the
-    messages go out concurrently; one transaction records every outcome."""
+@dataclass
+class _InFlight:
+    prepared: list[_Prepared]
+    futures: list[Future[SendResult]] | None  # None: sent in order when collected
+
+
+def _deliver_chunks(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
+                    chunks: list[list[ClaimedJob]]) -> Outcomes:
+    """Each chunk: one transaction decides it and commits `sending` (durably); its
+    messages go out on the thread pool; one transaction records every outcome. The next
+    chunk is decided while the previous chunk's messages are in flight (its `sending`
+    rows and history are committed, so the next decisions count them)."""
+    outcomes: Outcomes = {}
+    flight: _InFlight | None = None
+    for jobs in chunks:
+        decided, prepared = _prepare_or_one_by_one(ctx, res, org_id, jobs)
+        outcomes.update(decided)
+        if flight is not None:
+            outcomes.update(_land(ctx, res, org_id, flight))
+        flight = _take_off(res, prepared) if prepared else None
+        if flight is not None and flight.futures is None:
+            # Sent from this thread: nothing to overlap, so finish it before deciding more.
+            outcomes.update(_land(ctx, res, org_id, flight))
+            flight = None
+    if flight is not None:
+        outcomes.update(_land(ctx, res, org_id, flight))
+    return outcomes
+
+
+def _prepare_or_one_by_one(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
+                           jobs: list[ClaimedJob]) -> tuple[Outcomes, list[_Prepared]]:
     try:
-        outcomes, prepared = _prepare_chunk(ctx, res, org_id, jobs)
+        return _prepare_chunk(ctx, res, org_id, jobs)
     except Exception as exc:
         if len(jobs) == 1:
-            return {jobs[0].id: exc}
-        # Nothing of the chunk was committed: deliver its jobs one by one, so the failure
-        # stays with the job that caused it.
-        log.warning("batch prepare failed, delivering one by one error=%s", type(exc).__name__)
-        outcomes = {}
-        for job in jobs:
-            outcomes.update(_deliver_chunk(ctx, res, org_id, [job]))
-        return outcomes
-    if prepared:
-        results = _send_all(res, prepared)
-        killed = next((r for r in results if not isinstance(r, SendResult | Exception)), None)
-        outcomes.update(_record_outcomes(ctx, res, org_id, prepared, results))
-        if killed is not None:
-            # KeyboardInterrupt, SystemExit (or a test's stand-in for SIGKILL): what is
-            # known is recorded; the rest stays `sending` and is reconciled.
-            raise killed
+            return {jobs[0].id: exc}, []
+    # Nothing of the chunk was committed: deliver its jobs one by one, so the failure
+    # stays with the job that caused it.
+    log.warning("batch prepare failed, delivering one by one")
+    outcomes: Outcomes = {}
+    for job in jobs:
+        outcomes.update(_deliver_chunks(ctx, res, org_id, [[job]]))
+    return outcomes, []
+
+
+def _take_off(res: DispatchResources, prepared: list[_Prepared]) -> _InFlight:
+    if len(prepared) == 1 or res.settings.send_concurrency <= 1:
+        return _InFlight(prepared, None)
+    pool = res.send_pool()
+    return _InFlight(prepared, [pool.submit(p.provider.send, p.message) for p in prepared])
+
+
+def _land(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
+          flight: _InFlight) -> Outcomes:
+    results = _collect(flight)
+    killed = next((r for r in results if not isinstance(r, SendResult | Exception)), None)
+    outcomes = _record_outcomes(ctx, res, org_id, flight.prepared, results)
+    if killed is not None:
+        # KeyboardInterrupt, SystemExit (or a test's stand-in for SIGKILL): what is known
+        # is recorded; the rest stays `sending` and is reconciled.
+        raise killed
     return outcomes
 
 
@@ -679,24 +716,20 @@ class _Batch:
         return message, provider, event.id
 
 
-def _send_all(res: DispatchResources,
-              prepared: list[_Prepared]) -> list[SendResult | BaseException]:
-    """Send every prepared message; one result or exception per message, in order. More
-    than one message goes through the resources' bounded thread pool."""
-    if len(prepared) == 1 or res.settings.send_concurrency <= 1:
-        results: list[SendResult | BaseException] = []
-        for item in prepared:
+def _collect(flight: _InFlight) -> list[SendResult | BaseException]:
+    """Every in-flight message's result or exception, in order (sent here, one after the
+    other, when it was not put on the pool)."""
+    out: list[SendResult | BaseException] = []
+    if flight.futures is None:
+        for item in flight.prepared:
             try:
-                results.append(item.provider.send(item.message))
+                out.append(item.provider.send(item.message))
             except BaseException as exc:  # sorted out by the caller
-                results.append(exc)
+                out.append(exc)
                 if not isinstance(exc, Exception):
                     break  # dying: send nothing more
-        return results
-    pool = res.send_pool()
-    futures = [pool.submit(item.provider.send, item.message) for item in prepared]
-    out: list[SendResult | BaseException] = []
-    for future in futures:
+        return out
+    for future in flight.futures:
         try:
             out.append(future.result())
         except BaseException as exc:  # sorted out by the caller
