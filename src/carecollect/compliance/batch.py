@@ -317,7 +317,7 @@ def _replies(ev: pl.DataFrame) -> pl.DataFrame:
     """Last inbound/outbound on the proposed medium and address (reply exceptions)."""
     ev_medium = pl.when(pl.col("channel").is_in(["call", "voicemail"])).then(pl.lit("call")) \
         .otherwise(pl.col("channel"))
-    ev = ev.filter((ev_medium == pl.col("medium")) & (pl.col("cp") == pl.col("proposed_cp")))
+    ev = ev.filter(pl.col("cp") == pl.col("proposed_cp")).filter(ev_medium == pl.col("medium"))
     return ev.group_by("account_id").agg(
         pl.col("at").filter(pl.col("direction") == "inbound").max().alias("last_in"),
         pl.col("at").filter(pl.col("direction") == "outbound").max().alias("last_out"),
@@ -539,7 +539,8 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     az = _localize(az, "extra_calls_consent_at", "zone", "cx_").drop("cx_time")
     history = _history(acc, events)
     freq = _frequency(history, az, acc.height)
-    azf = _release_instants(az.join(freq, on=["account_id", "zone"], how="left"))
+    # Release instants only where a release date exists (a few percent of account-zones).
+    azf = az.join(_release_instants(freq), on=["account_id", "zone"], how="left")
     state = acc.join(_replies(history), on="account_id", how="left")
     first = _decide(state.with_columns(pl.col("time").alias("t")), azf)
     pending = first.filter(pl.col("blocked") & ~pl.col("untimed")
