@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from carecollect.audit import models as audit_models
+from carecollect.compliance import models as compliance_models
 from carecollect.consent import models as consent_models
 from carecollect.identity import models as identity_models
 from carecollect.identity import oidc_models
@@ -14,6 +15,7 @@ from carecollect.kit.models import Base
 from carecollect.ledger import models as ledger_models
 from carecollect.outreach import cadence_models as outreach_cadence_models
 from carecollect.outreach import models as outreach_models
+from carecollect.outreach import org_template_models
 from carecollect.outreach import outbox as outbox_models
 from carecollect.patient import models as patient_models
 from carecollect.payment import models as payment_models
@@ -24,6 +26,7 @@ from carecollect.tenant import models as tenant_models
 __all__ = [
     "Base",
     "audit_models",
+    "compliance_models",
     "consent_models",
     "crypto_models",
     "identity_models",
@@ -32,6 +35,7 @@ __all__ = [
     "job_models",
     "ledger_models",
     "oidc_models",
+    "org_template_models",
     "outbox_models",
     "outreach_cadence_models",
     "outreach_models",
