@@ -210,8 +210,9 @@ def test_switching_on_a_medium_without_a_contact_point_is_refused(
 def test_a_dispute_flags_the_account_and_enters_the_review_queue(world: PortalWorld) -> None:
     crown = world.alice.charges[1]
     charges = _call(world, "charges")
-    assert [(c.description, c.amount_cents, c.disputed) for c in charges] == [
-        ("PROPHY ADULT", 11_000, False), ("CROWN PORC/CERAMIC", 125_000, False)]
+    assert [(c.description, c.service_key, c.amount_cents, c.disputed) for c in charges] == [
+        ("PROPHY ADULT", "service.D1110", 11_000, False),
+        ("CROWN PORC/CERAMIC", "service.D2740", 125_000, False)]
     filed = _call(world, "file_dispute", charge_entry_id=crown, reason="wrong_amount", now=NOW)
     assert filed.created
     with world.db.tenant_session(world.org_id) as s:

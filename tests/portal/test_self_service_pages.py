@@ -114,7 +114,7 @@ def test_a_form_without_its_csrf_token_is_refused(world: PortalWorld) -> None:
 def test_filing_a_dispute(world: PortalWorld) -> None:
     client = world.login()
     page = client.get("/pay/dispute")
-    assert "CROWN PORC/CERAMIC" in page.text
+    assert "Crown (porcelain cap on a tooth)" in page.text  # the service in plain words
     csrf = csrf_of(page.text)
     response = client.post("/pay/dispute", data={
         "csrf_token": csrf, "charge": str(world.alice.charges[1]), "reason": "insurance"})

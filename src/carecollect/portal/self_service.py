@@ -46,6 +46,7 @@ from carecollect.outreach.outbox import ReviewItem
 from carecollect.patient.models import ContactPoint
 from carecollect.patient.service import patient_service
 from carecollect.payment_plan.service import plan_service
+from carecollect.portal.bill import service_key
 from carecollect.portal.self_service_repository import self_service_repository as repo
 
 # The media a patient can switch in the portal; letters stay (statements are required).
@@ -98,6 +99,7 @@ class ChargeLine:
     description: str
     amount_cents: int
     disputed: bool
+    service_key: str | None = None  # the plain-words catalog key of its procedure code
 
 
 @dataclass(frozen=True)
@@ -320,11 +322,13 @@ class SelfServiceService:
         lines = [ChargeLine(entry.id, entry.account_id, entry.posted_at.date(),
                             cipher.open_row(entry, "service_date"),
                             cipher.open_row(entry, "description") or "",
-                            entry.amount_cents, str(entry.id) in disputed)
+                            entry.amount_cents, str(entry.id) in disputed,
+                            service_key(cipher.open_row(entry, "procedure_codes")))
                  for entry in repo.charges(session, [a.id for a in accounts])]
         record(session, actor=actor, action="portal.view",
                subject=Subject("patient", guarantor_id, organization_id=keys.organization_id),
-               details={"page": "dispute", "fields": ["service_date", "description"],
+               details={"page": "dispute",
+                        "fields": ["service_date", "description", "procedure_codes"],
                         "count": len(lines)})
         return lines
 
