@@ -246,9 +246,11 @@ def test_insights_in_chromium(live: tuple[Web, str, dict[str, str]], tmp_path: P
             assert all(v is not None for v in _charts(page).values())
 
         # A bad filter value is refused with a clear message (and no PHI in the URL).
-        page.goto("/app/insights?period=fortnight")
-        expect(page.locator("main")).to_contain_text("unknown period")
-        shot("05-insights-bad-period")
+        page.goto("/app/insights?period=custom&start=2026-03-01&end=2026-02-01")
+        expect(page.locator("#insights-error")).to_contain_text(
+            "period_end must be after period_start")
+        expect(page.locator("#filter-start")).to_have_value("2026-03-01")
+        shot("05-insights-inverted-period")
         browser.close()
 
     texts = [*urls, *titles, *(d.decode("latin-1") for d in downloads[:1]),

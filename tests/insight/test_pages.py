@@ -329,6 +329,11 @@ def test_bad_input_is_refused_clearly_and_stores_nothing(
     response = client.get(url)
     assert response.status_code == status, response.text[:300]
     assert message in html.unescape(response.text)
+    if url.startswith("/app/insights?"):
+        # The insights page itself, with the message above its filter form.
+        assert 'id="insights-error" role="alert"' in response.text
+        assert 'id="insights-filters"' in response.text
+        assert "<article" not in response.text
     assert snapshot(web.db) == before
     assert job_count(web.db) == jobs
 

@@ -314,23 +314,36 @@ def insights(
     location: str = "",
     campaign: str = "",
 ) -> Response:
-    if group not in GROUPS:
-        raise BadInput("unknown report group")
     organization_id = auth.principal.organization_id
     now = context.now()
+    error = ""
+    if group not in GROUPS:
+        error, group = "unknown report group", "recovery"
+    reports: list[Report] = []
+    labels: dict[str, Any] = {"period_label": "", "location_label": "", "campaign_label": ""}
     with context.session(organization_id) as session:
-        filters, form = parse_filters(
-            session, organization_id=organization_id, now=now, period=period, start=start,
-            end=end, location=location, campaign=campaign,
-        )
-        reports = [
-            insight_service.build_report(
-                session, organization_id=organization_id, key=key, filters=filters, now=now
-            )
-            for key in report_keys(group)
-        ]
         locations, campaigns = _choices(session)
-        labels = _labels(session, filters)
+        try:
+            filters, form = parse_filters(
+                session, organization_id=organization_id, now=now, period=period,
+                start=start, end=end, location=location, campaign=campaign,
+            )
+        except BadInput as exc:
+            # The page again with the message above the filter form, so the dates can be
+            # corrected in place (nothing is read or stored for bad filters).
+            error = exc.message
+            form = FilterForm(period=period if period in PERIODS else DEFAULT_PERIOD,
+                              start=start.strip()[:10], end=end.strip()[:10], location="",
+                              campaign="")
+        if not error:
+            reports = [
+                insight_service.build_report(
+                    session, organization_id=organization_id, key=key, filters=filters,
+                    now=now,
+                )
+                for key in report_keys(group)
+            ]
+            labels = _labels(session, filters)
     export_roles = ", ".join(
         label for role, label in ROLE_LABELS.items()
         if Permission.INSIGHTS_EXPORT in ROLE_PERMISSIONS[role]
@@ -338,8 +351,8 @@ def insights(
     return page(
         request, "insights.html", title="Insights", group=group, groups=GROUPS,
         periods=PERIODS, reports=[card(r, auth) for r in reports], locations=locations,
-        campaigns=campaigns, error="", export_roles=export_roles,
-        **labels, **_template_values(form, group),
+        campaigns=campaigns, error=error, export_roles=export_roles,
+        status_code=400 if error else 200, **labels, **_template_values(form, group),
     )
 
 
