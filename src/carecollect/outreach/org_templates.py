@@ -102,6 +102,8 @@ def draft_of(*, key: str, language: str, channel: str, surfaces: dict[str, str],
     `BadInput` otherwise. Blank surfaces are dropped, as the editor does."""
     if language not in LANGUAGES:
         raise BadInput("the language is en or es")
+    if (key, language) not in default_templates():
+        raise NotFound("no such template")
     expected = shipped_channel(key)
     if channel != expected:
         raise BadInput(f"template {key} is a {expected} template, not {channel[:16]}")
