@@ -168,7 +168,7 @@ def make_portal_world(db: Database, tmp_path: Path, *, app_settings: dict[str, A
     create_signing_key(data_dir / "keys" / "audit-signing.key")
     settings = Settings(
         data_dir=data_dir, database_url=db.url,
-        session_secret="test-session-secret-0123456789",  # type: ignore[arg-type]
+        session_secret="test-session-secret-0123456789",
         **(app_settings or {}),
     )
     clock = Clock()

@@ -91,7 +91,8 @@ def _neutral(world: PortalWorld, token: str) -> str:
     assert title_of(response.text) == INVALID_TITLE
     assert 'name="last_name"' not in response.text
     assert "set-cookie" not in response.headers
-    return response.text
+    body: str = response.text
+    return body
 
 
 def test_expired_revoked_and_unknown_tokens_look_the_same(world: PortalWorld) -> None:

@@ -107,7 +107,7 @@ def test_another_persons_details_do_not_open_this_link(world: PortalWorld) -> No
         {"last_name": "--", "zip": "02139"},
     ],
 )
-def test_incomplete_answers_are_refused_without_counting(
+def test_incomplete_answers_are_refused_and_audited_but_do_not_lock(
     world: PortalWorld, fields: dict[str, str]
 ) -> None:
     link = world.issue()
@@ -115,8 +115,14 @@ def test_incomplete_answers_are_refused_without_counting(
     assert response.status_code == 422
     assert "Enter your last name and either your date of birth or your ZIP code." in response.text
     assert world.count(PortalSession) == 0
-    assert world.count(PortalVerificationAttempt) == 0
-    assert audit_events(world.db, "portal.login") == []
+    assert [a.outcome for a in _attempts(world)] == ["incomplete"]
+    [event] = audit_events(world.db, "portal.login")
+    assert event["outcome"] == "failure"
+    assert event["details"]["reason"] == "incomplete"
+    assert event["patient_id"] == str(world.alice.guarantor_id)
+    _no_values_in_audit(world)
+    with world.db.tenant_session(world.org_id) as session:
+        assert session.get(PortalLink, link.link_id).failed_attempts == 0  # type: ignore[union-attr]
 
 
 def test_the_form_needs_its_csrf_token(world: PortalWorld) -> None:

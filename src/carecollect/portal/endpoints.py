@@ -190,6 +190,16 @@ async def verify(request: Request, token: str, settings: Settings) -> Response:
     else:
         zip5 = portal_service.normalize_zip5(field("zip"))
     if not portal_service.fold_text(last_name) or (birth is None and zip5 is None):
+        # Counted against the address and audited like any try, but not a failure of the
+        # link: nothing was compared.
+        with context.db.system_session() as session:
+            portal_service.note_attempt(session, client=client, outcome="incomplete", now=now,
+                                        link_id=found.link_id,
+                                        organization_id=found.organization_id)
+        with context.session(found.organization_id) as session:
+            record(session, actor=Actor.system("portal.verify"), action="portal.login",
+                   outcome="failure", subject=portal_service.link_subject(found),
+                   details={"reason": "incomplete", "method": method})
         return _verify_form(request, token, error_key="verify.incomplete", status_code=422,
                             method=method)
 
