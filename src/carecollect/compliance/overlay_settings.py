@@ -168,3 +168,12 @@ def set_overlay(session: Session, *, actor: Actor, organization_id: uuid.UUID,
         details={"fields": changed, "enabled": overlay != OrgOverlay()},
     )
     return overlay
+
+
+@functools.lru_cache(maxsize=1)
+def holiday_country_names() -> dict[str, str]:
+    """Display names of the supported holiday countries, by code."""
+    from holidays.registry import COUNTRIES
+
+    names = {entry[1]: module.replace("_", " ").title() for module, entry in COUNTRIES.items()}
+    return {code: names.get(code, code) for code in holiday_calendars()}

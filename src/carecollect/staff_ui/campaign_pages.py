@@ -28,6 +28,7 @@ from carecollect.audit import Subject, record
 from carecollect.errors import BadInput
 from carecollect.identity.auth import StaffAuth, csrf_protect, staff_permission
 from carecollect.identity.permissions import Permission
+from carecollect.outreach import org_templates
 from carecollect.outreach.cadence import (
     DRY_RUN_MAX,
     CampaignSpec,
@@ -486,23 +487,35 @@ async def campaign_dry_run(
 
 @router.get("/templates", response_class=HTMLResponse)
 def template_list(
-    request: Request, auth: StaffAuth = staff_permission(Permission.CAMPAIGN_READ)
+    request: Request,
+    context: Context,
+    auth: StaffAuth = staff_permission(Permission.CAMPAIGN_READ),
 ) -> Response:
+    with _tenant(context, auth) as session:
+        saved = {(o.template.id, o.template.language): o for o in org_templates.overrides(
+            session, organization_id=auth.principal.organization_id)}
     return page(request, "template_editor_list.html", title="Message templates",
-                catalog=template_catalog())
+                catalog=template_catalog(), overrides=saved)
 
 
-def _editor(request: Request, context: AppContext, auth: StaffAuth, *, template_id: str,
-            language: str, channel: str, surfaces: dict[str, str], verified: bool,
-            risk: bool, status_code: int = 200) -> Response:
+def editor_page(request: Request, context: AppContext, auth: StaffAuth, *, template_id: str,
+                language: str, channel: str, surfaces: dict[str, str], verified: bool,
+                risk: bool, status_code: int = 200, save_error: str = "") -> Response:
+    """The template editor for a draft: linter findings, preview, and the organization's
+    version of the template in use (if any) with "revert to shipped"."""
     with _tenant(context, auth) as session:
         org = session.get(Organization, auth.principal.organization_id)
         display_name = org.billing_display_name if org is not None else ""
+        current = org_templates.override(
+            session, organization_id=auth.principal.organization_id, key=template_id,
+            language=language) if language in LANGUAGES else None
     check = check_template(template_id=template_id, language=language, channel=channel,
                            surfaces=surfaces, phone_verified_and_consented=verified,
                            email_risk_acknowledged=risk, display_name=display_name)
+    shipped = default_templates().get((template_id, language))
     return page(request, "template_editor.html", title="Template editor", check=check,
                 surfaces=CHANNEL_SURFACES.get(channel, ()), values=surfaces,
+                override=current, shipped=shipped, save_error=save_error,
                 status_code=400 if check.issues or check.preview_error else status_code)
 
 
@@ -515,10 +528,16 @@ def template_edit(
     auth: StaffAuth = staff_permission(Permission.CAMPAIGN_READ),
 ) -> Response:
     template = template_draft(template_id, language)
-    return _editor(request, context, auth, template_id=template.id, language=language,
-                   channel=template.channel, surfaces=dict(template.surfaces),
-                   verified=template.requires.phone_verified_and_consented,
-                   risk=template.requires.email_risk_acknowledged)
+    with _tenant(context, auth) as session:
+        # The organization's version in use, if it saved one, is the draft to start from.
+        current = org_templates.organization_template(
+            session, organization_id=auth.principal.organization_id, key=template.id,
+            language=language)
+    template = current or template
+    return editor_page(request, context, auth, template_id=template.id, language=language,
+                       channel=template.channel, surfaces=dict(template.surfaces),
+                       verified=template.requires.phone_verified_and_consented,
+                       risk=template.requires.email_risk_acknowledged)
 
 
 @router.post("/templates/check", response_class=HTMLResponse)
@@ -537,7 +556,7 @@ async def template_check(
     surfaces = {s: _text(form, f"surface-{s}", 20_000) for s in CHANNEL_SURFACES[channel]}
     template_id = _text(form, "template_id", 64) or "draft"
     return await run_in_threadpool(
-        _editor, request, context, auth, template_id=template_id, language=language,
+        editor_page, request, context, auth, template_id=template_id, language=language,
         channel=channel, surfaces=surfaces, verified=bool(_text(form, "verified", 4)),
         risk=bool(_text(form, "risk", 4)))
 
