@@ -93,6 +93,7 @@ def create_app(
     from carecollect.portal.self_service_endpoints import router as portal_self_router
     from carecollect.staff_ui.campaign_pages import router as campaign_router
     from carecollect.staff_ui.insights_pages import router as insights_router
+    from carecollect.staff_ui.org_settings_pages import router as org_settings_router
     from carecollect.staff_ui.pages import router as staff_router
     from carecollect.staff_ui.render import html_error
     from carecollect.staff_ui.sso_pages import router as sso_router
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(sso_router)
     app.include_router(insights_router)
     app.include_router(campaign_router)
+    app.include_router(org_settings_router)
     app.include_router(portal_router)
     app.include_router(portal_self_router)
     _mount_webhooks(app, context)
