@@ -46,7 +46,21 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, String, Table, and_, cast, func, literal, or_, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    and_,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
@@ -278,8 +292,7 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
     one = exclusions.filter(pl.col("campaign_id").is_not_null())
     due = due.join(everywhere, on="account_id", how="anti").join(
         one, on=["account_id", "campaign_id"], how="anti")
-    due_g = select(e.guarantor_id).where(due_filter)
-    due_a = select(e.account_id).where(due_filter)
+    due_g, due_a, temporary = _due_sets(conn, due_filter)
 
     points = _frame(conn, select(
         u(ContactPoint.id), u(ContactPoint.guarantor_id), ContactPoint.kind,
@@ -371,8 +384,29 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         "direction": pl.String, "outcome": pl.String, "dialer": pl.String,
         "account_ids": pl.String, "cp_kind": pl.String})
     events = _aware(events, "at")
+    for table in temporary:
+        table.drop(conn)
     return _Facts(due, points, consents, revokes, flags, confidential, designations, signals,
                   balances, events)
+
+
+def _due_sets(conn: Connection, due_filter: Any) -> tuple[Any, Any, list[Table]]:
+    """The due enrollments' guarantor ids and account ids, each stored once in a temporary
+    table keyed by id for this transaction, as sub-selects for the column reads (which
+    otherwise each re-run the due-enrollment query and build its set again)."""
+    e = CampaignEnrollment
+    suffix = uuid.uuid4().hex[:12]
+    meta = MetaData()
+    tables = []
+    for name, column in (("plan_due_g", e.guarantor_id), ("plan_due_a", e.account_id)):
+        table = Table(f"{name}_{suffix}", meta, Column("id", Uuid(), primary_key=True),
+                      prefixes=["TEMPORARY"], sqlite_with_rowid=False,
+                      postgresql_on_commit="DROP")
+        table.create(conn)
+        conn.execute(insert(table).from_select(
+            ["id"], select(column).where(due_filter, column.is_not(None)).distinct()))
+        tables.append(table)
+    return select(tables[0].c.id), select(tables[1].c.id), tables
 
 
 def functools_partial_uuid(dialect: str) -> Any:
