@@ -232,3 +232,21 @@ def test_identity_page_in_spanish_before_any_session(world: PortalWorld) -> None
     assert '<html lang="es">' in by_header.text
     fallback = client.get(f"/pay/{link.token}", headers={"accept-language": "fr-FR"})
     assert '<html lang="en">' in fallback.text
+
+
+def test_a_tampered_cookie_reaches_nothing(world: PortalWorld) -> None:
+    from tests.factories import create_tenant
+
+    client = world.login()
+    value = client.cookies.get("cc_portal")
+    assert value
+    org_hex, token = value.split(".", 1)
+    other = create_tenant(world.db)
+    for forged in (f"{other.id.hex}.{token}", f"{org_hex}.{token[:-1]}x", f"{org_hex}.",
+                   "garbage", f"{'0' * 32}.{token}", f"{org_hex}.{'A' * 200}"):
+        intruder = TestClient(world.app, base_url="http://127.0.0.1", follow_redirects=False)
+        intruder.cookies.set("cc_portal", forged, path="/pay")
+        response = intruder.get("/pay/bill")
+        assert response.status_code == 404, forged
+        assert "5001" not in response.text
+    assert client.get("/pay/bill").status_code == 200  # the real session is untouched
