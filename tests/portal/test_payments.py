@@ -219,3 +219,34 @@ def test_receipt_pdf_download(world: PortalWorld) -> None:
     assert [d["details"] for d in downloads] == [{"document": "receipt"}]
     bill = client.get("/pay/bill").text
     assert f'<a href="{location}">{number}</a>' in bill
+
+
+def test_two_simultaneous_submits_of_one_form_post_once(world: PortalWorld) -> None:
+    import threading
+
+    client = world.login()
+    csrf, attempt = _pay_form(client, world)
+    cookie = client.cookies.get("cc_portal")
+    assert cookie
+    results: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def submit() -> None:
+        mine = TestClient(world.app, base_url="http://127.0.0.1", follow_redirects=False)
+        mine.cookies.set("cc_portal", cookie, path="/pay")
+        barrier.wait()
+        response = mine.post(f"/pay/accounts/{world.alice.account_id}/pay",
+                             data={"csrf_token": csrf, "attempt": attempt, "amount": "30.00",
+                                   "card": "pm_sandbox_visa"})
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert results == [303, 303]
+    assert world.count(Payment) == 1
+    assert world.count(PaymentAllocation) == 1
+    assert world.balance(world.alice) == 61_000 - 3_000
+    assert len(audit_events(world.db, "payment.post")) == 1
