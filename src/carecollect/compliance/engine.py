@@ -93,8 +93,10 @@ def features(ctx: Context) -> frozenset[str]:
         have.append("marketing")
     if action.recipient != "debtor":
         have.append("other_recipient")
-    if any(e.text and e.direction == "inbound" for e in ctx.contact_history):
-        have.append("inbound_text")
+    for e in ctx.contact_history:
+        if e.text and e.direction == "inbound":
+            have.append("inbound_text")
+            break
     if ctx.creditor.entity_kind == "hospital_nonprofit_501r":
         have.append("hospital")
     if ctx.creditor.type == "third_party" or ctx.creditor.hipaa_role == "business_associate":

@@ -384,13 +384,19 @@ def seven_in_seven(f: Facts, rule_id: str) -> Finding | None:
     person = f.action.recipient
     worst: Finding | None = None
     for debt_id in f.debt_ids:
+        # The zone only decides which calls the consent exclusion removes, so the placed
+        # calls are listed once per debt; fewer than 7 cannot reach the cap in any zone.
+        placed = [e.at for e in f.history
+                  if placed_call(e.channel, e.direction, e.outcome) and e.person == person
+                  and f.about_debt(e, debt_id)]
+        if len(placed) < 7:
+            continue
         for zone in f.zones:
             windows = consent_windows(f, zone)
             if _excluded(f.t, windows, zone):
                 continue
-            calls = [e.at for e in f.history
-                     if placed_call(e.channel, e.direction, e.outcome) and e.person == person
-                     and f.about_debt(e, debt_id) and not _excluded(e.at, windows, zone)]
+            calls = [at for at in placed if not _excluded(at, windows, zone)] if windows \
+                else placed
             if len(calls) < 7:
                 continue
             hit = _freq_in_zone(f, calls, 7, 7, zone)
