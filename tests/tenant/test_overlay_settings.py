@@ -172,3 +172,18 @@ def test_the_holiday_calendars_are_the_holidays_package_list() -> None:
     assert "MA" in calendars["US"]
     assert "USA" not in calendars  # alpha-2 codes only
     assert all(len(code) == 2 for code in calendars)
+
+
+def test_the_stored_overlay_is_what_the_engine_enforces(db: Database) -> None:
+    from carecollect.compliance.engine import evaluate
+    from tests.compliance.builders import at, context
+
+    tenant = create_tenant(db)
+    sunday = context(at("2026-03-15T10:00:00-04:00"))
+    assert evaluate(sunday, _get(db, tenant)).decision == "allow"  # default: no quiet days
+    _set(db, tenant, {"quiet_weekdays": ["sun"], "extra_quiet_dates": ["2026-03-16"]})
+    decision = evaluate(sunday, _get(db, tenant))
+    assert decision.decision == "block"
+    assert "ORG-QUIET-DAYS" in decision.reasons
+    # Sunday and the extra quiet Monday are skipped: Tuesday 08:00 local is next.
+    assert decision.next_allowed_iso() == "2026-03-17T08:00:00-04:00"
