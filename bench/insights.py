@@ -377,10 +377,11 @@ def run(backend: str, args: argparse.Namespace) -> None:
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     p = portfolio(args.accounts, args.lines, args.attempts_per_account)
     organization_id = uuid.UUID(p["org"])
-    tmp = Path(tempfile.mkdtemp(prefix="cc-insights-"))
     admin = None
     name = ""
+    tmp = path = Path()
     if backend == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="cc-insights-"))
         path = tmp / "insights.db"
         url = f"sqlite:///{path}"
     else:

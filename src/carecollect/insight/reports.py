@@ -580,10 +580,11 @@ def payment_plans(ctx: ReportContext) -> ReportBody:
 def compliance_blocks(ctx: ReportContext) -> ReportBody:
     attempts = insight_repository.flagged_attempts(
         ctx.session, ctx.organization_id, start=ctx.start_at, end=ctx.end_at,
-        campaign_key=ctx.campaign_key)
+        campaign_key=ctx.campaign_key, location_id=ctx.scope.location_id)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    enrolled = ctx.scope.account_ids
     for account_id, channel, state, reasons, details in attempts:
-        if not ctx.account_in_scope(account_id):
+        if enrolled is not None and account_id not in enrolled:
             continue
         # A re-timed attempt later blocked at send time counts in both columns.
         for rule in reasons or ["(no rule recorded)"]:

@@ -418,7 +418,7 @@ class InsightRepository:
 
     def flagged_attempts(
         self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,
-        campaign_key: str | None,
+        campaign_key: str | None, location_id: uuid.UUID | None = None,
     ) -> list[tuple[uuid.UUID | None, str, str, list[str], dict[str, Any]]]:
         """Blocked or re-timed attempts scheduled in [start, end) (the partial index):
         account, channel, state, reasons (rule ids), details."""
@@ -428,10 +428,13 @@ class InsightRepository:
         ).where(
             OutreachAttempt.organization_id == organization_id,
             OutreachAttempt.scheduled_for >= start, OutreachAttempt.scheduled_for < end,
-            text(FLAGGED_ATTEMPT_PREDICATE),
+            text(f"({FLAGGED_ATTEMPT_PREDICATE})"),
         )
         if campaign_key is not None:
             query = query.where(OutreachAttempt.cadence_key == campaign_key)
+        if location_id is not None:
+            query = query.join(Account, Account.id == OutreachAttempt.account_id).where(
+                Account.location_id == location_id)
         return [(r[0], r[1], r[2], list(r[3] or []), dict(r[4] or {}))
                 for r in session.execute(query)]
 
