@@ -8,6 +8,7 @@ stored, audit events. Synthetic data only.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -307,3 +308,118 @@ def test_only_organization_managers_see_save_and_revert(web: Web) -> None:
         assert 'id="override-in-use"' in editor.text
         assert 'id="save-template"' not in editor.text
         assert 'id="revert-template"' not in editor.text
+
+
+# In a real browser -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live(db: Any, tmp_path: Any) -> Any:
+    import threading
+    import time
+    from datetime import timedelta
+
+    import uvicorn
+
+    from carecollect.identity.service import IdentityPolicy
+    from tests.web.conftest import make_web
+    from tests.web.test_browser import _free_port
+
+    web = make_web(db, tmp_path, real_time=True,
+                   policy=IdentityPolicy(touch_interval=timedelta(0)))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield web, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_quiet_days_and_an_organization_template_in_chromium(live: Any) -> None:
+    import os
+    import shutil
+    from pathlib import Path
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.web.conftest import PASSWORD
+    from tests.web.test_browser import CHROMIUM, _totp
+
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("needs Debian's chromium")
+    web, base = live
+    shots = Path(os.environ.get("CARECOLLECT_SCREENSHOT_DIR") or (
+        Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    csp_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("console", lambda msg: (
+            csp_errors.append(msg.text) if "Content Security Policy" in msg.text else None))
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(shots / f"org-settings-{name}.png"), full_page=True)
+
+        page.goto("/app/login")
+        page.fill("input[name=email]", web.emails["owner"])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
+        page.fill("input[name=code]", _totp(web, "owner"))
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/app/$"))
+
+        # 1. Quiet days: a window that starts before 08:00 is refused, nothing stored.
+        page.goto("/app/admin/organization")
+        page.click("#compliance-settings-link")
+        expect(page).to_have_url(re.compile(r"/app/admin/compliance-settings$"))
+        expect(page.locator("#overlay-off")).to_have_count(1)
+        page.check("#quiet-sun")
+        page.fill("#window-start", "07:00")
+        page.select_option("#holiday-country", "US")
+        page.locator("#save-overlay").press("Enter")
+        expect(page.locator("#form-errors")).to_contain_text(
+            "the overlay window must lie inside [08:00, 21:00)")
+        assert _overlay(web) is None
+        shot("01-refused")
+        page.fill("#window-start", "09:00")
+        page.locator("#save-overlay").press("Enter")
+        expect(page.locator("#in-force-weekdays")).to_have_text("Sunday")
+        expect(page.locator("#in-force-holidays")).to_have_text("United States (US)")
+        expect(page.locator("#in-force-window")).to_contain_text("09:00")
+        assert _overlay(web) == OrgOverlay(window_start=dt.time(9),
+                                           quiet_weekdays=frozenset({6}),
+                                           holiday_country="US")
+        shot("02-saved")
+
+        # 2. An organization version of a template: refused with findings, then saved.
+        page.goto("/app/templates/statement_ready_sms/en")
+        expect(page.locator("#shipped-in-use")).to_have_count(1)
+        page.fill("#surface-sms_body", "You owe {{ balance_cents | money }}")
+        page.locator("#save-template").press("Enter")
+        expect(page.locator("#save-error")).to_have_count(1)
+        expect(page.locator("#lint-issues")).to_contain_text("HIPAA-CONTENT-CLASS")
+        assert _override(web) is None
+        shot("03-template-refused")
+        page.fill("#surface-sms_body", GOOD_SMS)
+        page.locator("#save-template").press("Enter")
+        expect(page.locator("#override-in-use")).to_contain_text(
+            "the organization's version 1")
+        assert _override(web) is not None
+        shot("04-template-saved")
+        page.locator("#revert-template").press("Enter")
+        expect(page.locator("#shipped-in-use")).to_have_count(1)
+        assert _override(web) is None
+        browser.close()
+    assert csp_errors == []
