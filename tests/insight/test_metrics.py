@@ -233,3 +233,16 @@ def test_holdout_lift_small_groups_warn(db: Database, portfolio: Portfolio) -> N
     early = report(db, portfolio, "holdout_lift", date(2026, 1, 1), date(2026, 7, 1),
                    now=datetime(2026, 5, 5, 16, tzinfo=UTC))
     assert early.rows[0][:7] == ["c1", 1, 1, 1.0, 0, 0, None]
+
+
+def test_compliance_blocks_by_campaign(db: Database, portfolio: Portfolio) -> None:
+    from tests.outreach.helpers import simple_campaign
+
+    with db.tenant_session(portfolio.tenant.id) as s:
+        other = simple_campaign(s, portfolio.tenant, channels=("sms",), key="c2")
+    mine = report(db, portfolio, "compliance_blocks", date(2026, 2, 1), date(2026, 3, 1),
+                  campaign_id=portfolio.campaign_id)
+    assert mine.rows == [["REGF-7IN7", "sms", 1, 0], ["REGF-TIME-8-9", "letter", 0, 1]]
+    theirs = report(db, portfolio, "compliance_blocks", date(2026, 2, 1), date(2026, 3, 1),
+                    campaign_id=other)
+    assert theirs.rows == []
