@@ -98,6 +98,7 @@ def create_app(
     from carecollect.staff_ui.render import html_error
     from carecollect.staff_ui.sso_pages import router as sso_router
     from carecollect.staff_ui.webhook_pages import router as webhook_pages_router
+    from carecollect.staff_ui.work_pages import router as work_router
 
     settings = settings or load_settings()
     context = AppContext(
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(api_router)
     app.include_router(webhook_endpoints_router)
     app.include_router(staff_router)
+    app.include_router(work_router)
     app.include_router(webhook_pages_router)
     app.include_router(sso_router)
     app.include_router(insights_router)

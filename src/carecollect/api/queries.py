@@ -24,9 +24,6 @@ from carecollect.outreach.models import ContactEvent
 from carecollect.patient.models import Flag
 from carecollect.tenant.models import BusinessAssociate
 
-REVIEW_FLAG_KINDS = ("cease_requested", "dispute", "attorney_represented", "bankruptcy",
-                     "hardship")
-
 
 def accounts_of(session: Session, guarantor_id: uuid.UUID) -> Sequence[Account]:
     return session.scalars(
@@ -74,16 +71,6 @@ def entries_page(
 def flags_of(session: Session, guarantor_id: uuid.UUID) -> Sequence[Flag]:
     return session.scalars(
         select(Flag).where(Flag.guarantor_id == guarantor_id).order_by(Flag.raised_at, Flag.id)
-    ).all()
-
-
-def open_review_flags(session: Session, *, limit: int = 200) -> Sequence[Flag]:
-    """Flags a person must review (cease, dispute, attorney, bankruptcy), oldest first."""
-    return session.scalars(
-        select(Flag)
-        .where(Flag.kind.in_(REVIEW_FLAG_KINDS), Flag.cleared_at.is_(None))
-        .order_by(Flag.raised_at, Flag.id)
-        .limit(limit)
     ).all()
 
 

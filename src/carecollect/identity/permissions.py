@@ -42,6 +42,7 @@ class Permission(StrEnum):
     WEBHOOK_MANAGE = "webhook.manage"  # outbound webhook endpoints
     PAYMENT_READ = "payment.read"
     PAYMENT_WRITE = "payment.write"  # staff-posted payments, refunds, plans
+    CALL_WORK = "call.work"  # re-check and log manual calls from the work list
 
 
 class Role(StrEnum):
@@ -92,12 +93,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         P.CAMPAIGN_MANAGE,
         P.INSIGHTS_EXPORT,
         P.PAYMENT_WRITE,
+        P.CALL_WORK,
     },
     # Collectors work accounts all day: masked by default (minimum necessary), reveal on
     # demand; they must be able to record an opt-out or a dispute the moment they hear it
     # (TCPA revocation "by any reasonable means", FDCPA 1692g(b) disputes).
     Role.COLLECTOR: _PHI_WORK
-    | {P.PATIENT_REVEAL, P.CONSENT_WRITE, P.FLAG_WRITE, P.BREAK_GLASS},
+    | {P.PATIENT_REVEAL, P.CONSENT_WRITE, P.FLAG_WRITE, P.BREAK_GLASS, P.CALL_WORK},
     Role.COMPLIANCE_OFFICER: _PHI_WORK
     | {
         P.PATIENT_REVEAL,

@@ -446,14 +446,20 @@ class CadenceService:
         return exclusion
 
     def lift_exclusion(self, session: Session, *, organization_id: uuid.UUID, actor: Actor,
-                       account_id: uuid.UUID, at: dt.datetime) -> int:
-        result = session.execute(update(OutreachExclusion).where(
-            OutreachExclusion.account_id == account_id,
-            OutreachExclusion.lifted_at.is_(None)).values(lifted_at=at))
+                       account_id: uuid.UUID, at: dt.datetime,
+                       reason: str | None = None) -> int:
+        """Lift the account's exclusions in force; with `reason`, only those made for that
+        reason (closing a hardship review must not lift a dispute's exclusion)."""
+        condition = and_(OutreachExclusion.account_id == account_id,
+                         OutreachExclusion.lifted_at.is_(None))
+        if reason is not None:
+            condition = and_(condition, OutreachExclusion.reason == reason)
+        result = session.execute(update(OutreachExclusion).where(condition)
+                                 .values(lifted_at=at))
         count = int(getattr(result, "rowcount", 0) or 0)
         record(session, actor=actor, action="outreach.exclude_lift",
                subject=Subject("account", account_id, organization_id=organization_id),
-               details={"lifted": count})
+               details={"lifted": count, "reason": reason})
         return count
 
     @staticmethod

@@ -340,6 +340,44 @@ class PatientService:
         return flag
 
 
+    def review_flag(
+        self,
+        session: Session,
+        *,
+        actor: Actor,
+        flag_id: uuid.UUID,
+        outcome: str,
+        at: datetime,
+        clear: bool,
+    ) -> Flag:
+        """Record a person's review of a flag: `clear` ends it (outreach it suppressed may
+        resume), otherwise it stays in force and leaves the review queue. History is kept:
+        the outcome and time go into the flag's attributes, never edited away."""
+        flag = session.get(Flag, flag_id)
+        if flag is None:
+            raise NotFound("no such flag")
+        if flag.cleared_at is not None:
+            raise BadInput("this flag is already cleared")
+        attributes = dict(flag.attributes or {})
+        if attributes.get("reviewed_at") and not clear:
+            raise BadInput("this flag is already reviewed")
+        attributes.update({"reviewed_at": at.isoformat(), "review_outcome": outcome,
+                           "reviewed_by": f"{actor.type}:{actor.id}"[:80]})
+        flag.attributes = attributes  # a new dict: JSON columns track assignment only
+        if clear:
+            flag.cleared_at = at
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="flag.clear" if clear else "flag.review",
+            subject=Subject("flag", flag.id, organization_id=flag.organization_id,
+                            patient_id=flag.guarantor_id),
+            details={"kind": flag.kind, "outcome": outcome},
+        )
+        return flag
+
+
 def _fold(name: str) -> str:
     from carecollect.kit.crypto.blind import normalize_name
 

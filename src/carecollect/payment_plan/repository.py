@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +17,21 @@ from carecollect.payment_plan.models import (
 
 
 class PlanRepository:
+    def failed_charges(self, session: Session, *, since: datetime, limit: int = 200
+                       ) -> list[tuple[ChargeAttempt, PlanInstallment, PaymentPlan]]:
+        """Autopay charges declined or failed since `since`, newest first, with their
+        installment and plan (the staff work list of failed payments)."""
+        rows = session.execute(
+            select(ChargeAttempt, PlanInstallment, PaymentPlan)
+            .join(PlanInstallment, PlanInstallment.id == ChargeAttempt.installment_id)
+            .join(PaymentPlan, PaymentPlan.id == PlanInstallment.plan_id)
+            .where(ChargeAttempt.state.in_(("declined", "error")),
+                   ChargeAttempt.started_at >= since)
+            .order_by(ChargeAttempt.started_at.desc(), ChargeAttempt.id)
+            .limit(limit)
+        ).all()
+        return [(attempt, installment, plan) for attempt, installment, plan in rows]
+
     def policy(self, session: Session, key: str = "default") -> PlanPolicy | None:
         return session.scalar(select(PlanPolicy).where(PlanPolicy.key == key))
 

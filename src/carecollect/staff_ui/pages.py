@@ -37,6 +37,7 @@ from carecollect.identity.permissions import API_GRANTABLE, Permission, matrix
 from carecollect.identity.repository import identity_repository
 from carecollect.ledger.repository import ledger_repository
 from carecollect.ledger.service import ledger_service
+from carecollect.outreach.review import review_service
 from carecollect.patient.service import patient_service
 from carecollect.staff_ui.render import page
 from carecollect.tenant.models import Organization
@@ -373,7 +374,7 @@ def dashboard(
         accounts, total = ledger_repository.portfolio_totals(session)
         collections = queries.collections_by_month(session, since=now - timedelta(days=366))
         outcomes = queries.outreach_outcomes(session)
-        review = len(queries.open_review_flags(session))
+        review = len(review_service.queue(session))
     charts = {
         "aging": {
             "type": "bar",
@@ -408,9 +409,9 @@ def dashboard(
 def work_lists(
     request: Request, context: Context, auth: StaffAuth = staff_permission(Permission.FLAG_READ)
 ) -> Response:
-    with _tenant(context, auth) as session:
-        flags = [views.flag_out(f) for f in queries.open_review_flags(session)]
-    return page(request, "work.html", title="Work lists", flags=flags)
+    from carecollect.staff_ui.work_pages import work_lists_view
+
+    return work_lists_view(request, context, auth)
 
 
 # Search, account page, reveal ---------------------------------------------------------
