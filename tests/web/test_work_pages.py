@@ -279,3 +279,25 @@ def test_work_actions_are_authorized_per_role(web: Web, role: str) -> None:
             assert response.status_code == 403, (url, role, response.status_code)
         assert snapshot(web.db) == before
         assert job_count(web.db) == jobs
+
+
+def test_call_check_applies_the_organizations_quiet_days(web: Web) -> None:
+    from zoneinfo import ZoneInfo
+
+    from carecollect.compliance.overlay_settings import set_overlay
+    from carecollect.tenant.models import Organization
+
+    ids = seed(web)
+    task_id = _call_task(web, ids)
+    with web.db.tenant_session(web.tenant.id) as session:
+        org = session.get(Organization, web.tenant.id)
+        assert org is not None
+        today = web.clock().astimezone(ZoneInfo(org.timezone)).weekday()
+        set_overlay(session, actor=TEST_ACTOR, organization_id=web.tenant.id,
+                    data={"quiet_weekdays": [today]})
+    client = web.login("collector")
+    check = _post(web, client, f"/app/work/calls/{task_id}/check", {})
+    assert 'data-decision="block"' in check.text
+    assert "<strong>ORG-QUIET-DAYS</strong>" in check.text
+    assert [e["details"] for e in audit_events(web.db, "call_task.check")] == [
+        {"decision": "block", "reasons": ["STATE-SUNDAY", "ORG-QUIET-DAYS"]}]

@@ -21,6 +21,7 @@ from carecollect.api.context import AppContext, get_context
 from carecollect.audit import Subject, record
 from carecollect.channel import calls
 from carecollect.channel.config import ChannelSettings
+from carecollect.compliance.overlay_settings import overlay_for
 from carecollect.compliance.registry import BY_ID
 from carecollect.errors import AppError
 from carecollect.identity.auth import StaffAuth, csrf_protect, staff_permission
@@ -132,8 +133,9 @@ def check_call(
                 return work_lists_view(request, context, auth, status=404,
                                        error="No such open call task.")
             keys = context.keys.for_organization(session, org_id)
-            decision = calls.check_before_dial(session, keys, task_id, now=now,
-                                               profile="strict")
+            decision = calls.check_before_dial(
+                session, keys, task_id, now=now, profile="strict",
+                overlay=overlay_for(session, organization_id=org_id))
             record(session, actor=auth.principal.actor, action="call_task.check",
                    subject=Subject("call_task", task_id, organization_id=org_id,
                                    patient_id=task.guarantor_id),
