@@ -202,3 +202,51 @@ def test_overrides_belong_to_one_organization(db: Database) -> None:
         listed = overrides(s, organization_id=a.id)
     assert [(o.template.id, o.template.language, o.version) for o in listed] == [
         ("statement_ready_sms", "en", 1)]
+
+
+@pytest.mark.postgres
+def test_concurrent_first_saves_take_versions_one_after_the_other(
+        db: Database, backend: str) -> None:
+    """Two managers save the same template at once: the second waits for the first's
+    organization lock and takes the next version (no unique-key collision)."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    if backend != "postgresql":
+        pytest.skip("row locks are a PostgreSQL matter (SQLite serializes writers)")
+    tenant = create_tenant(db)
+    first_saved, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def first() -> None:
+        with db.tenant_session(tenant.id) as s:
+            results["first"] = save_template(s, actor=TEST_ACTOR, organization_id=tenant.id,
+                                             template=_sms()).version
+            first_saved.set()
+            release.wait(30)
+
+    def second() -> None:
+        body = "{{ practice_name }}: please look at your new message: {{ payment_url }}"
+        results["second"] = _save(db, tenant, _sms(body)).version
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert first_saved.wait(30)
+    b = threading.Thread(target=second)
+    b.start()
+    deadline = time.monotonic() + 30
+    waiting = 0
+    while waiting == 0 and time.monotonic() < deadline:
+        with db.engine.connect() as conn:
+            waiting = int(conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one())
+        time.sleep(0.05)
+    assert waiting == 1  # the second save waits for the first's lock
+    release.set()
+    a.join(30)
+    b.join(30)
+    assert results == {"first": 1, "second": 2}
+    assert [(r[3], r[4]) for r in _rows(db)] == [(1, False), (2, True)]

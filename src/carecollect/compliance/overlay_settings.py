@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from carecollect.audit import Actor, Subject, record
 from carecollect.compliance.models import OrganizationOverlay
 from carecollect.compliance.overlay import OrgOverlay, OverlayError
-from carecollect.compliance.overlay_repository import overlay_row
+from carecollect.compliance.overlay_repository import lock_organization, overlay_row
 from carecollect.errors import BadInput
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -146,6 +146,7 @@ def set_overlay(session: Session, *, actor: Actor, organization_id: uuid.UUID,
     overlay raises `BadInput` with every problem and stores nothing."""
     overlay = parse_overlay(data)
     new = overlay_json(overlay)
+    lock_organization(session, organization_id)
     row = overlay_row(session, organization_id)
     old = overlay_json(OrgOverlay.from_json(row.settings) if row is not None else OrgOverlay())
     changed = [key for key in FIELDS if old[key] != new[key]]

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from carecollect.outreach.org_template_models import OrganizationTemplate
+from carecollect.tenant.models import Organization
 
 
 def active_template(session: Session, organization_id: uuid.UUID, key: str,
@@ -45,3 +46,12 @@ def latest_version(session: Session, organization_id: uuid.UUID, key: str,
         )
     )
     return int(found or 0)
+
+
+def lock_organization(session: Session, organization_id: uuid.UUID) -> None:
+    """Row-lock the organization (PostgreSQL) so two concurrent saves of one organization's
+    templates take versions one after the other instead of colliding on the unique
+    version; on SQLite the request already holds the write lock (`BEGIN IMMEDIATE`)."""
+    session.execute(
+        select(Organization.id).where(Organization.id == organization_id).with_for_update()
+    )

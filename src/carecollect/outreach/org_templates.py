@@ -24,6 +24,7 @@ from carecollect.outreach.org_template_repository import (
     active_template,
     active_templates,
     latest_version,
+    lock_organization,
 )
 from carecollect.outreach.templates import (
     CHANNEL_SURFACES,
@@ -131,6 +132,7 @@ def save_template(session: Session, *, actor: Actor, organization_id: uuid.UUID,
     issues = lint(draft)
     if issues:
         raise TemplateRefused("; ".join(f"{i.surface}: {i.rule}: {i.message}" for i in issues))
+    lock_organization(session, organization_id)
     current = active_template(session, organization_id, draft.id, draft.language)
     before: dict[str, str] = dict(current.surfaces) if current is not None else dict(
         default_templates().get((draft.id, draft.language), draft).surfaces)
@@ -169,6 +171,7 @@ def revert_template(session: Session, *, actor: Actor, organization_id: uuid.UUI
                     language: str) -> None:
     """Deactivate the organization's override of `key` in `language`: the shipped
     template is used again. `NotFound` when there is no active override."""
+    lock_organization(session, organization_id)
     current = active_template(session, organization_id, key, language)
     if current is None:
         raise NotFound("no organization version of this template")
