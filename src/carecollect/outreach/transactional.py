@@ -39,6 +39,7 @@ from carecollect.channel.base import (
 )
 from carecollect.compliance import zones as tz
 from carecollect.compliance.engine import evaluate
+from carecollect.compliance.overlay_settings import overlay_for
 from carecollect.db import Database
 from carecollect.kit.crypto.keys import KeyManager, OrganizationKeys
 from carecollect.kit.ids import uuid7
@@ -231,7 +232,8 @@ class TransactionalSender:
         context = with_action(facts.context, channel="email", at=now, contact_point_id=cp.id,
                               template=email.template_key, contains=email.contains,
                               includes_opt_out=True, subject=email.subject, url=opt_out_url)
-        decision = evaluate(context, settings.overlay)
+        overlay = overlay_for(session, organization_id=keys.organization_id) or settings.overlay
+        decision = evaluate(context, overlay)
         if decision.decision == "block":
             wait = (decision.next_allowed_at - now).total_seconds() \
                 if decision.next_allowed_at is not None else None
