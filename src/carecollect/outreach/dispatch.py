@@ -50,6 +50,7 @@ from carecollect.compliance import scenario as sc
 from carecollect.compliance import zones as tz
 from carecollect.compliance.engine import evaluate
 from carecollect.compliance.overlay import OrgOverlay
+from carecollect.compliance.overlay_settings import overlay_for
 from carecollect.errors import AppError
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
@@ -58,10 +59,19 @@ from carecollect.kit.jobs.queue import enqueue
 from carecollect.kit.jobs.sessions import relaxed_commit, write_locked_session
 from carecollect.outreach.context import DebtorFacts, history_event, load_debtors, with_action
 from carecollect.outreach.models import ContactEvent
+from carecollect.outreach.org_templates import organization_template
 from carecollect.outreach.outbox import CallTask, ContactState, OutreachAttempt, ReviewItem
 from carecollect.outreach.ratelimit import RateLimiter
 from carecollect.outreach.service import contact_history_service
-from carecollect.outreach.templates import Rendered, SurfaceContext, TemplateRefused, render
+from carecollect.outreach.templates import (
+    Rendered,
+    SurfaceContext,
+    Template,
+    TemplateRefused,
+    default_templates,
+    render,
+    render_template,
+)
 from carecollect.tenant.models import BusinessAssociate, Organization
 
 log = logging.getLogger("carecollect.outreach.dispatch")
@@ -278,10 +288,22 @@ def _variables(session: Session, keys: OrganizationKeys, facts: DebtorFacts,
         raw = cipher.open_row(entry, "description") if entry is not None else None
         return raw or "services"
 
-    link = f"{base}/p/{opaque_token()}"
+    links: list[str] = []
+
+    def link() -> str:
+        # A fresh opaque portal link per message, issued (hash stored) only when the
+        # template uses it; payment_url and portal_url share it.
+        if not links:
+            from carecollect.portal.service import message_link
+
+            links.append(message_link(session, organization_id=keys.organization_id,
+                                      guarantor_id=facts.guarantor.id, now=now,
+                                      base_url=base))
+        return links[0]
+
     return LazyVariables({
-        "payment_url": lambda: link,
-        "portal_url": lambda: link,
+        "payment_url": link,
+        "portal_url": link,
         "payment_token": opaque_token,
         "callback_phone": lambda: settings.callback_phone,
         "contact_person": lambda: settings.contact_person,
@@ -583,6 +605,28 @@ class _Batch:
     audit: list[PendingEvent]
     baa: dict[str, bool] = field(default_factory=dict)
     recorded: dict[uuid.UUID, list[sc.HistoryEvent]] = field(default_factory=dict)
+    templates: dict[tuple[str, str], Template | None] = field(default_factory=dict)
+    _overlay: list[OrgOverlay | None] = field(default_factory=list)
+
+    def overlay(self) -> OrgOverlay | None:
+        """The organization's stored compliance overlay (quiet days, holidays, tighter
+        window, lower caps), else the deployment's; read once per chunk."""
+        if not self._overlay:
+            self._overlay.append(overlay_for(self.session, organization_id=self.org.id)
+                                 or self.res.settings.overlay)
+        return self._overlay[0]
+
+    def template(self, key: str, language: str) -> Template | None:
+        """The organization's own version of a template (in the message's language, else
+        English), None to use the shipped one; read once per chunk."""
+        if (key, language) not in self.templates:
+            found = organization_template(self.session, organization_id=self.org.id, key=key,
+                                          language=language)
+            if found is None and language != "en" and (key, language) not in default_templates():
+                found = organization_template(self.session, organization_id=self.org.id,
+                                              key=key, language="en")
+            self.templates[(key, language)] = found
+        return self.templates[(key, language)]
 
     def baa_active(self, service: str) -> bool:
         if service not in self.baa:
@@ -621,13 +665,17 @@ class _Batch:
         opt_out_url = (f"{settings.public_base_url.rstrip('/')}/hooks/email/unsubscribe/"
                        f"{unsubscribe_token(settings.link_secret, attempt.id)}")
         try:
-            rendered = render(attempt.template_key, SurfaceContext(
+            surface = SurfaceContext(
                 channel=channel, display_name=org.billing_display_name,
                 variables=_variables(session, keys, facts, settings, now),
                 language=attempt.language,
                 phone_verified_and_consented=_consented_phone(facts, attempt.contact_point_id),
                 opt_out_url=opt_out_url if channel == "email" else None,
-            ))
+            )
+            own = self.template(attempt.template_key, attempt.language) \
+                if attempt.template_key else None
+            rendered = render_template(own, surface) if own is not None else \
+                render(attempt.template_key, surface)
         except TemplateRefused as exc:
             _finish(session, attempt, "blocked", reasons=["HIPAA-CONTENT-CLASS"],
                     error_code="template_refused", details={"template": attempt.template_key},
@@ -647,7 +695,7 @@ class _Batch:
                           template=attempt.template_key, contains=rendered.contains,
                           includes_opt_out=rendered.includes_opt_out,
                           subject=rendered.subject, url=url, dialer=dialer)
-        decision = evaluate(ctx, settings.overlay)
+        decision = evaluate(ctx, self.overlay())
         if decision.decision == "block":
             attempt.next_allowed_at = decision.next_allowed_at
             _finish(session, attempt, "blocked", reasons=list(decision.reasons), audit=self.audit)
