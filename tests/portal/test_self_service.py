@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from carecollect.api import queries
 from carecollect.audit import Actor
 from carecollect.audit.models import AuditEvent
 from carecollect.compliance.engine import evaluate
@@ -21,6 +20,7 @@ from carecollect.identity.service import create_user
 from carecollect.outreach.cadence_models import OutreachExclusion
 from carecollect.outreach.context import load_debtor, with_action
 from carecollect.outreach.outbox import ReviewItem
+from carecollect.outreach.review import review_service
 from carecollect.patient.models import Flag, Guarantor
 from carecollect.patient.service import patient_service
 from carecollect.payment_plan.models import PaymentPlan
@@ -228,7 +228,7 @@ def test_a_dispute_flags_the_account_and_enters_the_review_queue(world: PortalWo
         [item] = s.scalars(select(ReviewItem)).all()
         assert (item.kind, item.flag_id, item.state, item.guarantor_id) == (
             "dispute", flag.id, "open", world.alice.guarantor_id)
-        assert [f.id for f in queries.open_review_flags(s)] == [flag.id]
+        assert [f.id for f in review_service.queue(s)] == [flag.id]
     [event] = audit_events(world.db, "portal.dispute")
     assert event["details"] == {"flag_id": str(filed.flag_id), "charge_entry_id": str(crown),
                                 "reason": "wrong_amount"}
@@ -281,7 +281,7 @@ def test_hardship_pauses_the_plan_and_outreach_and_enters_the_queue(world: Porta
         assert (flag.kind, flag.account_id, flag.source) == ("hardship", None, "portal")
         [exclusion] = s.scalars(select(OutreachExclusion)).all()
         assert (exclusion.account_id, exclusion.reason) == (world.alice.account_id, "hardship")
-        assert [f.id for f in queries.open_review_flags(s)] == [flag.id]
+        assert [f.id for f in review_service.queue(s)] == [flag.id]
     [event] = audit_events(world.db, "portal.hardship")
     assert event["details"] == {"flag_id": str(filed.flag_id), "reason": "income",
                                 "paused_plans": 1, "excluded_accounts": 0}
