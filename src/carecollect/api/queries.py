@@ -195,3 +195,32 @@ def audit_events(
             break
     more = len(rows) == scan or len(events) >= limit
     return events, (last_ordinal if more and last_ordinal is not None else None)
+
+
+def attempts_of(session: Session, guarantor_id: uuid.UUID, *, limit: int = 50) -> Sequence[Any]:
+    """The person's latest outreach attempts with each compliance decision (state, rule
+    ids, next allowed time), newest first."""
+    from carecollect.outreach.outbox import OutreachAttempt
+
+    return session.scalars(
+        select(OutreachAttempt).where(OutreachAttempt.guarantor_id == guarantor_id)
+        .order_by(OutreachAttempt.scheduled_for.desc(), OutreachAttempt.id).limit(limit)
+    ).all()
+
+
+def plans_of(session: Session, guarantor_id: uuid.UUID) -> Sequence[Any]:
+    from carecollect.payment_plan.models import PaymentPlan
+
+    return session.scalars(
+        select(PaymentPlan).where(PaymentPlan.guarantor_id == guarantor_id)
+        .order_by(PaymentPlan.created_at.desc(), PaymentPlan.id)
+    ).all()
+
+
+def payments_of(session: Session, guarantor_id: uuid.UUID, *, limit: int = 50) -> Sequence[Any]:
+    from carecollect.payment.models import Payment
+
+    return session.scalars(
+        select(Payment).where(Payment.guarantor_id == guarantor_id)
+        .order_by(Payment.received_at.desc(), Payment.id).limit(limit)
+    ).all()

@@ -478,7 +478,11 @@ def account_page(
         log_entries = access_log(
             session, auth.principal.organization_id, guarantor_id, limit=100
         ) if can_audit else []
-    return page(request, "account.html", title="Account", access_log=log_entries, **data)
+        attempts = queries.attempts_of(session, guarantor_id)
+        plans = queries.plans_of(session, guarantor_id)
+        payments = queries.payments_of(session, guarantor_id)
+    return page(request, "account.html", title="Account", access_log=log_entries,
+                attempts=attempts, plans=plans, payments=payments, **data)
 
 
 @router.get("/accounts/{account_id}")
@@ -544,9 +548,28 @@ def compliance(
             details={"count": len(events), "by_patient": patient is not None},
         )
         revocations = list(queries.recent_revocations(session))
+        blocks = _compliance_blocks(session, context, auth.principal.organization_id)
     return page(request, "compliance.html", title="Compliance", events=events,
-                revocations=revocations, filters={"action": action, "actor_id": actor_id,
-                                                  "patient_id": patient_id})
+                revocations=revocations, blocks=blocks,
+                filters={"action": action, "actor_id": actor_id, "patient_id": patient_id})
+
+
+def _compliance_blocks(session: Session, context: AppContext,
+                       organization_id: uuid.UUID) -> Any:
+    """Blocked and re-timed attempts by rule and channel over the last 30 days: the
+    insights report of the same name (aggregates only, no PHI)."""
+    from zoneinfo import ZoneInfo
+
+    from carecollect.insight.schemas import ReportFilters
+    from carecollect.insight.service import build_report
+
+    now = context.now()
+    org = session.get(Organization, organization_id)
+    today = now.astimezone(ZoneInfo(org.timezone if org is not None else "UTC")).date()
+    return build_report(session, organization_id=organization_id, key="compliance_blocks",
+                        filters=ReportFilters(period_start=today - timedelta(days=30),
+                                              period_end=today + timedelta(days=1)),
+                        now=now)
 
 
 @router.post("/compliance/verify", response_class=HTMLResponse)
