@@ -45,6 +45,7 @@ from carecollect.outreach.templates import CHANNEL_SURFACES, LANGUAGES, default_
 from carecollect.payment_plan.schedule import PolicyTerms, TermTier
 from carecollect.payment_plan.service import plan_service
 from carecollect.staff_ui.render import page
+from carecollect.staff_ui.render import tenant_session as _tenant
 from carecollect.tenant.models import Organization
 
 router = APIRouter(prefix="/app", include_in_schema=False, dependencies=[Depends(csrf_protect)])
@@ -54,9 +55,6 @@ MAX_VARIANTS = 3
 DISPLAY_ROWS = 500  # dry-run rows listed on the page (totals cover every simulated row)
 TIER_ROWS = 4
 
-
-def _tenant(context: AppContext, auth: StaffAuth) -> Any:
-    return context.session(auth.principal.organization_id)
 
 
 def _zone(context: AppContext, auth: StaffAuth) -> str:

@@ -37,6 +37,7 @@ from carecollect.outreach.org_templates import draft_of, revert_template, save_t
 from carecollect.outreach.templates import CHANNEL_SURFACES, LANGUAGES, TemplateRefused
 from carecollect.staff_ui.campaign_pages import editor_page
 from carecollect.staff_ui.render import page
+from carecollect.staff_ui.render import tenant_session as _tenant
 
 router = APIRouter(prefix="/app", include_in_schema=False, dependencies=[Depends(csrf_protect)])
 Context = Annotated[AppContext, Depends(get_context)]
@@ -44,9 +45,6 @@ WEEKDAY_LABELS = dict(zip(WEEKDAY_NAMES, ("Monday", "Tuesday", "Wednesday", "Thu
                                           "Friday", "Saturday", "Sunday"), strict=True))
 _DATE_SEPARATORS = re.compile(r"[\s,;]+")
 
-
-def _tenant(context: AppContext, auth: StaffAuth) -> Any:
-    return context.session(auth.principal.organization_id)
 
 
 def _text(form: FormData, name: str, limit: int = 200) -> str:

@@ -40,6 +40,7 @@ from carecollect.ledger.service import ledger_service
 from carecollect.outreach.review import review_service
 from carecollect.patient.service import patient_service
 from carecollect.staff_ui.render import page
+from carecollect.staff_ui.render import tenant_session as _tenant
 from carecollect.tenant.models import Organization
 
 router = APIRouter(
@@ -67,9 +68,6 @@ def _set_session_cookie(response: Response, context: AppContext, value: str) -> 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
-
-def _tenant(context: AppContext, auth: StaffAuth) -> Any:
-    return context.session(auth.principal.organization_id)
 
 
 # Sign-in --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from carecollect.api.context import get_context
+from carecollect.api.context import AppContext, get_context
 from carecollect.errors import AppError
 from carecollect.identity.auth import LoginRequired, StaffAuth, csrf_token
 from carecollect.identity.permissions import ROLE_LABELS, Permission, Role
@@ -98,3 +98,8 @@ async def html_error(
         status_code=status_code,
         message=message or "The request could not be completed.",
     )
+
+
+def tenant_session(context: AppContext, auth: StaffAuth) -> Any:
+    """The request's transaction scoped to the signed-in user's organization."""
+    return context.session(auth.principal.organization_id)

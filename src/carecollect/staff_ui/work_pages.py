@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -31,6 +31,7 @@ from carecollect.outreach.outbox import CallTask
 from carecollect.outreach.review import OUTCOMES, review_service
 from carecollect.payment_plan.repository import plan_repository
 from carecollect.staff_ui.render import page
+from carecollect.staff_ui.render import tenant_session as _tenant
 from carecollect.tenant.models import Organization
 
 router = APIRouter(prefix="/app", include_in_schema=False, dependencies=[Depends(csrf_protect)])
@@ -51,9 +52,6 @@ MESSAGES = {
 }
 FAILED_DAYS = 30
 
-
-def _tenant(context: AppContext, auth: StaffAuth) -> Any:
-    return context.session(auth.principal.organization_id)
 
 
 def work_lists_view(request: Request, context: AppContext, auth: StaffAuth, *,
