@@ -27,6 +27,12 @@ class WebhookEndpoint(IdMixin, TenantMixin, TimestampMixin, Base):
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str] = mapped_column(String(200), default="")
     secret: Mapped[Sealed] = mapped_column(SealedType())
+    # After a rotation the old secret also signs until it expires (receivers switch over).
+    previous_secret: Mapped[Sealed | None] = mapped_column(SealedType(), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), nullable=True
+    )
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(64))
@@ -60,6 +66,8 @@ class WebhookDelivery(IdMixin, TenantMixin, Base):
     )
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by a manual redelivery: the attempt count at which the delivery fails again.
+    attempt_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(32), nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
