@@ -131,3 +131,33 @@ class WebhookEvent(IdMixin, Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AutopayEnrollment(IdMixin, TenantMixin, Base):
+    """One autopay enrollment through a processor's hosted page (Stripe Checkout in
+    `setup` mode): started in the portal (`pending`), completed by the signed webhook that
+    reports the saved method (`completed`). `kind` is `enroll` (a plan's first card) or
+    `replace` (a new card for a plan that has one). `consented_at` is when the payer
+    ticked the autopay authorization; the saved method records it. Ids only: the
+    processor's customer, checkout session and SetupIntent references."""
+
+    __tablename__ = "autopay_enrollment"
+    __table_args__ = (
+        UniqueConstraint("processor", "processor_session_id"),
+        Index("ix_autopay_enrollment_org_plan", "organization_id", "plan_id"),
+        Index("ix_autopay_enrollment_org_guarantor", "organization_id", "guarantor_id"),
+    )
+
+    guarantor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("guarantor.id", ondelete="CASCADE"))
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_plan.id", ondelete="CASCADE"))
+    processor: Mapped[str] = mapped_column(String(16))
+    processor_customer_id: Mapped[str] = mapped_column(String(120))
+    processor_session_id: Mapped[str] = mapped_column(String(120))
+    processor_setup_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="enroll")  # enroll | replace
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | completed | canceled
+    payment_method_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("saved_payment_method.id", ondelete="SET NULL"), nullable=True)
+    consented_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
