@@ -7,6 +7,7 @@ from carecollect.compliance import models as compliance_models
 from carecollect.consent import models as consent_models
 from carecollect.identity import models as identity_models
 from carecollect.identity import oidc_models
+from carecollect.ingest import import_run as import_run_models
 from carecollect.insight import models as insight_models
 from carecollect.integration import models as integration_models
 from carecollect.kit.crypto import models as crypto_models
@@ -30,6 +31,7 @@ __all__ = [
     "consent_models",
     "crypto_models",
     "identity_models",
+    "import_run_models",
     "insight_models",
     "integration_models",
     "job_models",

@@ -791,3 +791,19 @@ def verify_audit(
 
 
 __all__ = ["router"]
+
+
+# Campaigns, outreach attempts, plans, payments, imports (their own modules) -------------
+
+from carecollect.api import (  # noqa: E402 - the routers build on this module's router
+    v1_attempts,
+    v1_campaigns,
+    v1_imports,
+    v1_payments,
+    v1_plans,
+)
+
+# The routes keep their full paths (`/api/v1/...`): appended, not included, so that this
+# router lists every route of the API (the Allow header, the authorization table test).
+for _module in (v1_campaigns, v1_attempts, v1_plans, v1_payments, v1_imports):
+    router.routes.extend(_module.router.routes)

@@ -34,6 +34,7 @@ TASK_MODULES: list[str] = [
     "carecollect.audit.tasks",
     "carecollect.insight.tasks",
     "carecollect.integration.tasks",
+    "carecollect.ingest.import_run_tasks",
 ]
 
 

@@ -1,0 +1,55 @@
+"""What the `/api/v1` routers for campaigns, outreach attempts, plans, payments and imports
+share: the request context, the `Idempotency-Key` header, keyset pagination, and turning
+a domain's refusal of a request (`BadInput`) into a 422 problem.
+
+Kept apart from `api/v1.py` so the new routers can be included into its router without an
+import cycle; the definitions are the same as v1's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query
+
+from carecollect.api.context import AppContext, get_context
+from carecollect.errors import AppError, BadInput
+
+Context = Annotated[AppContext, Depends(get_context)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Repeat a POST safely: the first response is replayed.",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page")]
+
+
+class UnprocessableError(AppError):
+    """The request is well formed but the domain refuses it (plan terms outside the
+    policy, an invalid campaign, an amount over the balance). The message is the
+    domain's, written to be safe to show (no PHI)."""
+
+    status_code = 422
+
+
+@contextmanager
+def refused_as_422() -> Iterator[None]:
+    """Re-raise a domain `BadInput` as a 422 problem; the transaction still rolls back."""
+    try:
+        yield
+    except UnprocessableError:
+        raise
+    except BadInput as exc:
+        raise UnprocessableError(exc.message) from None
+
+
+def page_of(items: list[Any], limit: int, last_id: Any) -> dict[str, Any]:
+    return {"items": items, "next_cursor": str(last_id) if len(items) == limit else None}

@@ -1,0 +1,242 @@
+"""`/api/v1/plans`: payment plans with their installments; create one within the
+organization's plan policy (`plan_service.create_plan`, the validation the staff app and
+the portal use) and cancel one.
+
+Terms the policy refuses (too many installments, too small a down payment, a start in
+the past, an account that already has a plan) are a 422 problem and nothing is stored.
+Every list and read records one `patient.read` per person whose plans were returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from carecollect.api import views
+from carecollect.api.idempotency import run_post
+from carecollect.api.problems import PROBLEM_RESPONSES
+from carecollect.api.schemas import Page
+from carecollect.api.schemas_payments import InstallmentOut, PlanCancel, PlanCreate, PlanOut
+from carecollect.api.v1_common import (
+    Context,
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    page_of,
+    refused_as_422,
+)
+from carecollect.audit import Subject, record
+from carecollect.errors import AppError, NotFound
+from carecollect.identity.auth import api_permission
+from carecollect.identity.permissions import Permission
+from carecollect.identity.service import Principal
+from carecollect.payment_plan.models import PaymentPlan, PlanInstallment
+from carecollect.payment_plan.repository import plan_repository
+from carecollect.payment_plan.service import plan_service
+
+router = APIRouter(prefix="/api/v1", tags=["plans"], responses=PROBLEM_RESPONSES)
+PlanStatus = Literal["active", "paused", "completed", "defaulted", "cancelled", "replaced"]
+
+
+class PlanStateConflictError(AppError):
+    status_code = 409
+
+
+def plan_out(row: PaymentPlan, installments: list[PlanInstallment] | None = None) -> PlanOut:
+    return PlanOut(
+        id=row.id,
+        account_id=row.account_id,
+        guarantor_id=row.guarantor_id,
+        status=row.status,
+        total_cents=row.total_cents,
+        down_payment_cents=row.down_payment_cents,
+        fee_cents=row.fee_cents,
+        installment_count=row.installment_count,
+        start_on=row.start_on,
+        timezone=row.timezone,
+        autopay=row.autopay,
+        created_by=row.created_by,
+        misses=row.misses,
+        created_at=row.created_at,
+        ended_at=row.ended_at,
+        installments=None
+        if installments is None
+        else [
+            InstallmentOut(
+                id=i.id,
+                sequence=i.sequence,
+                due_on=i.due_on,
+                amount_cents=i.amount_cents,
+                paid_cents=i.paid_cents,
+                status=i.status,
+                attempts=i.attempts,
+                paid_at=i.paid_at,
+                missed_at=i.missed_at,
+            )
+            for i in installments
+        ],
+    )
+
+
+def _detail(session: Session, plan: PaymentPlan) -> PlanOut:
+    return plan_out(plan, plan_service.installments(session, plan.id))
+
+
+@router.get("/plans", response_model=Page[PlanOut])
+def list_plans(
+    context: Context,
+    principal: Principal = api_permission(Permission.PAYMENT_READ),
+    account_id: uuid.UUID | None = None,
+    guarantor_id: uuid.UUID | None = None,
+    status: PlanStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    p = PaymentPlan
+    query = select(p).order_by(p.id).limit(limit)
+    if account_id is not None:
+        query = query.where(p.account_id == account_id)
+    if guarantor_id is not None:
+        query = query.where(p.guarantor_id == guarantor_id)
+    if status is not None:
+        query = query.where(p.status == status)
+    if cursor is not None:
+        query = query.where(p.id > cursor)
+    with context.session(principal.organization_id) as session:
+        rows = list(session.scalars(query))
+        for person in sorted({r.guarantor_id for r in rows}):
+            views.record_read(session, principal, person, fields=["payment_plans"], purpose="api")
+        return page_of([plan_out(r) for r in rows], limit, rows[-1].id if rows else None)
+
+
+@router.get("/plans/{plan_id}", response_model=PlanOut)
+def get_plan(
+    context: Context,
+    plan_id: uuid.UUID,
+    principal: Principal = api_permission(Permission.PAYMENT_READ),
+) -> Any:
+    with context.session(principal.organization_id) as session:
+        plan = plan_repository.plan(session, plan_id)
+        if plan is None:
+            raise NotFound("no such plan")
+        out = _detail(session, plan)
+        views.record_read(
+            session,
+            principal,
+            plan.guarantor_id,
+            fields=["payment_plan"],
+            purpose="api",
+            subject_type="payment_plan",
+            subject_id=plan.id,
+        )
+        return out
+
+
+@router.post("/plans", status_code=201, response_model=PlanOut)
+def create_plan(
+    request: Request,
+    context: Context,
+    body: PlanCreate,
+    idempotency_key: IdempotencyKey = None,
+    principal: Principal = api_permission(Permission.PAYMENT_WRITE),
+) -> JSONResponse:
+    """Create a staff plan for the account's balance. Terms outside the organization's
+    plan policy are refused with a 422 problem naming the rule, and nothing is stored."""
+
+    def handler(session: Session) -> tuple[int, Any]:
+        keys = context.org_keys(session, principal.organization_id)
+        with refused_as_422():
+            plan = plan_service.create_plan(
+                session,
+                keys=keys,
+                actor=principal.actor,
+                account_id=body.account_id,
+                created_by="staff",
+                now=context.now(),
+                installments=body.installments,
+                down_payment_cents=body.down_payment_cents,
+                start_on=body.start_on,
+                waive_down_payment=body.waive_down_payment,
+            )
+        return 201, _detail(session, plan)
+
+    return run_post(
+        context,
+        principal,
+        key=idempotency_key,
+        path=request.url.path,
+        payload=body,
+        handler=handler,
+    )
+
+
+def cancel_plan_row(
+    session: Session, *, principal: Principal, plan_id: uuid.UUID, reason: str, now: Any
+) -> PaymentPlan:
+    """Cancel an active or paused plan: its open installments are cancelled (autopay
+    stops charging them) and the balance stays on the account. Recorded as
+    `plan.cancel`. A plan in any other state is a 409 and nothing changes."""
+    plan = plan_repository.plan(session, plan_id, lock=True)
+    if plan is None:
+        raise NotFound("no such plan")
+    if plan.status not in ("active", "paused"):
+        raise PlanStateConflictError(f"a {plan.status} plan cannot be cancelled")
+    open_items = [
+        i
+        for i in plan_repository.installments(session, plan.id)
+        if i.status in ("scheduled", "missed")
+    ]
+    for item in open_items:
+        item.status = "cancelled"
+        item.next_attempt_on = None
+    plan.status = "cancelled"
+    plan.ended_at = now
+    session.flush()
+    record(
+        session,
+        actor=principal.actor,
+        action="plan.cancel",
+        subject=Subject(
+            "payment_plan",
+            plan.id,
+            organization_id=plan.organization_id,
+            patient_id=plan.guarantor_id,
+        ),
+        details={"reason": reason, "installments_cancelled": len(open_items)},
+    )
+    return plan
+
+
+@router.post("/plans/{plan_id}/cancel", response_model=PlanOut)
+def cancel_plan(
+    request: Request,
+    context: Context,
+    plan_id: uuid.UUID,
+    body: PlanCancel,
+    idempotency_key: IdempotencyKey = None,
+    principal: Principal = api_permission(Permission.PAYMENT_WRITE),
+) -> JSONResponse:
+    """Cancel an active or paused plan (409 for a plan that already ended)."""
+
+    def handler(session: Session) -> tuple[int, Any]:
+        plan = cancel_plan_row(
+            session, principal=principal, plan_id=plan_id, reason=body.reason, now=context.now()
+        )
+        return 200, _detail(session, plan)
+
+    return run_post(
+        context,
+        principal,
+        key=idempotency_key,
+        path=request.url.path,
+        payload=body,
+        handler=handler,
+    )
+
+
+__all__ = ["router"]
