@@ -39,6 +39,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import io
 import uuid
@@ -66,6 +67,8 @@ from sqlalchemy.orm import Session
 from carecollect.audit import Actor, Subject, record
 from carecollect.compliance import zones as tz
 from carecollect.compliance.batch import UTC_DT, evaluate_portfolio
+from carecollect.compliance.overlay import OrgOverlay
+from carecollect.compliance.overlay_settings import overlay_for
 from carecollect.consent.models import (
     ConfidentialCommunicationRequest,
     Consent,
@@ -86,6 +89,7 @@ from carecollect.outreach.cadence_models import (
 )
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.outbox import OutreachAttempt
+from carecollect.outreach.planner_overlay import applies, decide_with_overlay
 from carecollect.outreach.templates import default_templates
 from carecollect.patient.models import ContactPoint, Flag, Guarantor
 from carecollect.tenant.models import Organization
@@ -495,9 +499,17 @@ def _add(reasons: pl.Expr, tried: pl.Expr, channel: pl.Expr) -> list[pl.Expr]:
     ]
 
 
+_STORED = object()  # build_plan's default overlay: the organization's stored one
+
+
 def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
-               horizon: dt.timedelta = DEFAULT_HORIZON, profile: str = "strict") -> Plan:
-    """Decide tonight's step for every due enrollment (reads only; see `persist_plan`)."""
+               horizon: dt.timedelta = DEFAULT_HORIZON, profile: str = "strict",
+               overlay: OrgOverlay | object | None = _STORED) -> Plan:
+    """Decide tonight's step for every due enrollment (reads only; see `persist_plan`).
+
+    `overlay`: the organization's compliance overlay (default: its stored one, read with
+    `compliance.overlay_settings.overlay_for`; None: no overlay), applied by
+    `planner_overlay` around the batch-path calls."""
     import time
 
     clock = time.perf_counter()
@@ -505,6 +517,10 @@ def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
     org = session.get(Organization, organization_id)
     if org is None:
         raise LookupError("no such organization")
+    org_overlay = overlay_for(session, organization_id=organization_id) \
+        if overlay is _STORED else overlay
+    if org_overlay is not None and not isinstance(org_overlay, OrgOverlay):
+        raise TypeError("overlay must be an OrgOverlay or None")
     facts = _load(session, organization_id, at, org.provider_license_state, org.timezone)
     timings["load_s"] = time.perf_counter() - clock
     meta, variant_templates = _meta(session, organization_id)
@@ -589,6 +605,13 @@ def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
                 results.append(_decide_letters(sub, flag_kinds))
                 continue
             started = time.perf_counter()
+            if applies(org_overlay, channel):
+                assert org_overlay is not None  # noqa: S101 - applies() checked it
+                results.append(decide_with_overlay(
+                    channel, sub, org_overlay, facts.events, horizon,
+                    functools.partial(_evaluate, channel, facts=facts, profile=profile)))
+                batch_seconds += time.perf_counter() - started
+                continue
             decisions = _evaluate(channel, sub, facts, profile)
             batch_seconds += time.perf_counter() - started
             results.append(_apply(sub, decisions, horizon))
