@@ -83,6 +83,18 @@ class SetupSession:
 
 
 @dataclass(frozen=True, slots=True)
+class HostedSetup:
+    """A processor-hosted page that saves a card for autopay (Stripe Checkout in `setup`
+    mode): the patient is sent to `url`; the card is saved when the signed webhook says so.
+    `processor_setup_id` is the SetupIntent when the processor created it up front."""
+
+    processor_session_id: str
+    url: str
+    customer_id: str
+    processor_setup_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MethodDetails:
     processor_method_id: str
     customer_id: str
@@ -130,6 +142,7 @@ class WebhookEventData:
 PAYMENT_SUCCEEDED = "payment_intent.succeeded"
 PAYMENT_FAILED = "payment_intent.payment_failed"
 SETUP_SUCCEEDED = "setup_intent.succeeded"
+CHECKOUT_COMPLETED = "checkout.session.completed"
 REFUND_SUCCEEDED = "refund.created"
 CHARGE_REFUNDED = "charge.refunded"
 DISPUTE_CREATED = "charge.dispute.created"

@@ -498,12 +498,24 @@ class PaymentService:
             with db.system_session() as session:
                 self._remember_event(session, processor.name, event, None, "ignored")
             return "ignored"
+        prepared = None
+        if event.type in (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED):
+            # Autopay enrollment (payment/autopay.py): ask the processor for the saved
+            # method before the transaction, never while holding the write lock. A replay
+            # is refused first, so it calls nothing.
+            from carecollect.payment import autopay
+
+            with db.system_session() as session:
+                if payment_repository.webhook_seen(session, processor.name, event.event_id):
+                    raise WebhookRejected("replayed")
+            prepared = autopay.prepare_setup_event(processor, event)
         keys = keys_for(org_id)
         # SQLite: take the write lock up front so two deliveries of one event serialize
         # instead of failing to upgrade a read lock (PostgreSQL: the unique index decides).
         with write_locked_session(db, org_id) as session:
             self._remember_event(session, processor.name, event, org_id, "pending")
-            outcome = self._apply_event(session, keys, processor.name, event, now)
+            outcome = self._apply_event(session, keys, processor.name, event, now,
+                                        prepared=prepared)
             row = session.scalar(select(WebhookEvent).where(
                 WebhookEvent.processor == processor.name,
                 WebhookEvent.event_id == event.event_id))
@@ -527,9 +539,15 @@ class PaymentService:
             raise WebhookRejected("replayed") from None
 
     def _apply_event(self, session: Session, keys: OrganizationKeys, processor: str,
-                     event: proc.WebhookEventData, now: datetime) -> str:
+                     event: proc.WebhookEventData, now: datetime,
+                     prepared: Any = None) -> str:
         actor = Actor.webhook(processor)
         meta = event.metadata
+        if event.type in (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED):
+            from carecollect.payment import autopay
+
+            return autopay.apply_setup_event(session, processor_name=processor, event=event,
+                                             prepared=prepared, now=now)
         if event.type == proc.PAYMENT_SUCCEEDED:
             try:
                 account_id = uuid.UUID(meta.get("account_id", ""))

@@ -30,6 +30,7 @@ from carecollect.kit.models import utcnow
 from carecollect.payment import signing
 from carecollect.payment.processor import (
     ChargeResult,
+    HostedSetup,
     MethodDetails,
     PaymentDeclined,
     PaymentSession,
@@ -185,6 +186,48 @@ class StripeProcessor:
             client_secret=intent.client_secret,
             payment_method_id=str(method) if isinstance(method, str) else
             (str(method.id) if method is not None else None),
+        )
+
+    def create_setup_checkout(
+        self, *, customer_id: str, idempotency_key: str, metadata: dict[str, str],
+        success_url: str, cancel_url: str,
+    ) -> HostedSetup:
+        """A hosted Checkout page in `setup` mode that saves a card for off-session use
+        (autopay) on the guarantor's Customer. Cards only: bank debits are not offered for
+        autopay (see the module docstring). Metadata (ids only) goes on the session and on
+        its SetupIntent, so either webhook finds the enrollment."""
+        session = self._call(self.client.v1.checkout.sessions.create, {
+            "mode": "setup",
+            "customer": customer_id,
+            "payment_method_types": ["card"],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "setup_intent_data": {"metadata": metadata},
+        }, idempotency_key)
+        setup = session.setup_intent
+        setup_id = setup if isinstance(setup, str) else (
+            str(setup.id) if setup is not None else None)
+        url = session.url
+        if not isinstance(url, str):
+            raise ProcessorError("no_checkout_url")
+        return HostedSetup(processor_session_id=str(session.id), url=url,
+                           customer_id=customer_id, processor_setup_id=setup_id)
+
+    def setup_result(self, processor_setup_id: str) -> SetupSession:
+        """Retrieve a SetupIntent: its status, customer and saved payment method (what
+        the setup webhooks are checked against, rather than trusting the event body)."""
+        intent = self._call(lambda params, _opts: self.client.v1.setup_intents.retrieve(
+            processor_setup_id), {}, None)
+        method = intent.payment_method
+        customer = intent.customer
+        return SetupSession(
+            processor_setup_id=str(intent.id),
+            customer_id=customer if isinstance(customer, str) else (
+                str(customer.id) if customer is not None else ""),
+            status=_STATUS.get(str(intent.status), "failed"),
+            payment_method_id=method if isinstance(method, str) else (
+                str(method.id) if method is not None else None),
         )
 
     def method_details(self, processor_method_id: str) -> MethodDetails:

@@ -3,7 +3,9 @@
 Mount with `app.include_router(payment.webhooks.router)`; the app must put the processor
 registry in `app.state.payment_processors` (name -> `PaymentProcessor`), the database in
 `app.state.db` and a `keys_for(organization_id)` callable in `app.state.keys_for`.
-A rejected webhook answers 400 with a fixed reason and posts nothing.
+A rejected webhook answers 400 with a fixed reason and posts nothing; an autopay setup event
+whose SetupIntent cannot be fetched from the processor answers 503 (nothing recorded, so
+the processor delivers it again).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from carecollect.payment.processor import WebhookRejected
+from carecollect.payment.processor import ProcessorError, WebhookRejected
 from carecollect.payment.service import payment_service
 
 router = APIRouter(prefix="/hooks", include_in_schema=False)
@@ -34,4 +36,8 @@ async def receive(processor_name: str, request: Request) -> JSONResponse:
             signature_header=header)
     except WebhookRejected as exc:
         return JSONResponse({"error": exc.reason}, status_code=400)
+    except ProcessorError as exc:
+        # An autopay setup event needs the processor's answer (the SetupIntent's method);
+        # without it nothing was recorded, so a 503 makes the processor deliver it again.
+        return JSONResponse({"error": exc.code}, status_code=503)
     return JSONResponse({"outcome": outcome})
