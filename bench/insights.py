@@ -371,6 +371,22 @@ def line(label: str, walls: list[float], cpus: list[float], baseline: float) -> 
             f"x count(*) p50 {p50 / baseline:6.2f}  {'OK' if p99 < 300 else 'OVER 300 ms'}")
 
 
+def cache_name(args: argparse.Namespace) -> str:
+    """One cached database per generated portfolio (the generator is seeded)."""
+    return f"cc_bench_insights_{args.accounts}_{args.lines}_{int(args.attempts_per_account * 100)}"
+
+
+def reset_cached(db: Database) -> None:
+    """Undo what a previous measuring run wrote into a cached database: the 1,000 lines
+    written after the portfolio (created after CREATED) and the rollup."""
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger_entry WHERE created_at > :created"),
+                      {"created": sqlite_ts(CREATED) if db.engine.dialect.name == "sqlite"
+                       else CREATED})
+        conn.execute(text("DELETE FROM insight_rollup_cell"))
+        conn.execute(text("DELETE FROM insight_rollup_state"))
+
+
 def run(backend: str, args: argparse.Namespace) -> None:
     out(f"== {backend}: {args.accounts:,} accounts, ~{args.lines} lines each, "
         f"{args.attempts_per_account} attempts per account; load average "
@@ -380,23 +396,50 @@ def run(backend: str, args: argparse.Namespace) -> None:
     admin = None
     name = ""
     tmp = path = Path()
+    cached = args.reuse or args.build_only
+    marker = Path(args.cache_dir) / f"{cache_name(args)}.{backend}.done"
     if backend == "sqlite":
-        tmp = Path(tempfile.mkdtemp(prefix="cc-insights-"))
-        path = tmp / "insights.db"
+        if cached:
+            tmp = Path(args.cache_dir)
+            tmp.mkdir(parents=True, exist_ok=True)
+            path = tmp / f"{cache_name(args)}.db"
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="cc-insights-"))
+            path = tmp / "insights.db"
         url = f"sqlite:///{path}"
     else:
         admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"cc_bench_insights_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        name = cache_name(args) if cached else f"cc_bench_insights_{uuid.uuid4().hex[:8]}"
         url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    built = cached and marker.exists()
+    if not built:
+        marker.unlink(missing_ok=True)
+        if backend == "sqlite":
+            for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                leftover.unlink(missing_ok=True)
+        else:
+            if admin is None:
+                raise RuntimeError("no PostgreSQL admin engine")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
     db = Database(url)
     try:
-        upgrade(db.engine)
-        wall, cpu = time.perf_counter(), time.process_time()
-        counts = (load_sqlite(path, p) if backend == "sqlite" else load_postgresql(url, p))
-        out(f"  generated {counts} in {time.perf_counter() - wall:.0f} s "
-            f"(cpu {time.process_time() - cpu:.0f} s)")
+        if built:
+            out(f"  reusing the cached portfolio ({path if backend == 'sqlite' else name})")
+            reset_cached(db)
+        else:
+            upgrade(db.engine)
+            wall, cpu = time.perf_counter(), time.process_time()
+            counts = (load_sqlite(path, p) if backend == "sqlite" else load_postgresql(url, p))
+            out(f"  generated {counts} in {time.perf_counter() - wall:.0f} s "
+                f"(cpu {time.process_time() - cpu:.0f} s); load average "
+                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            if cached:
+                Path(args.cache_dir).mkdir(parents=True, exist_ok=True)
+                marker.write_text(json.dumps(counts))
+            if args.build_only:
+                return
         db.dispose()
 
         def count_lines() -> None:
@@ -472,15 +515,27 @@ def run(backend: str, args: argparse.Namespace) -> None:
         out(f"  load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         db.dispose()
+        keep = args.keep or cached
         if admin is not None:
-            if not args.keep:
+            if not keep:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
-        elif not args.keep:
+        elif not keep:
             for child in tmp.iterdir():
                 child.unlink()
             tmp.rmdir()
+
+
+def drop_cache(args: argparse.Namespace) -> None:
+    name = cache_name(args)
+    for leftover in Path(args.cache_dir).glob(f"{name}*"):
+        leftover.unlink()
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    out(f"dropped {name}")
 
 
 def main() -> None:
@@ -491,7 +546,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--attempts-per-account", type=float, default=0.5)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the generated database in --cache-dir (SQLite) or as a "
+                        "named PostgreSQL database and reuse it on the next run")
+    parser.add_argument("--build-only", action="store_true",
+                        help="generate (and cache) the portfolio, measure nothing")
+    parser.add_argument("--cache-dir", default="/tmp/cc-insights-cache")  # noqa: S108 - a bench cache
+    parser.add_argument("--drop-cache", action="store_true",
+                        help="delete the cached databases of this scale and exit")
     args = parser.parse_args()
+    if args.drop_cache:
+        drop_cache(args)
+        return
     for backend in (("sqlite", "postgresql") if args.backend == "both" else (args.backend,)):
         run(backend, args)
 

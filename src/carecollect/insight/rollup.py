@@ -33,6 +33,7 @@ from carecollect.insight.contributions import (
 )
 from carecollect.insight.models import RollupState
 from carecollect.insight.periods import local_day, month_start, next_month
+from carecollect.insight.rebuild import rebuild_cells
 from carecollect.insight.repository import Scope, insight_repository
 
 LAG = timedelta(minutes=5)
@@ -77,6 +78,21 @@ def _parse_days(text: str) -> tuple[date, ...]:
     return tuple(date.fromisoformat(part) for part in text.split(",") if part)
 
 
+def python_cells(
+    session: Session, *, organization_id: uuid.UUID, watermark: datetime, params: Parameters,
+) -> tuple[dict[LocatedKey, list[int]], int]:
+    """The full rebuild one account at a time (the reference for ``rebuild_cells``)."""
+    cells: dict[LocatedKey, list[int]] = {}
+    seen: set[uuid.UUID] = set()
+    for account_id, location, history in insight_repository.stream_histories(
+        session, organization_id, watermark
+    ):
+        seen.add(account_id)
+        for (metric, period, bucket), (amount, count) in contribute(history, params).items():
+            _add(cells, (metric, period, location, bucket), amount, count)
+    return cells, len(seen)
+
+
 @dataclass(frozen=True)
 class RefreshResult:
     mode: str  # full | incremental
@@ -85,8 +101,16 @@ class RefreshResult:
     watermark_at: datetime
 
 
-def refresh(session: Session, *, organization_id: uuid.UUID, now: datetime) -> RefreshResult:
-    """Bring the rollup up to ``now - LAG`` (the caller's transaction; never commits)."""
+def refresh(
+    session: Session, *, organization_id: uuid.UUID, now: datetime, full_rebuild: str = "set",
+) -> RefreshResult:
+    """Bring the rollup up to ``now - LAG`` (the caller's transaction; never commits).
+
+    A full rebuild is set-based (``rebuild.rebuild_cells``, DuckDB) unless ``full_rebuild``
+    is ``"python"``: one ``contribute`` call per account (kept as the reference the tests
+    compare the set-based rebuild with)."""
+    if full_rebuild not in ("set", "python"):
+        raise ValueError("full_rebuild is 'set' or 'python'")
     repo = insight_repository
     zone_name = repo.organization_zone(session, organization_id)
     zone = ZoneInfo(zone_name)
@@ -102,15 +126,12 @@ def refresh(session: Session, *, organization_id: uuid.UUID, now: datetime) -> R
         or local_day(state.rebuilt_at, zone) != today or watermark <= state.watermark_at
     )
     if full:
-        cells: dict[LocatedKey, list[int]] = {}
-        seen: set[uuid.UUID] = set()
-        for account_id, location, history in repo.stream_histories(
-            session, organization_id, watermark
-        ):
-            seen.add(account_id)
-            for (metric, period, bucket), (amount, count) in contribute(history, params).items():
-                _add(cells, (metric, period, location, bucket), amount, count)
-        accounts = len(seen)
+        if full_rebuild == "set":
+            cells, accounts = rebuild_cells(session, organization_id=organization_id,
+                                            watermark=watermark, params=params)
+        else:
+            cells, accounts = python_cells(session, organization_id=organization_id,
+                                           watermark=watermark, params=params)
         repo.replace_cells(session, organization_id, cells)
         if state is None:
             state = RollupState(organization_id=organization_id)
