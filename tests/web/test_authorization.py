@@ -13,6 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from carecollect.identity.permissions import ROLE_PERMISSIONS, Permission, Role
+from tests.web.api_seed import covered_entity, seed_api
 from tests.web.conftest import Seed, make_web, seed
 from tests.web.helpers import job_count, snapshot
 
@@ -113,6 +114,68 @@ API_ROUTES: list[tuple[str, str, Permission, Any]] = [
     ("GET", "/api/v1/audit/events", P.AUDIT_READ, None),
     ("GET", "/api/v1/audit/access-log/{guarantor_id}", P.AUDIT_READ, None),
     ("POST", "/api/v1/audit/verify", P.AUDIT_VERIFY, None),
+    # Campaigns, outreach attempts, plans, payments, imports (tests/web/api_seed.py).
+    ("GET", "/api/v1/campaigns", P.CAMPAIGN_READ, None),
+    ("GET", "/api/v1/campaigns/{campaign_id}", P.CAMPAIGN_READ, None),
+    (
+        "POST",
+        "/api/v1/campaigns",
+        P.CAMPAIGN_MANAGE,
+        {
+            "key": "api_new",
+            "name": "New reminder",
+            "steps": [
+                {
+                    "channels": ["email"],
+                    "variants": [{"name": "A", "templates": {"email": "reminder_email"}}],
+                }
+            ],
+        },
+    ),
+    ("POST", "/api/v1/campaigns/{campaign_id}/pause", P.CAMPAIGN_MANAGE, None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/activate", P.CAMPAIGN_MANAGE, None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/dry-run", P.CAMPAIGN_READ, {"sample": 10}),
+    ("GET", "/api/v1/outreach/attempts", P.ACCOUNT_READ, None),
+    ("GET", "/api/v1/outreach/attempts/{attempt_id}", P.ACCOUNT_READ, None),
+    ("GET", "/api/v1/plans", P.PAYMENT_READ, None),
+    ("GET", "/api/v1/plans/{plan_id}", P.PAYMENT_READ, None),
+    ("POST", "/api/v1/plans/{plan_id}/cancel", P.PAYMENT_WRITE, {}),
+    (
+        "POST",
+        "/api/v1/plans",
+        P.PAYMENT_WRITE,
+        {"account_id": "{plan_account_id}", "installments": 3},
+    ),
+    ("GET", "/api/v1/payments", P.PAYMENT_READ, None),
+    ("GET", "/api/v1/payments/{payment_id}", P.PAYMENT_READ, None),
+    (
+        "POST",
+        "/api/v1/payments",
+        P.PAYMENT_WRITE,
+        {"account_id": "{account_id}", "amount_cents": 1500, "payment_method": "pm_sandbox_visa"},
+    ),
+    ("POST", "/api/v1/payments/{payment_id}/refund", P.PAYMENT_WRITE, {"amount_cents": 500}),
+    ("GET", "/api/v1/imports", P.ACCOUNT_READ, None),
+    ("GET", "/api/v1/imports/{import_id}", P.ACCOUNT_READ, None),
+    (
+        "POST",
+        "/api/v1/imports",
+        P.PATIENT_WRITE,
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Patient",
+                        "id": "p1",
+                        "name": [{"family": "Sampleton", "given": ["Alex"]}],
+                        "birthDate": "1975-02-03",
+                    }
+                }
+            ],
+        },
+    ),
 ]
 
 STAFF_ROUTES: list[tuple[str, str, Permission, Any]] = [
@@ -210,7 +273,8 @@ def _allowed(actor: str, permission: Permission) -> bool:
 @pytest.mark.parametrize("actor", [*ACTORS, "no_scopes"])
 def test_api_routes(actor: str, db: Any, tmp_path: Any) -> None:
     web = make_web(db, tmp_path)
-    ids = seed(web)
+    ids = seed_api(web, seed(web))
+    covered_entity(web)  # the BAA gate lets POST /imports in
     client = web.client()
     headers = {} if actor == "anonymous" else web.api("none" if actor == "no_scopes" else actor)
     for method, path, permission, body in API_ROUTES:
