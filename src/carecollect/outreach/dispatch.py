@@ -19,6 +19,7 @@ Calls are not sent by a provider: `deliver` puts a task in the staff work list
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -255,7 +256,8 @@ class LazyVariables(Mapping[str, Any]):
 
 
 def _variables(session: Session, keys: OrganizationKeys, facts: DebtorFacts,
-               settings: DispatchSettings, now: datetime) -> LazyVariables:
+               settings: DispatchSettings, now: datetime,
+               issue_link: Callable[[uuid.UUID, datetime], str] | None = None) -> LazyVariables:
     from carecollect.ledger.models import LedgerEntry
 
     cipher = keys.cipher()
@@ -294,11 +296,14 @@ def _variables(session: Session, keys: OrganizationKeys, facts: DebtorFacts,
         # A fresh opaque portal link per message, issued (hash stored) only when the
         # template uses it; payment_url and portal_url share it.
         if not links:
-            from carecollect.portal.service import message_link
+            if issue_link is not None:
+                links.append(issue_link(facts.guarantor.id, now))
+            else:
+                from carecollect.portal.service import message_link
 
-            links.append(message_link(session, organization_id=keys.organization_id,
-                                      guarantor_id=facts.guarantor.id, now=now,
-                                      base_url=base))
+                links.append(message_link(session, organization_id=keys.organization_id,
+                                          guarantor_id=facts.guarantor.id, now=now,
+                                          base_url=base))
         return links[0]
 
     return LazyVariables({
@@ -591,6 +596,15 @@ def _decide_chunk(ctx: JobContext, res: DispatchResources, session: Session,
             prepared.append(_Prepared(job, attempt.id, message, chosen, event_id))
 
 
+@functools.lru_cache(maxsize=1)
+def _portal_link_ttl() -> timedelta:
+    """The portal's link lifetime (`CARECOLLECT_PORTAL_LINK_TTL_DAYS`), read once per
+    process: building the settings object costs milliseconds."""
+    from carecollect.portal.config import PortalSettings
+
+    return PortalSettings().link_ttl
+
+
 @dataclass
 class _Batch:
     """What one chunk's decisions share: its transaction, the clock reading, the locked
@@ -627,6 +641,30 @@ class _Batch:
                                               key=key, language="en")
             self.templates[(key, language)] = found
         return self.templates[(key, language)]
+
+    def portal_link(self, guarantor_id: uuid.UUID, now: datetime) -> str:
+        """A new payment link for one message, as `portal.service.message_link` issues it
+        (token returned once, SHA-256 stored, the portal's link lifetime, a
+        `portal.link_issue` audit event), but batched: the row is flushed with the
+        chunk's other rows and the event recorded with its other events, instead of a
+        guarantor look-up, a flush and an audit insert per link (the guarantor was just
+        loaded under the lock)."""
+        from carecollect.portal.models import PortalLink
+        from carecollect.portal.service import MESSAGE_ACTOR, TOKEN_BYTES, link_path, sha256_hex
+
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        row = PortalLink(
+            id=uuid7(), organization_id=self.org.id, guarantor_id=guarantor_id,
+            token_hash=sha256_hex(token), created_at=now, expires_at=now + _portal_link_ttl(),
+            created_by=f"{MESSAGE_ACTOR.type}:{MESSAGE_ACTOR.id}"[:64], purpose="payment",
+            failed_attempts=0)
+        self.session.add(row)
+        self.audit.append(PendingEvent(
+            MESSAGE_ACTOR, "portal.link_issue",
+            Subject("portal_link", row.id, organization_id=self.org.id,
+                    patient_id=guarantor_id),
+            "success", {"expires_at": row.expires_at.isoformat(), "purpose": "payment"}))
+        return self.res.settings.public_base_url.rstrip("/") + link_path(token)
 
     def baa_active(self, service: str) -> bool:
         if service not in self.baa:
@@ -667,7 +705,7 @@ class _Batch:
         try:
             surface = SurfaceContext(
                 channel=channel, display_name=org.billing_display_name,
-                variables=_variables(session, keys, facts, settings, now),
+                variables=_variables(session, keys, facts, settings, now, self.portal_link),
                 language=attempt.language,
                 phone_verified_and_consented=_consented_phone(facts, attempt.contact_point_id),
                 opt_out_url=opt_out_url if channel == "email" else None,
