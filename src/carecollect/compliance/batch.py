@@ -61,11 +61,14 @@ EVENT_SCHEMA: dict[str, Any] = {
 
 
 @functools.lru_cache(maxsize=256)
-def _transitions(zone: str) -> tuple[tuple[dt.datetime, int], ...]:
-    """(UTC instant, UTC offset in microseconds) at every offset change of `zone`.
+def _transitions(zone: str, first_year: int = 2000, last_year: int = 2050
+                 ) -> tuple[tuple[dt.datetime, int], ...]:
+    """(UTC instant, UTC offset in microseconds) at every offset change of `zone` from
+    `first_year`-01-01 to `last_year`-01-01 (before: the offset at the start).
 
     Found from `zoneinfo` itself (daily scan, then bisection to the second), so the batch
-    path uses exactly the IANA rules of the scalar path, DST included.
+    path uses exactly the IANA rules of the scalar path, DST included. Callers scan only
+    the years their instants fall in (`_years`): the scan is the costly part.
     """
     info = tz.zone(zone)
 
@@ -73,8 +76,8 @@ def _transitions(zone: str) -> tuple[tuple[dt.datetime, int], ...]:
         delta = at.astimezone(info).utcoffset()
         return int(delta.total_seconds() * 1_000_000) if delta is not None else 0
 
-    day = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    end = dt.datetime(2050, 1, 1, tzinfo=dt.UTC)
+    day = dt.datetime(first_year, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(last_year, 1, 1, tzinfo=dt.UTC)
     current = offset(day)
     out = [(dt.datetime(1900, 1, 1, tzinfo=dt.UTC), current)]
     while day < end:
@@ -99,14 +102,27 @@ _ZONE_BITS = 53  # key = zone number << 53 | (UTC microseconds + 2**52)
 _US_BIAS = 1 << 52  # about 142 years either side of 1970
 
 
+def _years(column: pl.Series) -> tuple[int, int]:
+    """The scan range of `_transitions` for the instants of `column`: whole five-year
+    blocks (so calls share the cache) inside 2000-2050, the range the offsets were always
+    taken from (an instant outside it gets the offset at its edge, as before)."""
+    low, high = column.min(), column.max()
+    if not isinstance(low, dt.datetime) or not isinstance(high, dt.datetime):
+        return 2000, 2050
+    first = min(2045, max(2000, low.year // 5 * 5))
+    last = max(first + 5, min(2050, ((high.year + 1) // 5 + 1) * 5))
+    return first, last
+
+
 @functools.lru_cache(maxsize=256)
-def _transition_keys(zones: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _transition_keys(zones: tuple[str, ...], first_year: int = 2000, last_year: int = 2050
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted search keys of every transition of `zones` (zone number i = position in
     `zones`) and the UTC offset in microseconds from each on."""
     keys: list[int] = []
     offsets: list[int] = []
     for i, zone in enumerate(zones):
-        for at, offset in _transitions(zone):
+        for at, offset in _transitions(zone, first_year, last_year):
             keys.append((i << _ZONE_BITS) + _epoch_us(at) + _US_BIAS)
             offsets.append(offset)
     return np.array(keys, dtype=np.int64), np.array(offsets, dtype=np.int64)
@@ -129,7 +145,7 @@ def _localize(df: pl.DataFrame, ts: str, zone_col: str, prefix: str) -> pl.DataF
     if df.height == 0 or not zones:
         return df.with_columns(pl.lit(None, pl.Date).alias(prefix + "date"),
                                pl.lit(None, pl.Time).alias(prefix + "time"))
-    keys, offsets = _transition_keys(zones)
+    keys, offsets = _transition_keys(zones, *_years(df.get_column(ts)))
     number = pl.col(zone_col).replace_strict({z: i for i, z in enumerate(zones)},
                                              default=None, return_dtype=pl.Int64)
     row_key = (number * (1 << _ZONE_BITS)) + pl.col(ts).dt.epoch("us") + _US_BIAS
@@ -243,32 +259,16 @@ def _kth(name: str, k: int) -> pl.Expr:
     return pl.col("ev_date").filter(pl.col(name)).implode().list.get(-k, null_on_oob=True)
 
 
-def _history(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Events before their account's proposed time, with the account columns the history
-    rules read. The account key is the row number, so the columns are gathered by
-    position (no hash join of the whole history)."""
-    columns = acc.select(
-        "time", "extra_calls_consent_at", "medium", "proposed_cp",
-        pl.col("is_call").alias("g_call"),
-        (pl.col("is_phone") & (pl.col("state") == "MA")).alias("g_ma"),
-        pl.col("city_is_nyc").alias("g_nyc"),
-        (pl.col("is_call") & (pl.col("dialer").fill_null("") == "prerecorded")
-         & (pl.col("line_type") == "landline")).fill_null(False).alias("g_pre"),
-    )
-    gathered = columns.select(pl.all().gather(events.get_column("account_id")))
-    return events.hstack(gathered.get_columns()).filter(pl.col("at") < pl.col("time"))
+# Gate bits of an account's proposed action (which history rules can read its events) and
+# the code of its (contact point, medium) for the reply exceptions: 1 = phone call,
+# 2 = phone SMS, 3 = email (the proposed contact point follows from the channel).
+_G_CALL, _G_MA, _G_NYC, _G_PRE = 1, 2, 4, 8
+_REPLY_SHIFT = 4
 
 
-def _frequency(ev: pl.DataFrame, az: pl.DataFrame, accounts: int) -> pl.DataFrame:
-    """Per (account, zone): the release dates of every day-window rule (PLAT-DAY-COUNT).
-
-    Only events that can matter are expanded to the account's zones: an event counts for
-    a rule only when the account's proposed action is one the rule governs (the gates
-    in `_history` are those of `_decide`; elsewhere the release date is never read) and,
-    for a k-th-date rule, when the account has at least k such events at all (the zone-
-    dependent consent exclusion only removes events). Typically a few percent of the
-    history is left for the per-zone work.
-    """
+def _event_classes() -> dict[str, pl.Expr]:
+    """Per event, independent of the account: which counting vocabulary it belongs to
+    (PLAT-ATTEMPT-VS-CONVERSATION), before the account's gates."""
     outcome = pl.col("outcome").fill_null("")
     outbound = pl.col("direction") == "outbound"
     calls = pl.col("channel").is_in(["call", "voicemail"])
@@ -281,10 +281,68 @@ def _frequency(ev: pl.DataFrame, az: pl.DataFrame, accounts: int) -> pl.DataFram
     pre = outbound & calls & (pl.col("dialer").fill_null("") == "prerecorded") & (
         pl.col("cp") == "phone") & (outcome != "not_connected")
     conv = (pl.col("channel") == "call") & (outcome == "conversation_rpc") & pl.col("about_debt")
-    base = {"c7": (placed & pl.col("about_debt")) & pl.col("g_call"),
-            "cconv": conv & pl.col("g_call"), "cma": ma & pl.col("g_ma"),
-            "cnyc": nyc & pl.col("g_nyc"), "cpre": pre & pl.col("g_pre")}
-    ev = ev.with_columns(*(v.fill_null(False).alias(k) for k, v in base.items()))
+    reply = (pl.when((pl.col("cp") == "phone") & calls).then(1)
+             .when((pl.col("cp") == "phone") & (pl.col("channel") == "sms")).then(2)
+             .when((pl.col("cp") == "email") & (pl.col("channel") == "email")).then(3)
+             .otherwise(0))
+    return {"c7": placed & pl.col("about_debt"), "cconv": conv, "cma": ma, "cnyc": nyc,
+            "cpre": pre, "reply_code": reply}
+
+
+def _history(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Events before their account's proposed time that a history rule can read, with the
+    account columns those rules use.
+
+    The account key is the row number, so account columns are gathered by position (no
+    hash join of the whole history). Only two small columns are gathered for every
+    event (proposed time, gate bits); an event is kept when a frequency rule of its
+    account's proposed action counts it (`c7` ... `cpre`, the gates of `_decide`) or when
+    it is on the proposed contact point and medium (`reply`, the reply exceptions).
+    Everything else is dropped before the remaining account columns are gathered.
+    """
+    gates = acc.select(
+        pl.col("time"),
+        (pl.col("is_call").cast(pl.Int32) * _G_CALL
+         + (pl.col("is_phone") & (pl.col("state") == "MA")).fill_null(False)
+         .cast(pl.Int32) * _G_MA
+         + pl.col("city_is_nyc").fill_null(False).cast(pl.Int32) * _G_NYC
+         + (pl.col("is_call") & (pl.col("dialer").fill_null("") == "prerecorded")
+            & (pl.col("line_type") == "landline")).fill_null(False).cast(pl.Int32) * _G_PRE
+         + pl.when(pl.col("channel") == "email").then(3)
+         .when(pl.col("channel") == "sms").then(2).otherwise(1) * (1 << _REPLY_SHIFT))
+        .alias("_gates"))
+    owner = events.get_column("account_id")
+    gathered = gates.select(pl.all().gather(owner))
+    g = pl.col("_gates")
+
+    def gate(bit: int) -> pl.Expr:
+        return (g & bit) != 0
+
+    classes = _event_classes()
+    gated = {"c7": classes["c7"] & gate(_G_CALL), "cconv": classes["cconv"] & gate(_G_CALL),
+             "cma": classes["cma"] & gate(_G_MA), "cnyc": classes["cnyc"] & gate(_G_NYC),
+             "cpre": classes["cpre"] & gate(_G_PRE),
+             "reply": (classes["reply_code"] != 0)
+             & (classes["reply_code"] == (g // (1 << _REPLY_SHIFT)))}
+    ev = events.hstack(gathered.get_columns()).select(
+        "account_id", "at", "direction", "time",
+        *(v.fill_null(False).alias(k) for k, v in gated.items()))
+    ev = ev.filter((pl.col("at") < pl.col("time")) & pl.any_horizontal(*gated))
+    extra = acc.select("extra_calls_consent_at").get_column("extra_calls_consent_at")
+    return ev.with_columns(extra.gather(ev.get_column("account_id")))
+
+
+def _frequency(ev: pl.DataFrame, az: pl.DataFrame, accounts: int) -> pl.DataFrame:
+    """Per (account, zone): the release dates of every day-window rule (PLAT-DAY-COUNT).
+
+    Only events that can matter are expanded to the account's zones: an event counts for
+    a rule only when the account's proposed action is one the rule governs (the gates
+    in `_history` are those of `_decide`; elsewhere the release date is never read) and,
+    for a k-th-date rule, when the account has at least k such events at all (the zone-
+    dependent consent exclusion only removes events). Typically a few percent of the
+    history is left for the per-zone work.
+    """
+    base = ("c7", "cconv", "cma", "cnyc", "cpre")
     ev = ev.filter(pl.any_horizontal(*base))
     owner = ev.get_column("account_id").to_numpy()
     enough = []
@@ -315,10 +373,7 @@ def _frequency(ev: pl.DataFrame, az: pl.DataFrame, accounts: int) -> pl.DataFram
 
 def _replies(ev: pl.DataFrame) -> pl.DataFrame:
     """Last inbound/outbound on the proposed medium and address (reply exceptions)."""
-    ev_medium = pl.when(pl.col("channel").is_in(["call", "voicemail"])).then(pl.lit("call")) \
-        .otherwise(pl.col("channel"))
-    ev = ev.filter(pl.col("cp") == pl.col("proposed_cp")).filter(ev_medium == pl.col("medium"))
-    return ev.group_by("account_id").agg(
+    return ev.filter(pl.col("reply")).group_by("account_id").agg(
         pl.col("at").filter(pl.col("direction") == "inbound").max().alias("last_in"),
         pl.col("at").filter(pl.col("direction") == "outbound").max().alias("last_out"),
     )
@@ -521,6 +576,40 @@ def _decide(state: pl.DataFrame, azf: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("_reasons")).alias("reasons")).drop("_mask", "_reasons")
 
 
+_SEEDS = (0x5EED_0001, 0x5EED_0002)
+# From this many history events on, the events are mapped to accounts by hashed ids.
+HASHED_IDS_FROM_EVENTS = 50_000
+
+
+def _events_by_row(ids: pl.Series, events: pl.DataFrame) -> pl.DataFrame:
+    """The events with `account_id` replaced by their account's row number; events of
+    accounts not in `ids` are dropped.
+
+    Joining millions of string ids is the costly part of this step, so the join is on a
+    64-bit hash of the id and a match is confirmed by a second, independently seeded
+    64-bit hash (two ids agreeing on both by chance: about 2**-128 per event). Used only
+    when the accounts' ids are unique and their first hashes are too; otherwise (or for
+    small inputs) the plain string join.
+    """
+    keys = ids.to_frame("account_id").with_row_index("_k")
+    if events.height < HASHED_IDS_FROM_EVENTS:
+        return events.join(keys, on="account_id", how="inner").drop("account_id") \
+            .rename({"_k": "account_id"})
+    h1, h2 = (ids.hash(seed=seed) for seed in _SEEDS)
+    # Distinct first hashes imply distinct ids; a repeated id (or a hash collision among
+    # the accounts) takes the string join.
+    if h1.n_unique() != h1.len():
+        return events.join(keys, on="account_id", how="inner").drop("account_id") \
+            .rename({"_k": "account_id"})
+    table = pl.DataFrame({"_h": h1}).with_row_index("_k")
+    ev_ids = events.get_column("account_id")
+    row = pl.DataFrame({"_h": ev_ids.hash(seed=_SEEDS[0])}).join(
+        table, on="_h", how="left", maintain_order="left").get_column("_k")
+    confirmed = (ev_ids.hash(seed=_SEEDS[1]) == h2.gather(row)).fill_null(False)
+    out = events.with_columns(row.alias("account_id"))
+    return out if confirmed.all() else out.filter(confirmed)
+
+
 def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
                        max_iterations: int = 64) -> pl.DataFrame:
     """Decide every account's proposed event. Returns account_id, decision, reasons,
@@ -529,9 +618,7 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     events = events.cast(EVENT_SCHEMA, strict=False)  # type: ignore[arg-type]
     # Internally the account key is the row number (integer joins are much cheaper).
     ids = accounts.get_column("account_id")
-    keys = accounts.select("account_id").with_row_index("_k")
-    events = events.join(keys, on="account_id", how="inner").drop("account_id") \
-        .rename({"_k": "account_id"})
+    events = _events_by_row(ids, events)
     accounts = accounts.with_row_index("_k").drop("account_id").rename({"_k": "account_id"})
     acc = _prepare(accounts)
     az = _zone_table(acc).join(acc.select("account_id", "extra_calls_consent_at"),
