@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from carecollect.db import Database
 from carecollect.identity.permissions import ROLE_PERMISSIONS, Permission, Role
-from carecollect.integration.models import WebhookEndpoint
+from carecollect.integration.models import WebhookDelivery, WebhookEndpoint
 from carecollect.integration.service import webhook_service
 from tests.factories import audit_events, create_tenant
 from tests.integration.conftest import ADMIN
@@ -47,12 +48,28 @@ def _existing(web: Web) -> uuid.UUID:
         return row.id
 
 
+def _failed_delivery(web: Web, endpoint_id: uuid.UUID) -> uuid.UUID:
+    """An event delivered to `endpoint_id` whose delivery gave up (state `failed`)."""
+    from carecollect.integration.service import emit_event
+
+    with web.db.tenant_session(web.tenant.id) as session:
+        event = emit_event(session, organization_id=web.tenant.id, type="plan.defaulted",
+                           data={"plan_id": uuid.uuid4(), "misses": 2})
+        delivery = session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == event.id,
+                                          WebhookDelivery.endpoint_id == endpoint_id))
+        assert delivery is not None
+        delivery.state, delivery.attempts = "failed", 12
+        return delivery.id
+
+
 ACTORS = [r.value for r in Role] + ["anonymous", "no_scopes"]
 
 
 @pytest.mark.parametrize("actor", ACTORS)
 def test_every_route_by_role(web: Web, actor: str) -> None:
     endpoint_id = _existing(web)
+    delivery_id = _failed_delivery(web, endpoint_id)
     client = web.client()
     headers = {} if actor == "anonymous" else web.api("none" if actor == "no_scopes" else actor)
     allowed = actor in {r.value for r in Role} and \
@@ -61,6 +78,9 @@ def test_every_route_by_role(web: Web, actor: str) -> None:
     routes: list[tuple[str, str, Any, int]] = [
         ("GET", "/api/v1/webhook-endpoints", None, 200),
         ("POST", "/api/v1/webhook-endpoints", BODY, 201),
+        ("GET", f"/api/v1/webhook-endpoints/{endpoint_id}/deliveries", None, 200),
+        ("POST", f"/api/v1/webhook-deliveries/{delivery_id}/redeliver", None, 200),
+        ("POST", f"/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret", {}, 200),
         ("DELETE", f"/api/v1/webhook-endpoints/{endpoint_id}", None, 204),
     ]
     for method, path, body, success in routes:
@@ -176,3 +196,83 @@ def test_another_organizations_endpoint_is_not_found(web: Web) -> None:
     assert snapshot(web.db) == before
     assert client.get("/api/v1/webhook-endpoints", headers=web.api("owner")).json()["items"] \
         == []
+
+
+def test_every_route_of_the_router_is_tested_by_role() -> None:
+    from fastapi.routing import APIRoute
+
+    from carecollect.integration.endpoints import router
+
+    routes = {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
+    assert routes == {
+        ("GET", "/api/v1/webhook-endpoints"),
+        ("POST", "/api/v1/webhook-endpoints"),
+        ("GET", "/api/v1/webhook-endpoints/{endpoint_id}/deliveries"),
+        ("POST", "/api/v1/webhook-deliveries/{delivery_id}/redeliver"),
+        ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+        ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"),
+    }
+
+
+def test_rotate_secret_and_list_and_redeliver(web: Web) -> None:
+    endpoint_id = _existing(web)
+    delivery_id = _failed_delivery(web, endpoint_id)
+    client = web.client()
+    headers = web.api("owner")
+    rotated = client.post(f"/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+                          json={"grace_hours": 2}, headers=headers)
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    assert body["id"] == str(endpoint_id)
+    assert body["secret"].startswith("whsec_")
+    assert body["previous_secret_expires_at"] is not None
+    with web.db.tenant_session(web.tenant.id) as session:
+        row = session.get(WebhookEndpoint, endpoint_id)
+        assert web.tenant.keys.cipher().open_row(row, "secret") == body["secret"]
+    listed = client.get(f"/api/v1/webhook-endpoints/{endpoint_id}/deliveries?state=failed",
+                        headers=headers).json()
+    [item] = listed["items"]
+    assert (item["id"], item["event_type"], item["state"], item["attempts"]) == (
+        str(delivery_id), "plan.defaulted", "failed", 12)
+    assert client.get(f"/api/v1/webhook-endpoints/{endpoint_id}/deliveries?state=pending",
+                      headers=headers).json()["items"] == []
+    again = client.post(f"/api/v1/webhook-deliveries/{delivery_id}/redeliver", headers=headers)
+    assert again.status_code == 200
+    assert (again.json()["state"], again.json()["failed_at"]) == ("pending", None)
+    refused = client.post(f"/api/v1/webhook-deliveries/{delivery_id}/redeliver",
+                          headers=headers)
+    assert refused.status_code == 400
+    assert "still pending" in refused.json()["detail"]
+    actions = [e["action"] for e in audit_events(web.db) if e["action"].startswith("webhook")]
+    assert actions[-2:] == ["webhook_endpoint.rotate_secret", "webhook_delivery.redeliver"]
+
+
+@pytest.mark.parametrize("grace", [-1, 169, "x"])
+def test_bad_rotation_grace_stores_nothing(web: Web, grace: Any) -> None:
+    endpoint_id = _existing(web)
+    before = snapshot(web.db)
+    response = web.client().post(f"/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+                                 json={"grace_hours": grace}, headers=web.api("owner"))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert snapshot(web.db) == before
+
+
+def test_other_organizations_deliveries_are_not_found(web: Web) -> None:
+    other = create_tenant(web.db, web.tenant.manager)
+    with web.db.tenant_session(other.id) as session:
+        row, _ = webhook_service.create_endpoint(
+            session, keys=other.keys, actor=ADMIN, url="https://other.example.org/in",
+            event_types=["plan.defaulted"])
+        other_id = row.id
+    client = web.client()
+    before = snapshot(web.db)
+    for method, path in [
+        ("GET", f"/api/v1/webhook-endpoints/{other_id}/deliveries"),
+        ("POST", f"/api/v1/webhook-endpoints/{other_id}/rotate-secret"),
+        ("POST", f"/api/v1/webhook-deliveries/{uuid.uuid4()}/redeliver"),
+    ]:
+        response = client.request(method, path, json={} if "rotate" in path else None,
+                                  headers=web.api("owner"))
+        assert response.status_code == 404, path
+    assert snapshot(web.db) == before

@@ -5,6 +5,7 @@ pause/resume and delete."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,41 @@ def _endpoints(web: Web) -> list[WebhookEndpoint]:
         return list(session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
 
 
+def _delivered(web: Web, endpoint_id: Any) -> Any:
+    from carecollect.integration.models import WebhookDelivery
+    from carecollect.integration.service import emit_event
+
+    with web.db.tenant_session(web.tenant.id) as session:
+        event = emit_event(session, organization_id=web.tenant.id, type="consent.revoked",
+                           data={"consent_id": uuid.uuid4()})
+        delivery = session.scalar(select(WebhookDelivery).where(
+            WebhookDelivery.event_id == event.id, WebhookDelivery.endpoint_id == endpoint_id))
+        assert delivery is not None
+        delivery.state, delivery.attempts = "delivered", 1
+        return delivery.id
+
+
+def test_every_route_of_the_router_is_tested_by_role() -> None:
+    from fastapi.routing import APIRoute
+
+    from carecollect.staff_ui.webhook_pages import router
+
+    routes = {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
+    assert len(routes) == 7  # the seven of test_every_route_by_role
+
+
 @pytest.mark.parametrize("actor", [r.value for r in Role] + ["anonymous"])
 def test_every_route_by_role(web: Web, actor: str) -> None:
     endpoint_id = _endpoint(web)
+    delivery_id = _delivered(web, endpoint_id)
     client = web.client() if actor == "anonymous" else web.login(actor)
     allowed = actor != "anonymous" and Permission.WEBHOOK_MANAGE in ROLE_PERMISSIONS[Role(actor)]
     routes: list[tuple[str, str, Any]] = [
         ("GET", "/app/admin/webhooks", None),
         ("POST", "/app/admin/webhooks", FORM),
+        ("GET", f"/app/admin/webhooks/{endpoint_id}/deliveries", None),
+        ("POST", f"/app/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver", {}),
+        ("POST", f"/app/admin/webhooks/{endpoint_id}/rotate", {}),
         ("POST", f"/app/admin/webhooks/{endpoint_id}/active", {"active": "false"}),
         ("POST", f"/app/admin/webhooks/{endpoint_id}/delete", {}),
     ]
@@ -142,3 +170,36 @@ def test_post_without_csrf_token_is_refused(web: Web) -> None:
     response = client.post("/app/admin/webhooks", data=FORM)
     assert response.status_code == 403
     assert snapshot(web.db) == before
+
+
+def test_rotate_and_redeliver_from_the_screens(web: Web) -> None:
+    endpoint_id = _endpoint(web)
+    delivery_id = _delivered(web, endpoint_id)
+    client = web.login("owner")
+    token = csrf_of(client.get("/app/admin/webhooks"))
+    rotated = client.post(f"/app/admin/webhooks/{endpoint_id}/rotate", data={"csrf_token": token})
+    assert rotated.status_code == 200
+    secret = re.search(r'id="webhook-secret">(whsec_[^<]+)<', rotated.text)
+    assert secret is not None
+    with web.db.tenant_session(web.tenant.id) as session:
+        stored = session.get(WebhookEndpoint, endpoint_id)
+        assert web.tenant.keys.cipher().open_row(stored, "secret") == secret.group(1)
+        assert stored.previous_secret is not None
+    listing = client.get(f"/app/admin/webhooks/{endpoint_id}/deliveries")
+    assert listing.status_code == 200
+    assert "consent.revoked" in listing.text
+    assert ">Send again<" in listing.text
+    sent = client.post(f"/app/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+                       data={"csrf_token": token})
+    assert sent.headers["location"] == f"/app/admin/webhooks/{endpoint_id}/deliveries"
+    page = client.get(f"/app/admin/webhooks/{endpoint_id}/deliveries").text
+    assert ">Send again<" not in page  # pending now
+    before = snapshot(web.db)
+    refused = client.post(
+        f"/app/admin/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+        data={"csrf_token": token})
+    assert refused.status_code == 400
+    assert "still pending" in refused.text
+    assert snapshot(web.db) == before
+    actions = [e["action"] for e in audit_events(web.db) if e["action"].startswith("webhook")]
+    assert actions[-2:] == ["webhook_endpoint.rotate_secret", "webhook_delivery.redeliver"]

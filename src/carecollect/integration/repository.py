@@ -79,6 +79,29 @@ class IntegrationRepository:
             query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
         return session.scalars(query).all()
 
+    def endpoint_deliveries(
+        self,
+        session: Session,
+        endpoint_id: uuid.UUID,
+        *,
+        state: str | None = None,
+        before: uuid.UUID | None = None,
+        limit: int = 50,
+    ) -> list[tuple[WebhookDelivery, str]]:
+        """An endpoint's deliveries with their event type, newest first (keyset by id)."""
+        query = (
+            select(WebhookDelivery, IntegrationEvent.type)
+            .join(IntegrationEvent, IntegrationEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        if state is not None:
+            query = query.where(WebhookDelivery.state == state)
+        if before is not None:
+            query = query.where(WebhookDelivery.id < before)
+        return [(row, str(kind)) for row, kind in session.execute(query).all()]
+
     def delivery_counts(self, session: Session) -> dict[uuid.UUID, dict[str, int]]:
         """Deliveries per endpoint and state (for the staff screen)."""
         rows = session.execute(

@@ -14,6 +14,10 @@
 * A non-2xx answer, a timeout or a connection error is retried with exponential backoff
   (`retry_delay`) through the job queue; after `MAX_DELIVERY_ATTEMPTS` the delivery is
   marked `failed`. Every attempt is recorded with its status code, never the body.
+* `rotate_secret` issues a new signing secret; the old one keeps signing beside it (a
+  second `v1=` in the header) for a grace period, so receivers switch without a gap.
+* `redeliver` sends a delivered, failed or cancelled delivery again (same event id, so
+  receivers can still drop duplicates) with a fresh attempt budget.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 MAX_DELIVERY_ATTEMPTS = 12
 RETRY_BASE_SECONDS = 30.0
 RETRY_CAP_SECONDS = 6 * 3600.0
+# How long the previous secret keeps signing after a rotation (default and bounds).
+ROTATION_GRACE_HOURS = 24
+MAX_ROTATION_GRACE_HOURS = 7 * 24
 DEFAULT_TIMEOUT_SECONDS = 10.0
 # Receivers should refuse signatures older than this (replay window), as Stripe does.
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -145,11 +152,15 @@ def payload_bytes(event: IntegrationEvent) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def signature_header(secret: str, body: bytes, timestamp: int) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the endpoint secret."""
+def signature_header(secret: str, body: bytes, timestamp: int, *extra_secrets: str) -> str:
+    """`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the endpoint secret, and one
+    more `v1=` per extra secret (the previous secret during a rotation's grace period)."""
     message = str(timestamp).encode("ascii") + b"." + body
-    digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    signatures = [
+        "v1=" + hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+        for key in (secret, *extra_secrets)
+    ]
+    return ",".join([f"t={timestamp}", *signatures])
 
 
 def verify_signature(
@@ -175,7 +186,7 @@ def verify_signature(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         return False
-    expected = signature_header(secret, body, timestamp).rpartition("v1=")[2]
+    expected = signature_header(secret, body, timestamp).partition(",v1=")[2]
     return any(hmac.compare_digest(expected, c) for c in candidates)
 
 
@@ -319,6 +330,100 @@ class WebhookService:
             ),
         )
 
+    def rotate_secret(
+        self,
+        session: Session,
+        *,
+        keys: OrganizationKeys,
+        actor: Actor,
+        endpoint_id: uuid.UUID,
+        now: datetime,
+        grace_hours: int = ROTATION_GRACE_HOURS,
+    ) -> tuple[WebhookEndpoint, str]:
+        """Issue a new signing secret (returned, shown once). The current secret becomes
+        the previous one and keeps signing beside the new one for `grace_hours` (0 ends it
+        at once, e.g. after a leak); a secret from an earlier rotation is dropped."""
+        if not 0 <= grace_hours <= MAX_ROTATION_GRACE_HOURS:
+            raise BadInput(
+                f"the grace period is 0 to {MAX_ROTATION_GRACE_HOURS} hours"
+            )
+        endpoint = integration_repository.endpoint(session, endpoint_id)
+        if endpoint is None:
+            raise NotFound("no such webhook endpoint")
+        cipher = keys.cipher()
+        current = cipher.open_row(endpoint, "secret") or ""
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        sealed = cipher.seal("webhook_endpoint", "secret", endpoint.id, secret)
+        assert sealed is not None  # noqa: S101 - seal returns None only for None
+        endpoint.secret = sealed
+        if grace_hours:
+            endpoint.previous_secret = cipher.seal(
+                "webhook_endpoint", "previous_secret", endpoint.id, current
+            )
+            endpoint.previous_secret_expires_at = now + timedelta(hours=grace_hours)
+        else:
+            endpoint.previous_secret = None
+            endpoint.previous_secret_expires_at = None
+        endpoint.secret_rotated_at = now
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="webhook_endpoint.rotate_secret",
+            subject=Subject(
+                "webhook_endpoint", endpoint.id, organization_id=endpoint.organization_id
+            ),
+            details={"grace_hours": grace_hours},
+        )
+        return endpoint, secret
+
+    def redeliver(
+        self,
+        session: Session,
+        *,
+        actor: Actor,
+        delivery_id: uuid.UUID,
+        now: datetime,
+        max_attempts: int = MAX_DELIVERY_ATTEMPTS,
+    ) -> WebhookDelivery:
+        """Queue a finished delivery (delivered, failed or cancelled) again, to an endpoint
+        that is still active, with `max_attempts` more attempts. A pending delivery is
+        already on its way and is refused."""
+        delivery = integration_repository.delivery(session, delivery_id, lock=True)
+        if delivery is None:
+            raise NotFound("no such webhook delivery")
+        if delivery.state == "pending":
+            raise BadInput("this delivery is still pending: it will be retried on its own")
+        endpoint = integration_repository.endpoint(session, delivery.endpoint_id)
+        if endpoint is None or not endpoint.active:
+            raise BadInput("the endpoint is paused or deleted: resume it first")
+        previous = delivery.state
+        delivery.state = "pending"
+        delivery.attempt_limit = delivery.attempts + max_attempts
+        delivery.next_attempt_at = now
+        delivery.failed_at = None
+        delivery.delivered_at = None
+        delivery.last_error = None
+        session.flush()
+        enqueue(
+            session,
+            DELIVER_JOB,
+            {"delivery_id": str(delivery.id)},
+            queue=DELIVER_QUEUE,
+            organization_id=delivery.organization_id,
+            max_attempts=5,
+            unique_key=f"webhook-delivery:{delivery.id}:{delivery.attempts}",
+        )
+        record(
+            session,
+            actor=actor,
+            action="webhook_delivery.redeliver",
+            subject=Subject("webhook_delivery", delivery.id,
+                            organization_id=delivery.organization_id),
+            details={"previous_state": previous},
+        )
+        return delivery
+
     # -- emitting ---------------------------------------------------------------------
 
     def emit(
@@ -393,7 +498,12 @@ class WebhookService:
                 delivery.next_attempt_at = None
                 return DeliveryResult("cancelled")
             url = endpoint.url
-            secret = keys.cipher().open_row(endpoint, "secret") or ""
+            cipher = keys.cipher()
+            secret = cipher.open_row(endpoint, "secret") or ""
+            extra: tuple[str, ...] = ()
+            expires = endpoint.previous_secret_expires_at
+            if endpoint.previous_secret is not None and expires is not None and now < expires:
+                extra = (cipher.open_row(endpoint, "previous_secret") or "",)
             body = payload_bytes(event)
             event_id, event_type = str(event.id), event.type
         headers = {
@@ -401,7 +511,7 @@ class WebhookService:
             "User-Agent": "carecollect-webhooks/1",
             EVENT_ID_HEADER: event_id,
             EVENT_TYPE_HEADER: event_type,
-            SIGNATURE_HEADER: signature_header(secret, body, int(now.timestamp())),
+            SIGNATURE_HEADER: signature_header(secret, body, int(now.timestamp()), *extra),
         }
         status: int | None = None
         started = time.monotonic()
@@ -465,7 +575,7 @@ class WebhookService:
                 delivery.next_attempt_at = None
                 return DeliveryResult(outcome, status)
             delivery.last_error = outcome
-            if delivery.attempts >= max_attempts:
+            if delivery.attempts >= max(max_attempts, delivery.attempt_limit or 0):
                 delivery.state = "failed"
                 delivery.failed_at = now
                 delivery.next_attempt_at = None
@@ -474,7 +584,9 @@ class WebhookService:
                             endpoint_id=str(delivery.endpoint_id), outcome=outcome,
                             status_code=status, attempts=delivery.attempts)
                 return DeliveryResult("failed", status)
-            delay = retry_delay(delivery.attempts)
+            # A redelivered delivery backs off from 30 s again, not from where it failed.
+            base = delivery.attempt_limit - max_attempts if delivery.attempt_limit else 0
+            delay = retry_delay(delivery.attempts - max(0, base))
             delivery.next_attempt_at = now + timedelta(seconds=delay)
             return DeliveryResult(outcome, status, retry_in=delay)
 
