@@ -360,7 +360,7 @@ def test_replacing_the_card_retires_the_old_one_and_off_stops_charges(env: Env) 
     completed, _ = _complete(env)
     _deliver(env, completed, _header(completed))
     _start(env, key="portal:s1:attempt-2")
-    second = _enrollments(env)[-1]
+    [second] = [e for e in _enrollments(env) if e.status == "pending"]
     assert second.kind == "replace"
     completed, _ = _complete(env, card="pm_card_mastercard")
     assert _deliver(env, completed, _header(completed)) == "posted"
@@ -369,7 +369,8 @@ def test_replacing_the_card_retires_the_old_one_and_off_stops_charges(env: Env) 
         ("pm_card_mastercard", "mastercard", "4444", 3, 2030, "active"),
     ]
     plan, items = plan_state(env.world, env.plan_id)
-    assert plan.payment_method_id == _enrollments(env)[-1].payment_method_id
+    [replaced] = [e for e in _enrollments(env) if e.kind == "replace"]
+    assert plan.payment_method_id == replaced.payment_method_id
     assert [e["details"]["kind"] for e in audit_events(env.world.db, "plan.autopay_on")] == [
         "enroll",
         "replace",

@@ -392,6 +392,12 @@ def _hosted(processor: PaymentProcessor) -> bool:
     return processor.name != "sandbox" and hasattr(processor, "create_checkout")
 
 
+def _hosted_setup(processor: PaymentProcessor | None) -> bool:
+    """A real processor that saves autopay cards on its own hosted page."""
+    return processor is not None and processor.name != "sandbox" and hasattr(
+        processor, "create_setup_checkout")
+
+
 def _checkout(request: Request, auth: PortalAuth, account: uuid.UUID, amount: str, key: str,
               processor: PaymentProcessor) -> Response:
     context = get_context(request)
@@ -461,6 +467,7 @@ def _plan_page(request: Request, auth: PortalAuth, account_id: uuid.UUID, *,
     return page(
         request, "portal/plan.html", title_key="title.plan", auth=auth, status_code=status_code,
         choices=choices, cards=_test_cards(_processor(request)),
+        hosted_autopay=_hosted_setup(_processor(request)),
         attempt=secrets.token_urlsafe(18), error_key=error_key, error_text=error_text,
     )
 
@@ -486,6 +493,16 @@ async def plan_create(request: Request, account_id: str, auth: PortalFormSession
     autopay = _form_text(form, "autopay", 8) == "yes"
     card = _form_text(form, "card", 64) if autopay else ""
     processor = _processor(request)
+    if autopay and processor is not None and _hosted_setup(processor):
+        # Stripe: the card is saved on the processor's hosted setup page (autopay parts:
+        # portal/self_service_autopay.py); autopay turns on when its webhook arrives.
+        from carecollect.portal.self_service_autopay import hosted_plan_autopay
+
+        outcome = hosted_plan_autopay(request, auth, account, count, key, processor)
+        if isinstance(outcome, PaymentRefused):
+            return _plan_page(request, auth, account, error_key=outcome.message_key,
+                              error_text=outcome.message, status_code=422)
+        return outcome
     if autopay and card not in {token for token, _ in _test_cards(processor)}:
         return _plan_page(request, auth, account, error_key="plan.autopay_card_needed",
                           status_code=422)

@@ -197,3 +197,9 @@ def access_log(request: Request, auth: PortalSession) -> Response:
 
 
 __all__: list[str] = ["router"]
+
+
+# Autopay (enroll through the processor's hosted page, turn off, replace the card).
+from carecollect.portal.self_service_autopay import autopay_router  # noqa: E402
+
+router.include_router(autopay_router)
