@@ -470,3 +470,23 @@ def test_declined_off_session_charge_goes_down_the_failed_payment_path(
     }
     assert [j.args for j in env.world.jobs(NOTICE_JOB)] == [{"installment_id": str(first)}]
     assert [e["details"]["code"] for e in audit_events(env.world.db, "plan.charge")] == [code] * 3
+
+
+def test_an_expired_setup_page_ends_the_pending_state(env: Env) -> None:
+    _start(env)
+    [enrollment] = _enrollments(env)
+    session = dict(env.fake.sessions[enrollment.processor_session_id], status="expired")
+    other = _body("checkout.session.expired", {**session, "id": "cs_test_other"}, "evt_e0")
+    assert _deliver(env, other, _header(other)) == "ignored"
+    expired = _body("checkout.session.expired", session, "evt_e1")
+    calls = len(env.fake.requests)
+    assert _deliver(env, expired, _header(expired)) == "posted"
+    assert len(env.fake.requests) == calls  # nothing to fetch from Stripe
+    assert [e.status for e in _enrollments(env)] == ["expired"]
+    with env.world.db.tenant_session(env.world.org_id) as s:
+        view = autopay.autopay_view(s, guarantor_id=env.world.guarantor_id, plan_id=env.plan_id)
+    assert (view.autopay, view.pending) == (False, False)
+    # The setup can no longer complete: its late success event changes nothing.
+    completed, _ = _complete(env)
+    assert _deliver(env, completed, _header(completed)) == "ignored"
+    assert _methods(env) == []

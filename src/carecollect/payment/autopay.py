@@ -49,7 +49,7 @@ from carecollect.payment.processor import (
 from carecollect.payment_plan.models import PaymentPlan
 
 LIVE_PLAN_STATUSES = ("active", "paused")
-SETUP_EVENTS = (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED)
+SETUP_EVENTS = (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED, proc.CHECKOUT_EXPIRED)
 _ENROLLMENT_NAMESPACE = uuid.UUID("5b0d51c6-6a3e-4c52-9a34-0a7f1b0c2e11")
 
 
@@ -363,6 +363,8 @@ def apply_setup_event(
     """Complete the enrollment a verified setup webhook reports (in the webhook's
     transaction). Returns `posted`, `duplicate` (already completed, e.g. the second of
     the two events) or `ignored` (unknown, cancelled or mismatched)."""
+    if event.type == proc.CHECKOUT_EXPIRED:
+        return _expire(session, processor_name=processor_name, event=event)
     if prepared is None:
         return "ignored"
     enrollment_id = _uuid(event.metadata.get("enrollment_id"))
@@ -409,6 +411,24 @@ def apply_setup_event(
             source="webhook",
             enrollment_id=enrollment.id,
         )
+    return "posted"
+
+
+def _expire(session: Session, *, processor_name: str, event: WebhookEventData) -> str:
+    """`checkout.session.expired`: the patient left the setup page unfinished (Stripe
+    expires a session after 24 hours). The enrollment stops being `pending`."""
+    if _object(event).get("mode") != "setup":
+        return "ignored"
+    enrollment_id = _uuid(event.metadata.get("enrollment_id"))
+    enrollment = session.get(AutopayEnrollment, enrollment_id) if enrollment_id else None
+    if (
+        enrollment is None
+        or enrollment.processor != processor_name
+        or enrollment.processor_session_id != event.object_id
+        or enrollment.status != "pending"
+    ):
+        return "ignored"
+    enrollment.status = "expired"
     return "posted"
 
 

@@ -155,7 +155,7 @@ class AutopayEnrollment(IdMixin, TenantMixin, Base):
     processor_session_id: Mapped[str] = mapped_column(String(120))
     processor_setup_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     kind: Mapped[str] = mapped_column(String(16), default="enroll")  # enroll | replace
-    # pending | completed | canceled
+    # pending | completed | canceled | expired
     status: Mapped[str] = mapped_column(String(16), default="pending")
     payment_method_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("saved_payment_method.id", ondelete="SET NULL"), nullable=True)

@@ -499,12 +499,12 @@ class PaymentService:
                 self._remember_event(session, processor.name, event, None, "ignored")
             return "ignored"
         prepared = None
-        if event.type in (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED):
+        from carecollect.payment import autopay
+
+        if event.type in autopay.SETUP_EVENTS:
             # Autopay enrollment (payment/autopay.py): ask the processor for the saved
             # method before the transaction, never while holding the write lock. A replay
             # is refused first, so it calls nothing.
-            from carecollect.payment import autopay
-
             with db.system_session() as session:
                 if payment_repository.webhook_seen(session, processor.name, event.event_id):
                     raise WebhookRejected("replayed")
@@ -543,9 +543,9 @@ class PaymentService:
                      prepared: Any = None) -> str:
         actor = Actor.webhook(processor)
         meta = event.metadata
-        if event.type in (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED):
-            from carecollect.payment import autopay
+        from carecollect.payment import autopay
 
+        if event.type in autopay.SETUP_EVENTS:
             return autopay.apply_setup_event(session, processor_name=processor, event=event,
                                              prepared=prepared, now=now)
         if event.type == proc.PAYMENT_SUCCEEDED:
