@@ -38,6 +38,7 @@ from carecollect.compliance.registry import ORDER
 
 UTC_DT = pl.Datetime("us", "UTC")
 DAY_US = 86_400_000_000
+_NONE_US = np.iinfo(np.int64).min  # "no instant" in dense int64 microsecond arrays
 MAX_SEARCH = dt.timedelta(days=400)
 MA_CALL_OUTCOMES = ["conversation_rpc", "conversation_third_party", "voicemail_lcm",
                     "voicemail_reached_no_message"]
@@ -324,10 +325,11 @@ def _history(acc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
              "cpre": classes["cpre"] & gate(_G_PRE),
              "reply": (classes["reply_code"] != 0)
              & (classes["reply_code"] == (g // (1 << _REPLY_SHIFT)))}
-    ev = events.hstack(gathered.get_columns()).select(
+    # Lazy: the string comparisons the classes share are evaluated once.
+    ev = events.hstack(gathered.get_columns()).lazy().select(
         "account_id", "at", "direction", "time",
-        *(v.fill_null(False).alias(k) for k, v in gated.items()))
-    ev = ev.filter((pl.col("at") < pl.col("time")) & pl.any_horizontal(*gated))
+        *(v.fill_null(False).alias(k) for k, v in gated.items())
+    ).filter((pl.col("at") < pl.col("time")) & pl.any_horizontal(*gated)).collect()
     extra = acc.select("extra_calls_consent_at").get_column("extra_calls_consent_at")
     return ev.with_columns(extra.gather(ev.get_column("account_id")))
 
@@ -351,32 +353,43 @@ def _frequency(ev: pl.DataFrame, az: pl.DataFrame, accounts: int) -> pl.DataFram
         count = np.bincount(owner[flag], minlength=accounts)
         enough.append(pl.Series(name, flag & (count[owner] >= k)))
     ev = ev.with_columns(enough).filter(pl.any_horizontal(*base))
-    ez = ev.join(az.select("account_id", "zone", "cx_date"), on="account_id")
+    ez = ev.join(az.select("account_id", "zone", "cx_date", "_azk"), on="account_id")
     # Oldest first: _kth reads the k-th most recent date from the end of each group.
     ez = _localize(ez, "at", "zone", "ev_").sort("at")
     excluded = pl.col("extra_calls_consent_at").is_not_null() & (
         pl.col("at") >= pl.col("extra_calls_consent_at")) & (
         pl.col("ev_date") <= pl.col("cx_date") + pl.duration(days=6))
     ez = ez.with_columns((pl.col("c7") & ~excluded.fill_null(False)).alias("c7"))
-    # One integer key per (account, zone) is much cheaper to group on than (int, string).
-    zone_ids = {z: i for i, z in enumerate(sorted(az.get_column("zone").unique().to_list()))}
-    ez = ez.with_columns((pl.col("account_id").cast(pl.UInt64) * 4096 + pl.col("zone")
-                          .replace_strict(zone_ids, return_dtype=pl.UInt64)).alias("_key"))
-    return ez.group_by("_key", maintain_order=True).agg(
-        pl.col("account_id").first(), pl.col("zone").first(),
+    # One integer key per (account, zone): the account-zone row of `az`.
+    return ez.group_by("_azk", maintain_order=True).agg(
+        pl.col("zone").first(),
         _kth("c7", 7).alias("k7"),
         pl.col("ev_date").filter(pl.col("cconv")).max().alias("conv_last"),
         _kth("cma", 2).alias("k_ma"), _kth("cnyc", 3).alias("k_nyc"),
         _kth("cpre", 3).alias("k_pre"),
-    ).drop("_key")
-
-
-def _replies(ev: pl.DataFrame) -> pl.DataFrame:
-    """Last inbound/outbound on the proposed medium and address (reply exceptions)."""
-    return ev.filter(pl.col("reply")).group_by("account_id").agg(
-        pl.col("at").filter(pl.col("direction") == "inbound").max().alias("last_in"),
-        pl.col("at").filter(pl.col("direction") == "outbound").max().alias("last_out"),
     )
+
+
+def _replies(ev: pl.DataFrame, rows: pl.Series) -> list[pl.Expr]:
+    """Last inbound/outbound on the proposed medium and address (reply exceptions), as
+    columns aligned with `rows` (the account keys, row numbers): a per-account maximum
+    over a dense array instead of a group-by and a join."""
+    r = ev.filter(pl.col("reply"))
+    owner = r.get_column("account_id").to_numpy()
+    at = r.get_column("at").dt.epoch("us").to_numpy()
+    direction = r.get_column("direction")
+    keys = rows.to_numpy()
+    size = max(int(keys.max()) + 1 if len(keys) else 0,
+               int(owner.max()) + 1 if len(owner) else 0)
+    out = []
+    for name, value in (("last_in", "inbound"), ("last_out", "outbound")):
+        flag = (direction == value).fill_null(False).to_numpy()
+        latest = np.full(size, _NONE_US, dtype=np.int64)
+        np.maximum.at(latest, owner[flag], at[flag])
+        column = pl.Series(name, latest).gather(rows)
+        out.append(pl.when(column == _NONE_US).then(None).otherwise(column)
+                   .cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(name))
+    return out
 
 
 H = dt.time
@@ -432,10 +445,17 @@ def _zone_eval(azf: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
     return z.group_by("account_id").agg(*aggs, mailing_date)
 
 
-def _decide(state: pl.DataFrame, azf: pl.DataFrame) -> pl.DataFrame:
-    """Decision of every row of `state` at its column `t` (mirror of engine._decide)."""
-    zones = _zone_eval(azf, state.select("account_id", "t"))
-    s = state.join(zones, on="account_id", how="left")
+def _decide(state: pl.DataFrame, times: pl.DataFrame, azf: pl.DataFrame
+            ) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """Decision of every account in `times` (account_id, t) at its instant `t` (mirror of
+    engine._decide); `state` holds every account's columns. Returns the flags `blocked`,
+    `untimed` (a block without an earliest instant), `earliest`, `m_rnd` and the reasons
+    as a bitmask over the returned rule ids (see `_expand`)."""
+    zones = _zone_eval(azf, times)
+    # Lazy from here to the decision columns: only the columns the rules read are carried
+    # through the joins, and repeated sub-expressions are computed once.
+    s = state.lazy().join(times.lazy(), on="account_id", how="inner").join(
+        zones.lazy(), on="account_id", how="left")
     c = pl.col
     t = c("t")
     on = t.dt.date()  # as_of is UTC in the batch domain
@@ -553,27 +573,33 @@ def _decide(state: pl.DataFrame, azf: pl.DataFrame) -> pl.DataFrame:
     # through a dictionary of the few distinct masks: far cheaper than list columns.
     mask = pl.sum_horizontal([pl.when(cite[r]).then(pl.lit(1 << i, pl.Int64))
                               .otherwise(pl.lit(0, pl.Int64)) for i, r in enumerate(ordered)])
-    mod_reasons = pl.lit(sorted(["TCPA-RND", "PLAT-RND-CADENCE"], key=lambda r: ORDER[r]),
-                         dtype=pl.List(pl.String))
     out = s.select(
         "account_id",
         blocked.alias("blocked"),
         pl.any_horizontal(*untimed).alias("untimed"),
         pl.max_horizontal(*timed_at).alias("earliest"),
-        pl.when(blocked).then(pl.lit("block")).when(pl.col("m_rnd"))
-        .then(pl.lit("allow_with_modification")).otherwise(pl.lit("allow")).alias("decision"),
+        pl.col("m_rnd"),
         pl.when(blocked).then(mask).otherwise(pl.lit(0, pl.Int64)).alias("_mask"),
-        pl.when(~blocked & pl.col("m_rnd")).then(pl.lit("manual_live_call_only"))
-        .otherwise(None).alias("modification"),
-    )
+    ).collect()
+    return out, tuple(ordered)
+
+
+def _expand(out: pl.DataFrame, ordered: tuple[str, ...]) -> pl.DataFrame:
+    """Decision, reasons and modification columns from `_decide`'s flags and reason mask,
+    built once for the final rows (the fixpoint's steps only need the flags)."""
     masks = out.get_column("_mask").unique().to_list()
     table = pl.DataFrame({"_mask": masks, "_reasons": [
         [r for i, r in enumerate(ordered) if m >> i & 1] for m in masks]},
         schema={"_mask": pl.Int64, "_reasons": pl.List(pl.String)})
-    out = out.join(table, on="_mask", how="left")
-    return out.with_columns(
-        pl.when(pl.col("modification").is_not_null()).then(mod_reasons)
-        .otherwise(pl.col("_reasons")).alias("reasons")).drop("_mask", "_reasons")
+    mod_reasons = pl.lit(sorted(["TCPA-RND", "PLAT-RND-CADENCE"], key=lambda r: ORDER[r]),
+                         dtype=pl.List(pl.String))
+    blocked, modified = pl.col("blocked"), ~pl.col("blocked") & pl.col("m_rnd")
+    return out.join(table, on="_mask", how="left", maintain_order="left").with_columns(
+        pl.when(blocked).then(pl.lit("block")).when(pl.col("m_rnd"))
+        .then(pl.lit("allow_with_modification")).otherwise(pl.lit("allow")).alias("decision"),
+        pl.when(modified).then(mod_reasons).otherwise(pl.col("_reasons")).alias("reasons"),
+        pl.when(modified).then(pl.lit("manual_live_call_only")).otherwise(None)
+        .alias("modification"))
 
 
 _SEEDS = (0x5EED_0001, 0x5EED_0002)
@@ -623,13 +649,14 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     acc = _prepare(accounts)
     az = _zone_table(acc).join(acc.select("account_id", "extra_calls_consent_at"),
                                on="account_id")
-    az = _localize(az, "extra_calls_consent_at", "zone", "cx_").drop("cx_time")
+    az = _localize(az, "extra_calls_consent_at", "zone", "cx_").drop("cx_time") \
+        .with_row_index("_azk")
     history = _history(acc, events)
     freq = _frequency(history, az, acc.height)
     # Release instants only where a release date exists (a few percent of account-zones).
-    azf = az.join(_release_instants(freq), on=["account_id", "zone"], how="left")
-    state = acc.join(_replies(history), on="account_id", how="left")
-    first = _decide(state.with_columns(pl.col("time").alias("t")), azf)
+    azf = az.join(_release_instants(freq).drop("zone"), on="_azk", how="left")
+    state = acc.with_columns(_replies(history, acc.get_column("account_id")))
+    first, ordered = _decide(state, acc.select("account_id", pl.col("time").alias("t")), azf)
     pending = first.filter(pl.col("blocked") & ~pl.col("untimed")
                            & pl.col("earliest").is_not_null()).select(
         "account_id", pl.col("earliest").alias("t"))
@@ -642,8 +669,7 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
             pl.col("t") - pl.col("start") <= MAX_SEARCH).drop("start")
         if pending.height == 0:
             break
-        sub = state.join(pending, on="account_id", how="inner")
-        step = _decide(sub, azf).join(pending, on="account_id")
+        step = _decide(state, pending, azf)[0].join(pending, on="account_id")
         found.append(step.filter(~pl.col("blocked")).select(
             "account_id", pl.col("t").alias("next_allowed_at")))
         pending = step.filter(pl.col("blocked") & ~pl.col("untimed")
@@ -655,7 +681,7 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     key_type = first.schema["account_id"]
     nxt = pl.concat(found) if found else pl.DataFrame(
         schema={"account_id": key_type, "next_allowed_at": UTC_DT})
-    out = first.join(nxt, on="account_id", how="left").sort("account_id")
+    out = _expand(first.join(nxt, on="account_id", how="left").sort("account_id"), ordered)
     return out.with_columns(ids.alias("account_id")).select(
         "account_id", "decision", "reasons", "modification", "next_allowed_at")
 
