@@ -252,9 +252,10 @@ def test_dry_run_hides_accounts_from_callers_without_account_access(world: World
         ({"sample": 0}, "the request is not valid"),
         ({"sample": 2001}, "the request is not valid"),
         ({"at": "yesterday"}, "the request is not valid"),
+        ({"at": "1990-01-01T00:00:00Z"}, "between the years 2000 and 2200"),
         ({"extra": 1}, "the request is not valid"),
     ],
-    ids=["sample_zero", "sample_too_big", "bad_instant", "unknown_field"],
+    ids=["sample_zero", "sample_too_big", "bad_instant", "instant_out_of_range", "unknown_field"],
 )
 def test_bad_dry_run_is_refused(world: World, body: dict[str, Any], fragment: str) -> None:
     before = world.state()

@@ -92,6 +92,12 @@ BAD_PLANS: list[tuple[str, Any, int, str]] = [
         "already has a payment plan",
     ),
     (
+        "starts_too_far_ahead",
+        lambda w: {"account_id": str(w.ids.account_id), "start_on": _in_days(w, 400)},
+        422,
+        "a plan starts within a year",
+    ),
+    (
         "unknown_account",
         lambda w: {"account_id": "00000000-0000-7000-8000-000000000000"},
         404,

@@ -105,6 +105,8 @@ def list_attempts(
     for bound in (scheduled_from, scheduled_to):
         if bound is not None and bound.tzinfo is None:
             raise BadInput("dates need a UTC offset, like 2026-11-27T10:00:00Z")
+        if bound is not None and not 1900 <= bound.year <= 2200:
+            raise BadInput("dates are between the years 1900 and 2200")
     if scheduled_from and scheduled_to and scheduled_from > scheduled_to:
         raise BadInput("scheduled_from is after scheduled_to")
     a = OutreachAttempt

@@ -271,6 +271,8 @@ def dry_run_campaign(
     at = body.at or context.now()
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
+    if not 2000 <= at.year <= 2200:
+        raise CampaignRefusedError("the simulated instant is between the years 2000 and 2200")
     show_ids = principal.can(Permission.ACCOUNT_READ)
 
     def handler(session: Session) -> tuple[int, Any]:

@@ -10,6 +10,7 @@ Every list and read records one `patient.read` per person whose plans were retur
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from carecollect.api.v1_common import (
     Cursor,
     IdempotencyKey,
     Limit,
+    UnprocessableError,
     page_of,
     refused_as_422,
 )
@@ -40,6 +42,7 @@ from carecollect.payment_plan.repository import plan_repository
 from carecollect.payment_plan.service import plan_service
 
 router = APIRouter(prefix="/api/v1", tags=["plans"], responses=PROBLEM_RESPONSES)
+MAX_START_AHEAD = timedelta(days=366)
 PlanStatus = Literal["active", "paused", "completed", "defaulted", "cancelled", "replaced"]
 
 
@@ -147,6 +150,9 @@ def create_plan(
 ) -> JSONResponse:
     """Create a staff plan for the account's balance. Terms outside the organization's
     plan policy are refused with a 422 problem naming the rule, and nothing is stored."""
+
+    if body.start_on is not None and body.start_on > context.now().date() + MAX_START_AHEAD:
+        raise UnprocessableError("a plan starts within a year")
 
     def handler(session: Session) -> tuple[int, Any]:
         keys = context.org_keys(session, principal.organization_id)
