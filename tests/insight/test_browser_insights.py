@@ -16,24 +16,19 @@ import json
 import os
 import random
 import re
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 
 from carecollect.identity.service import IdentityPolicy
+from tests.browser_support import fresh_totp, launch, needs_chromium, serve, sign_in
 from tests.web.conftest import PASSWORD, Web, _cheap_password_hashing, make_web
 
 __all__ = ["_cheap_password_hashing"]  # autouse: cheap Argon2 parameters for test users
 
-CHROMIUM = "/usr/bin/chromium"
 CANARY = {"first_name": "Quillonia", "last_name": "Zebrowskiova",
           "date_of_birth": date(1971, 7, 9), "state": "MA"}
 CANARY_VALUES = ["Quillonia", "Zebrowskiova", "1971-07-09", "07/09/1971", "6175550199",
@@ -41,14 +36,8 @@ CANARY_VALUES = ["Quillonia", "Zebrowskiova", "1971-07-09", "07/09/1971", "61755
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+    needs_chromium,
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _shots(tmp_path: Path) -> Path:
@@ -104,34 +93,11 @@ def seed_portfolio(web: Web) -> dict[str, str]:
 
 @pytest.fixture
 def live(db: Any, tmp_path: Path) -> Iterator[tuple[Web, str, dict[str, str]]]:
-    import uvicorn
-
     web = make_web(db, tmp_path, real_time=True,
                    policy=IdentityPolicy(touch_interval=timedelta(0)))
     locations = seed_portfolio(web)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield web, f"http://127.0.0.1:{port}", locations
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _totp(web: Web, role: str) -> str:
-    totp = pyotp.TOTP(web.secrets[role])
-    last = getattr(web, "_last_code", {}).get(role)
-    code = totp.now()
-    while code == last:
-        time.sleep(1)
-        code = totp.now()
-    web.__dict__.setdefault("_last_code", {})[role] = code
-    return code
+    with serve(web.app) as base:
+        yield web, base, locations
 
 
 def _charts(page: Any) -> dict[str, Any]:
@@ -158,10 +124,7 @@ def test_insights_in_chromium(live: tuple[Web, str, dict[str, str]], tmp_path: P
     downloads: list[bytes] = []
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(pw)
         context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 1000},
                                       accept_downloads=True)
         page = context.new_page()
@@ -174,14 +137,7 @@ def test_insights_in_chromium(live: tuple[Web, str, dict[str, str]], tmp_path: P
             titles.append(page.title())
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
-        page.goto("/app/login")
-        page.fill("input[name=email]", web.emails["billing_manager"])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("main button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
-        page.fill("input[name=code]", _totp(web, "billing_manager"))
-        page.click("main button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/app/$"))
+        sign_in(page, web, "billing_manager", PASSWORD)
 
         # The home dashboard loads the headline reports after it has rendered.
         headline = page.locator("#insight-headline canvas[data-chart]")
@@ -274,16 +230,13 @@ def test_idle_insights_page_signs_out_despite_refreshes(
     web, base, _ = live
     shots = _shots(tmp_path)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(pw)
         page = browser.new_context(base_url=base).new_page()
         page.goto("/app/login")
         page.fill("input[name=email]", web.emails["owner"])
         page.fill("input[name=password]", PASSWORD)
         page.click("main button[type=submit]")
-        page.fill("input[name=code]", _totp(web, "owner"))
+        page.fill("input[name=code]", fresh_totp(web.secrets["owner"]))
         page.click("main button[type=submit]")
         expect(page).to_have_url(re.compile(r"/app/$"))
         web.app.state.context.policy = IdentityPolicy(

@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,16 +23,16 @@ import pytest
 
 from carecollect.db import Database
 from carecollect.portal import service as portal_service
+from tests.browser_support import launch, needs_chromium, serve
 from tests.factories import add_email, add_phone
 from tests.portal.conftest import Person, PortalWorld, make_portal_world
 
-CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+    needs_chromium,
 ]
 
 # Runs in the page: the unlabeled form controls, by id or name (an axe-like check that
@@ -49,12 +45,6 @@ UNLABELED_JS = """() => Array.from(document.querySelectorAll(
 }).map(el => el.id || el.name)"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _shots_dir(tmp_path: Path) -> Path:
     base = os.environ.get("CARECOLLECT_SCREENSHOT_DIR")
     directory = (Path(base) if base else tmp_path) / "portal"
@@ -64,26 +54,14 @@ def _shots_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def live(db: Database, tmp_path: Path) -> Iterator[tuple[PortalWorld, str]]:
-    import uvicorn
-
     world = make_portal_world(db, tmp_path)
     for person, number, email in ((world.alice, "+16175550123", "patient.a@example.org"),
                                   (world.bob, "+16175550188", "patient.b@example.org")):
         with db.tenant_session(world.org_id) as session:
             add_email(session, world.tenant, person.guarantor_id, email)
             add_phone(session, world.tenant, person.guarantor_id, number)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield world, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(world.app) as base:
+        yield world, base
 
 
 def _phi(world: PortalWorld, person: Person) -> list[str]:
@@ -224,9 +202,7 @@ def test_portal_in_chromium_on_phone_and_desktop(live: tuple[PortalWorld, str],
     world, base = live
     shots = _shots_dir(tmp_path)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         try:
             _walk(browser, world, base, world.bob, PHONE, "phone", shots)
             _walk(browser, world, base, world.alice, DESKTOP, "desktop", shots)
@@ -248,9 +224,7 @@ def test_verification_by_keyboard_alone(live: tuple[PortalWorld, str], tmp_path:
     birth = person.date_of_birth
     link = world.issue(person)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         try:
             page = browser.new_context(base_url=base, viewport=PHONE).new_page()
             page.goto(portal_service.link_path(link.token))

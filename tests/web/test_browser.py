@@ -12,22 +12,17 @@ may be reported by the browser.
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 
 from carecollect.identity.service import IdentityPolicy
+from tests.browser_support import fresh_totp, launch, needs_chromium, serve, sign_in
 from tests.web.conftest import PASSWORD, Web, make_web
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CANARY = {
     "first_name": "Quillonia",
@@ -50,14 +45,8 @@ CANARY_VALUES = [
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+    needs_chromium,
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _seed_canary(web: Web) -> str:
@@ -117,35 +106,10 @@ def _seed_canary(web: Web) -> str:
 
 @pytest.fixture
 def live(db: Any, tmp_path: Path) -> Iterator[tuple[Web, str, str]]:
-    import uvicorn
-
     web = make_web(db, tmp_path, real_time=True, policy=IdentityPolicy(touch_interval=timedelta(0)))
     guarantor_id = _seed_canary(web)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(web.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield web, f"http://127.0.0.1:{port}", guarantor_id
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _totp(web: Web, role: str) -> str:
-    # A fresh time step for every sign-in: each code is accepted once (RFC 6238 5.2).
-    totp = pyotp.TOTP(web.secrets[role])
-    last = getattr(web, "_last_code", {}).get(role)
-    code = totp.now()
-    while code == last:
-        time.sleep(1)
-        code = totp.now()
-    web.__dict__.setdefault("_last_code", {})[role] = code
-    return code
+    with serve(web.app) as base:
+        yield web, base, guarantor_id
 
 
 def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
@@ -158,10 +122,7 @@ def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
     csp_errors: list[str] = []
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(pw)
 
         def new_page() -> Any:
             context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
@@ -179,16 +140,6 @@ def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
         def shot(page: Any, name: str) -> None:
             titles.append(page.title())
             page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-        def sign_in(page: Any, role: str) -> None:
-            page.goto("/app/login")
-            page.fill("input[name=email]", web.emails[role])
-            page.fill("input[name=password]", PASSWORD)
-            page.click("main button[type=submit]")
-            expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
-            page.fill("input[name=code]", _totp(web, role))
-            page.click("main button[type=submit]")
-            expect(page).to_have_url(re.compile(r"/app/$"))
 
         # 1. Lockout after five wrong passwords.
         page = new_page()
@@ -209,7 +160,7 @@ def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
         page.click("main button[type=submit]")
         expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
         shot(page, "03-second-factor")
-        page.fill("input[name=code]", _totp(web, "collector"))
+        page.fill("input[name=code]", fresh_totp(web.secrets["collector"]))
         page.click("main button[type=submit]")
         expect(page).to_have_url(re.compile(r"/app/$"))
         expect(page.locator("#chart-aging[data-drawn='1']")).to_have_count(1)
@@ -233,7 +184,7 @@ def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
 
         # 3. The compliance officer sees the reveal in the access log and verifies the log.
         page = new_page()
-        sign_in(page, "compliance_officer")
+        sign_in(page, web, "compliance_officer", PASSWORD)
         page.goto(f"/app/guarantors/{guarantor_id}")
         reveal_row = page.locator(
             "#access-log tr", has=page.locator("td.action", has_text="patient.reveal")
@@ -249,7 +200,7 @@ def test_staff_app_in_chromium(live: tuple[Web, str, str]) -> None:
 
         # 4. The owner crawls every page the app links to.
         page = new_page()
-        sign_in(page, "owner")
+        sign_in(page, web, "owner", PASSWORD)
         seen: set[str] = set()
         queue = ["/app/", f"/app/guarantors/{guarantor_id}"]
         while queue:

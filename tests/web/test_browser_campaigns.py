@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,8 +22,8 @@ from sqlalchemy import func, select
 
 from carecollect.identity.service import IdentityPolicy
 from carecollect.outreach.cadence_models import Campaign
+from tests.browser_support import launch, needs_chromium, serve, sign_in
 from tests.web.conftest import PASSWORD, Web, make_web
-from tests.web.test_browser import CHROMIUM, _free_port, _totp
 from tests.web.test_campaign_pages import AT_LOCAL, Portfolio, seed_portfolio
 
 SHOTS = Path(os.environ.get("CARECOLLECT_SCREENSHOT_DIR") or (
@@ -34,29 +31,17 @@ SHOTS = Path(os.environ.get("CARECOLLECT_SCREENSHOT_DIR") or (
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+    needs_chromium,
 ]
 
 
 @pytest.fixture
 def live(db: Any, tmp_path: Path) -> Iterator[tuple[Web, str, Portfolio]]:
-    import uvicorn
-
     web = make_web(db, tmp_path, real_time=True,
                    policy=IdentityPolicy(touch_interval=timedelta(0)))
     portfolio = seed_portfolio(web)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield web, f"http://127.0.0.1:{port}", portfolio
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(web.app) as base:
+        yield web, base, portfolio
 
 
 def _campaign_count(web: Web) -> int:
@@ -74,9 +59,7 @@ def test_build_a_campaign_and_dry_run_it_in_chromium(
     titles: list[str] = []
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.on("console", lambda msg: (
@@ -86,14 +69,7 @@ def test_build_a_campaign_and_dry_run_it_in_chromium(
             titles.append(page.title())
             page.screenshot(path=str(SHOTS / f"campaigns-{name}.png"), full_page=True)
 
-        page.goto("/app/login")
-        page.fill("input[name=email]", web.emails["billing_manager"])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("main button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
-        page.fill("input[name=code]", _totp(web, "billing_manager"))
-        page.click("main button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/app/$"))
+        sign_in(page, web, "billing_manager", PASSWORD)
 
         # 1. The campaign list, then the builder.
         page.click("nav >> text=Campaigns")

@@ -8,47 +8,33 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
 
 from carecollect.audit import Actor
 from carecollect.identity import oidc
 from carecollect.identity.service import IdentityPolicy
+from tests.browser_support import fresh_totp, launch, needs_chromium, serve
 from tests.factories import audit_events
 from tests.web.conftest import PASSWORD, Web, make_web
 from tests.web.oidc_provider import CLIENT_ID, CLIENT_SECRET, LocalProvider, serve_provider
-from tests.web.test_browser import CHROMIUM, SHOTS, _free_port
+from tests.web.test_browser import SHOTS
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+    needs_chromium,
 ]
 
 
 @pytest.fixture
 def live(db: Any, tmp_path: Path) -> Iterator[tuple[Web, str, LocalProvider]]:
-    import uvicorn
-
     web = make_web(db, tmp_path, real_time=True,
                    policy=IdentityPolicy(touch_interval=timedelta(0)))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    with serve_provider() as idp:
+    with serve(web.app) as base, serve_provider() as idp:
         idp.user = {"sub": "browser-user-1", "email": web.emails["collector"],
                     "email_verified": True, "amr": ["pwd"]}
         with web.db.tenant_session(web.tenant.id) as session:
@@ -57,18 +43,7 @@ def live(db: Any, tmp_path: Path) -> Iterator[tuple[Web, str, LocalProvider]]:
                 display_name="Lakeside IdP", issuer=idp.issuer, client_id=CLIENT_ID,
                 client_secret=CLIENT_SECRET, link_by_verified_email=True,
                 allow_loopback_http=True)
-        yield web, f"http://127.0.0.1:{port}", idp
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _fresh_totp(secret: str) -> str:
-    # Each time step is accepted once: wait for a new one rather than reuse a code.
-    totp = pyotp.TOTP(secret)
-    step = int(time.time()) // 30
-    while int(time.time()) // 30 == step:
-        time.sleep(0.5)
-    return totp.now()
+        yield web, base, idp
 
 
 def test_sso_sign_in_and_webhook_screen_in_chromium(
@@ -81,10 +56,7 @@ def test_sso_sign_in_and_webhook_screen_in_chromium(
     shots.mkdir(parents=True, exist_ok=True)
     csp_errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(pw)
 
         def new_page() -> Any:
             context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
@@ -103,7 +75,7 @@ def test_sso_sign_in_and_webhook_screen_in_chromium(
         expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
         assert idp.authorize_params[-1]["code_challenge_method"] == "S256"
         page.screenshot(path=str(shots / "oidc-02-second-factor.png"), full_page=True)
-        page.fill("input[name=code]", _fresh_totp(web.secrets["collector"]))
+        page.fill("input[name=code]", fresh_totp(web.secrets["collector"]))
         page.click("main button[type=submit]")
         expect(page).to_have_url(re.compile(r"/app/$"))
         page.screenshot(path=str(shots / "oidc-03-dashboard.png"), full_page=True)
@@ -117,7 +89,7 @@ def test_sso_sign_in_and_webhook_screen_in_chromium(
         page.fill("input[name=email]", web.emails["owner"])
         page.fill("input[name=password]", PASSWORD)
         page.click("main button[type=submit]")
-        page.fill("input[name=code]", _fresh_totp(web.secrets["owner"]))
+        page.fill("input[name=code]", fresh_totp(web.secrets["owner"]))
         page.click("main button[type=submit]")
         expect(page).to_have_url(re.compile(r"/app/$"))
         page.click("nav >> text=Webhooks")

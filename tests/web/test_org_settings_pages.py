@@ -315,30 +315,16 @@ def test_only_organization_managers_see_save_and_revert(web: Web) -> None:
 
 @pytest.fixture
 def live(db: Any, tmp_path: Any) -> Any:
-    import threading
-    import time
     from datetime import timedelta
 
-    import uvicorn
-
     from carecollect.identity.service import IdentityPolicy
+    from tests.browser_support import serve
     from tests.web.conftest import make_web
-    from tests.web.test_browser import _free_port
 
     web = make_web(db, tmp_path, real_time=True,
                    policy=IdentityPolicy(touch_interval=timedelta(0)))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield web, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(web.app) as base:
+        yield web, base
 
 
 @pytest.mark.slow
@@ -349,8 +335,8 @@ def test_quiet_days_and_an_organization_template_in_chromium(live: Any) -> None:
 
     from playwright.sync_api import expect, sync_playwright
 
+    from tests.browser_support import CHROMIUM, launch, sign_in
     from tests.web.conftest import PASSWORD
-    from tests.web.test_browser import CHROMIUM, _totp
 
     if shutil.which(CHROMIUM) is None:
         pytest.skip("needs Debian's chromium")
@@ -360,9 +346,7 @@ def test_quiet_days_and_an_organization_template_in_chromium(live: Any) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     csp_errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch(pw)
         context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.on("console", lambda msg: (
@@ -371,14 +355,7 @@ def test_quiet_days_and_an_organization_template_in_chromium(live: Any) -> None:
         def shot(name: str) -> None:
             page.screenshot(path=str(shots / f"org-settings-{name}.png"), full_page=True)
 
-        page.goto("/app/login")
-        page.fill("input[name=email]", web.emails["owner"])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("main button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/app/login/mfa$"))
-        page.fill("input[name=code]", _totp(web, "owner"))
-        page.click("main button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/app/$"))
+        sign_in(page, web, "owner", PASSWORD)
 
         # 1. Quiet days: a window that starts before 08:00 is refused, nothing stored.
         page.goto("/app/admin/organization")
