@@ -433,16 +433,26 @@ def _zone_eval(azf: pl.DataFrame, t: pl.DataFrame) -> pl.DataFrame:
         z = z.with_columns(viol.fill_null(False).alias(f"{name}_bad"))
         z = z.with_columns(pl.when(pl.col(f"{name}_bad")).then(pl.col(f"{name}_start"))
                            .otherwise(None).alias(f"{name}_at"))
-    aggs = [pl.len().alias("n_zones")]
+    # Aggregates over an account's zones, and what each is for an account with one zone
+    # (most accounts): the row itself, with `any` ignoring nulls as the aggregate does.
+    aggs = [(pl.len().alias("n_zones"), pl.lit(1, pl.UInt32).alias("n_zones"))]
     for name in WINDOWS:
-        aggs += [pl.col(f"{name}_bad").any().alias(f"{name}_bad"),
-                 (pl.col(f"{name}_bad") & ~pl.col("primary")).any().alias(f"{name}_bad_np"),
-                 pl.col(f"{name}_next").max().alias(f"{name}_next")]
+        bad, bad_np = pl.col(f"{name}_bad"), pl.col(f"{name}_bad") & ~pl.col("primary")
+        aggs += [(bad.any().alias(f"{name}_bad"), bad.fill_null(False).alias(f"{name}_bad")),
+                 (bad_np.any().alias(f"{name}_bad_np"),
+                  bad_np.fill_null(False).alias(f"{name}_bad_np")),
+                 (pl.col(f"{name}_next").max().alias(f"{name}_next"),
+                  pl.col(f"{name}_next"))]
     for name in releases:
-        aggs += [pl.col(f"{name}_bad").any().alias(f"{name}_bad"),
-                 pl.col(f"{name}_at").max().alias(f"{name}_at")]
-    mailing_date = pl.col("l_date").filter(pl.col("primary")).first().alias("today")
-    return z.group_by("account_id").agg(*aggs, mailing_date)
+        bad = pl.col(f"{name}_bad")
+        aggs += [(bad.any().alias(f"{name}_bad"), bad.fill_null(False).alias(f"{name}_bad")),
+                 (pl.col(f"{name}_at").max().alias(f"{name}_at"), pl.col(f"{name}_at"))]
+    aggs.append((pl.col("l_date").filter(pl.col("primary")).first().alias("today"),
+                 pl.when(pl.col("primary")).then(pl.col("l_date")).alias("today")))
+    single = pl.col("_nz") == 1
+    one = z.filter(single).select("account_id", *(row for _, row in aggs))
+    many = z.filter(~single).group_by("account_id").agg(*(agg for agg, _ in aggs))
+    return pl.concat([one, many], how="vertical")
 
 
 def _decide(state: pl.DataFrame, times: pl.DataFrame, azf: pl.DataFrame
@@ -650,7 +660,7 @@ def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
     az = _zone_table(acc).join(acc.select("account_id", "extra_calls_consent_at"),
                                on="account_id")
     az = _localize(az, "extra_calls_consent_at", "zone", "cx_").drop("cx_time") \
-        .with_row_index("_azk")
+        .with_row_index("_azk").with_columns(pl.len().over("account_id").alias("_nz"))
     history = _history(acc, events)
     freq = _frequency(history, az, acc.height)
     # Release instants only where a release date exists (a few percent of account-zones).
