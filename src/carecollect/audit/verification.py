@@ -52,9 +52,14 @@ _FETCH = 10_000
 # Rows per fetchmany() of the segment verifier (the DB-API cursor's arraysize).
 _SEGMENT_FETCH = 20_000
 # Below this many entries one process verifies the whole log (starting a worker costs more
-# than it saves); above it the log is split across AUTO_WORKERS processes.
+# than it saves); above it the log is split across AUTO_WORKERS processes (one per core,
+# at least two, at most eight).
 PARALLEL_MIN_ENTRIES = 100_000
-AUTO_WORKERS = 2
+AUTO_WORKERS = max(2, min(8, os.cpu_count() or 2))
+# A large log is cut into up to this many segments per worker, each of at least
+# MIN_SEGMENT entries (see segment_bounds).
+SEGMENTS_PER_WORKER = 4
+MIN_SEGMENT = 50_000
 _MMAP_BYTES = 1 << 30
 
 # The version-1 canonical bytes (kit.audit.canonical.canonical_bytes) built by the database
@@ -69,9 +74,22 @@ _CANONICAL_TEXT = (
 )
 
 
+# SQLite: the same bytes with one printf() call (also named format() since SQLite 3.38) instead of
+# nine concatenations (each || copies the whole string so far; printf() writes once: about
+# 0.6 us less per row, a fifth of the fetch). `'{"event":' || e.body` is NULL exactly when
+# the event is missing (NULL || anything is NULL). %s renders text as || does, %d the
+# integer sequence number (a rowid, always an integer) as CAST(... AS TEXT) does.
+_CANONICAL_SQLITE = (
+    """CAST('{"event":' || e.body || printf(',"organization_id":%s,"patient_id":%s,"""
+    """"recorded_at":"%s","seq":%d,"v":1}', COALESCE('"' || e.organization_id || '"', """
+    """'null'), COALESCE('"' || e.patient_id || '"', 'null'), e.recorded_at, l.seq) AS BLOB)"""
+)
+
+
 def _segment_sql(dialect: str, begin: int, end: int) -> str:
-    canonical = (f"convert_to({_CANONICAL_TEXT}, 'UTF8')" if dialect == "postgresql"
-                 else f"CAST({_CANONICAL_TEXT} AS BLOB)")
+    canonical = (
+        f"convert_to({_CANONICAL_TEXT}, 'UTF8')" if dialect == "postgresql" else _CANONICAL_SQLITE
+    )
     # The first segment has no lower bound, so a forged negative sequence number shows up.
     lower = f"l.seq >= {int(begin)} AND " if begin > 0 else ""
     return (
@@ -148,8 +166,12 @@ def _worker_target(engine: Engine) -> str | None:
     url = engine.url
     if engine.dialect.name == "sqlite":
         path = url.database or ""
-        if not path or path == ":memory:" or path.startswith("file:") or "mode=memory" in str(
-                url.query):
+        if (
+            not path
+            or path == ":memory:"
+            or path.startswith("file:")
+            or "mode=memory" in str(url.query)
+        ):
             return None
         return os.path.abspath(path)
     if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
@@ -175,6 +197,19 @@ def _checkpoint_sizes(sources: list[CheckpointSource], verifier: Verifier) -> li
     return sorted(sizes)
 
 
+def segment_bounds(size: int, workers: int) -> list[int]:
+    """Where [0, size) is cut: `workers` segments, or for a large log up to
+    SEGMENTS_PER_WORKER per worker of at least MIN_SEGMENT entries each, handed out to the
+    workers as they free up, so a worker slowed down by other load on the machine does
+    not hold up the end (and segments after a bad one need not run)."""
+    if size <= 0:
+        return [0]
+    count = max(1, min(workers, size))
+    if workers > 1:
+        count = max(count, min(workers * SEGMENTS_PER_WORKER, size // MIN_SEGMENT))
+    return [size * k // count for k in range(count + 1)]
+
+
 def _verify_segments(
     engine: Engine,
     conn: Connection,
@@ -183,7 +218,8 @@ def _verify_segments(
     workers: int | None,
 ) -> VerifyReport:
     """Split [0, size) into consecutive segments, verify them in worker processes at the
-    same time (or here, for one segment), and combine their results."""
+    same time (or here, for one worker), and combine their results. The main process
+    looks for events missing from the log (`_unlogged_events`) while the workers run."""
     last = conn.exec_driver_sql("SELECT max(seq) FROM audit_log_entry").scalar()
     size = 0 if last is None else int(last) + 1
     target = _worker_target(engine)
@@ -193,23 +229,40 @@ def _verify_segments(
         workers = 1
     workers = max(1, min(workers, size))
     sizes = _checkpoint_sizes(sources, verifier)
-    bounds = [size * k // workers for k in range(workers + 1)]
     dialect = engine.dialect.name
     driver = conn.connection.driver_connection
+    unlogged: list[Problem] = []
     if size == 0:
-        return combine_segments([], sources, verifier)
-    if workers == 1 or target is None:
-        return combine_segments([_read_segment(driver, dialect, 0, size, sizes)], sources,
-                                verifier)
-    snapshot = (str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
-                if dialect == "postgresql" else None)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_process_context()) as pool:
-        futures: list[Future[SegmentResult]] = [
-            pool.submit(_segment_worker, target, snapshot, begin, end, sizes)
-            for begin, end in itertools.pairwise(bounds)
-        ]
-        results = [future.result() for future in futures]
-    return combine_segments(results, sources, verifier)
+        report = combine_segments([], sources, verifier)
+    elif workers == 1 or target is None:
+        report = combine_segments(
+            [_read_segment(driver, dialect, 0, size, sizes)], sources, verifier
+        )
+        unlogged = _unlogged_events(conn)
+    else:
+        snapshot = (
+            str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+            if dialect == "postgresql"
+            else None
+        )
+        bounds = segment_bounds(size, workers)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_process_context())
+        try:
+            futures: list[Future[SegmentResult]] = [
+                pool.submit(_segment_worker, target, snapshot, begin, end, sizes)
+                for begin, end in itertools.pairwise(bounds)
+            ]
+            unlogged = _unlogged_events(conn)
+            results: list[SegmentResult] = []
+            for future in futures:
+                results.append(future.result())
+                if results[-1].problem is not None:
+                    break  # combine_segments stops at the first bad segment
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        report = combine_segments(results, sources, verifier)
+    report.problems.extend(unlogged)
+    return report
 
 
 def _entry_batches(conn: Connection) -> Iterator[Sequence[Any]]:
@@ -227,8 +280,11 @@ def _entry_batches(conn: Connection) -> Iterator[Sequence[Any]]:
 def checkpoint_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.name.startswith("checkpoint-")
-                  and p.name.endswith(".txt"))
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.name.startswith("checkpoint-") and p.name.endswith(".txt")
+    )
 
 
 def _file_sources(directory: Path | None) -> list[CheckpointSource]:
@@ -252,37 +308,44 @@ def _database_sources(conn: Connection) -> list[CheckpointSource]:
             claimed_chain=bytes(r[2]),
         )
         for r in conn.exec_driver_sql(
-            "SELECT tree_size, root_hash, chain_hash, note FROM audit_checkpoint "
-            "ORDER BY tree_size"
+            "SELECT tree_size, root_hash, chain_hash, note FROM audit_checkpoint ORDER BY tree_size"
         )
     ]
 
 
-def _unlogged_events(conn: Connection, report: VerifyReport) -> None:
+def _unlogged_events(conn: Connection) -> list[Problem]:
     """Events below the integrated frontier that are not in the log were inserted
     behind the integrator's back (on PostgreSQL the frontier rule guarantees no
     legitimate event can be committed there later)."""
-    last = conn.exec_driver_sql(
-        "SELECT max(event_ordinal), count(*) FROM audit_log_entry"
-    ).first()
+    last = conn.exec_driver_sql("SELECT max(event_ordinal), count(*) FROM audit_log_entry").first()
     if last is None or last[0] is None:
-        return
-    events = conn.exec_driver_sql(
-        f"SELECT count(*) FROM audit_event WHERE ordinal <= {int(last[0])}"  # noqa: S608
-    ).scalar()
-    if int(events or 0) <= int(last[1]):
-        return
+        return []
+    # All events minus those above the frontier (few: not yet integrated): SQLite counts a
+    # whole table from its smallest index, far cheaper than a rowid range of the table.
+    events = int(conn.exec_driver_sql("SELECT count(*) FROM audit_event").scalar() or 0)
+    events -= int(
+        conn.exec_driver_sql(
+            f"SELECT count(*) FROM audit_event WHERE ordinal > {int(last[0])}"  # noqa: S608
+        ).scalar()
+        or 0
+    )
+    if events <= int(last[1]):
+        return []
     row = conn.exec_driver_sql(
         "SELECT e.ordinal, (SELECT min(l.seq) FROM audit_log_entry l "  # noqa: S608 (an int)
         "WHERE l.event_ordinal > e.ordinal) FROM audit_event e "
         f"WHERE e.ordinal <= {int(last[0])} AND NOT EXISTS (SELECT 1 FROM audit_log_entry l "
         "WHERE l.event_ordinal = e.ordinal) ORDER BY e.ordinal LIMIT 1"
     ).first()
-    if row is not None:
-        report.problems.append(Problem(
-            None if row[1] is None else int(row[1]), "forged-event",
+    if row is None:
+        return []
+    return [
+        Problem(
+            None if row[1] is None else int(row[1]),
+            "forged-event",
             f"event {int(row[0])} was inserted among sequenced events but is not in the log",
-        ))
+        )
+    ]
 
 
 def _check_consistency(conn: Connection, report: VerifyReport) -> None:
@@ -293,9 +356,11 @@ def _check_consistency(conn: Connection, report: VerifyReport) -> None:
             proof = hashes_for(consistency_ranges(old, new), lambda ps: read_positions(conn, ps))
             verify_consistency(old, new, roots[old], roots[new], proof)
         except ProofError as exc:
-            report.problems.append(Problem(
-                old, "consistency", f"checkpoints {old} and {new} are not consistent: {exc}"
-            ))
+            report.problems.append(
+                Problem(
+                    old, "consistency", f"checkpoints {old} and {new} are not consistent: {exc}"
+                )
+            )
             return
 
 
@@ -322,11 +387,15 @@ def verify_database(
     with engine.connect().execution_options(**options) as conn, conn.begin():
         sources = _database_sources(conn) + files
         if deep:
-            report = verify_log(_entry_batches(conn), sources, verifier,
-                                lambda first, end: read_range(conn, first, end))
+            report = verify_log(
+                _entry_batches(conn),
+                sources,
+                verifier,
+                lambda first, end: read_range(conn, first, end),
+            )
+            report.problems.extend(_unlogged_events(conn))
         else:
             report = _verify_segments(engine, conn, sources, verifier, workers)
-        _unlogged_events(conn, report)
         if report.ok:
             _check_consistency(conn, report)
     return report
@@ -389,10 +458,14 @@ def check_proof(document: Any, *, expected_key: Verifier | None = None) -> Check
         proof = [bytes.fromhex(h) for h in document["proof"]]
         note = document["checkpoint"]
         key_text = document["public_key"]
-        if not (isinstance(event_text, str) and isinstance(note, str)
-                and isinstance(key_text, str) and isinstance(index, int)
-                and isinstance(size, int) and event_text.isascii()) or any(
-                    len(h) != 32 for h in proof):
+        if not (
+            isinstance(event_text, str)
+            and isinstance(note, str)
+            and isinstance(key_text, str)
+            and isinstance(index, int)
+            and isinstance(size, int)
+            and event_text.isascii()
+        ) or any(len(h) != 32 for h in proof):
             raise TypeError
         event = json.loads(event_text)
         if not isinstance(event, dict):
