@@ -348,3 +348,20 @@ def test_sandbox_autopay_page_turns_off_and_on_with_test_cards(world: PortalWorl
     assert _plan(world).autopay is True
     assert [e["details"]["kind"] for e in audit_events(world.db, "plan.autopay_on")] == ["enroll"]
     assert len(audit_events(world.db, "plan.autopay_off")) == 1
+
+
+def test_spanish_pages(stripe_world: tuple[PortalWorld, FakeStripe]) -> None:
+    world, fake = stripe_world
+    _add_baa(world)
+    client = world.login(lang="es")
+    _, _, form = _form(client, f"/pay/accounts/{world.alice.account_id}/plan")
+    assert "Escribirá su tarjeta en la página segura" in form
+    started = _plan_with_autopay(client, world)
+    assert "Continuar a la página segura de la tarjeta" in started.text
+    plan = _plan(world)
+    page = client.get(f"/pay/plans/{plan.id}/autopay").text
+    assert title_of(page).startswith("Pago automático · ")
+    assert "Estamos esperando que el procesador de tarjetas confirme su tarjeta." in page
+    _webhook(world.client(), fake, "pm_card_visa")
+    page = client.get(f"/pay/plans/{plan.id}/autopay").text
+    assert "El pago automático está activado con Visa •••• 4242." in page
