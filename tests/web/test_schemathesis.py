@@ -16,7 +16,7 @@ import pytest
 
 from carecollect.identity.service import IdentityPolicy
 from tests.web.conftest import make_web, seed
-from tests.web.test_browser import _free_port
+from tests.browser_support import free_port as _free_port
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
