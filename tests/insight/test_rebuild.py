@@ -22,7 +22,14 @@ from carecollect.insight.contributions import Parameters
 from carecollect.insight.models import InsightSettings, RollupCell, RollupState
 from carecollect.insight.rebuild import rebuild_cells
 from carecollect.insight.repository import insight_repository
-from carecollect.insight.rollup import LAG, python_cells, refresh, stored_aging_days
+from carecollect.insight.rollup import (
+    ALL,
+    LAG,
+    python_cells,
+    refresh,
+    stored_aging_days,
+    with_totals,
+)
 from carecollect.ledger.service import ledger_service
 from tests.factories import TEST_ACTOR, Tenant, create_tenant
 from tests.insight.portfolio import add_account, add_location, at, enroll
@@ -214,7 +221,7 @@ def test_set_based_full_rebuild_equals_the_incremental_path(db: Database) -> Non
             watermark=first.watermark_at,
             params=_params(s, tenant, datetime.now(UTC) + LAG),
         )
-    assert _stored(db, tenant) == _nonzero(reference)
+    assert _stored(db, tenant) == _nonzero(with_totals(reference))
     # New lines after the watermark: a backdated charge, a payment that clears an old
     # balance, a refund near midnight, a second enrollment; then the incremental refresh.
     with db.tenant_session(tenant.id) as s:
@@ -271,8 +278,17 @@ def test_set_based_full_rebuild_equals_the_incremental_path(db: Database) -> Non
             s, organization_id=tenant.id, watermark=second.watermark_at, params=params
         )
     assert count == 24
-    assert rebuilt == incremental
+    assert _nonzero(with_totals(rebuilt)) == incremental
     assert rebuilt != _nonzero(reference)
+    # The organization-wide cells are the sums over the locations.
+    totals = {k: v for k, v in incremental.items() if k[0].endswith(ALL)}
+    assert {k[2] for k in totals} == {None}
+    summed: Cells = {}
+    for (metric, period, _location, bucket), (amount, n) in rebuilt.items():
+        cell = summed.setdefault((metric + ALL, period, None, bucket), [0, 0])
+        cell[0] += amount
+        cell[1] += n
+    assert totals == _nonzero(summed)
     # And a full rebuild stores exactly those cells.
     with db.tenant_session(tenant.id) as s:
         s.delete(s.get(RollupState, tenant.id))

@@ -331,10 +331,10 @@ class InsightRepository:
 
     def ledger_total_before(
         self, session: Session, organization_id: uuid.UUID, *, before: date,
-        location_id: uuid.UUID | None,
+        location_id: uuid.UUID | None, metric: str = "ledger_day",
     ) -> int:
         query = select(func.coalesce(func.sum(RollupCell.amount_cents), 0)).where(
-            RollupCell.organization_id == organization_id, RollupCell.metric == "ledger_day",
+            RollupCell.organization_id == organization_id, RollupCell.metric == metric,
             RollupCell.period < before,
         )
         if location_id is not None:
