@@ -287,6 +287,7 @@ def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
             write_sqlite(write, acc, ev)
     load = time.perf_counter() - start
     scan, scan_cpu = duckdb_scan(acc, ev)
+    load_before = os.getloadavg()[0]
     start, cpu = time.perf_counter(), time.process_time()
     out = evaluate_portfolio(acc, ev)
     batch = time.perf_counter() - start
@@ -296,7 +297,8 @@ def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
     print(f"batch: {acc.height:,} accounts, {ev.height:,} history events ({source}, "
           f"built/loaded in {load:.1f} s)")
     print(f"batch: decisions {counts}, {with_next:,} with next_allowed_at")
-    print(f"batch: load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"batch: load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+          f"Polars threads {pl.thread_pool_size()}")
     print(f"batch: evaluate_portfolio {batch:.2f} s wall, {batch_cpu:.2f} CPU-s "
           f"({acc.height / batch:,.0f} accounts/s); DuckDB scan of the same columns "
           f"{scan:.2f} s wall, {scan_cpu:.2f} CPU-s; ratio {batch / scan:.1f}x wall, "

@@ -186,14 +186,17 @@ def portfolio() -> tuple[pl.DataFrame, pl.DataFrame, list[tuple[Any, ...]]]:
     return accounts, events, _scalar(accounts, events)
 
 
-@pytest.mark.parametrize("key_path", ["string_join", "hashed_ids"])
+@pytest.mark.parametrize(("key_path", "instants"), [
+    ("string_join", "dense"), ("hashed_ids", "dense"), ("hashed_ids", "joined")])
 def test_batch_equals_scalar_on_edge_cases(
         portfolio: tuple[pl.DataFrame, pl.DataFrame, list[tuple[Any, ...]]],
-        key_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        key_path: str, instants: str, monkeypatch: pytest.MonkeyPatch) -> None:
     accounts, events, want = portfolio
     # The hashed-id mapping is used from this many history events on; force either path.
     monkeypatch.setattr(batch, "HASHED_IDS_FROM_EVENTS",
                         10**12 if key_path == "string_join" else 0)
+    # Local day -> instant conversions: dense table, or the join kept for wide date ranges.
+    monkeypatch.setattr(batch, "DENSE_INSTANTS_MAX", 10**12 if instants == "dense" else -1)
     got = _batch(accounts, events)
     mismatches = [f"{accounts['account_id'][i]}: batch {g} != scalar {w}"
                   for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w]

@@ -39,6 +39,8 @@ from carecollect.compliance.registry import ORDER
 UTC_DT = pl.Datetime("us", "UTC")
 DAY_US = 86_400_000_000
 _NONE_US = np.iinfo(np.int64).min  # "no instant" in dense int64 microsecond arrays
+# `_instant` converts every (zone, day) of the rows' range up to this many, else joins.
+DENSE_INSTANTS_MAX = 5_000_000
 MAX_SEARCH = dt.timedelta(days=400)
 MA_CALL_OUTCOMES = ["conversation_rpc", "conversation_third_party", "voicemail_lcm",
                     "voicemail_reached_no_message"]
@@ -171,10 +173,42 @@ def _instant(df: pl.DataFrame, date_expr: pl.Expr, clock: dt.time, zone_col: str
              out: str) -> pl.DataFrame:
     """UTC instant of local `date_expr` at `clock` in each row's zone.
 
-    Converted once per distinct (zone, local date) pair (a portfolio has a few thousand)
-    and joined back, instead of converting every row zone by zone. Rows without a zone
-    are dropped (there are none: candidate zones are never null).
+    Converted once per (zone, local date) over the few zones and the dates the rows span,
+    and read back by position (zone number x days + day offset) instead of converting every
+    row or joining on (zone, date). Rows without a zone are dropped (there are none:
+    candidate zones are never null).
     """
+    if df.get_column(zone_col).null_count():
+        df = df.filter(pl.col(zone_col).is_not_null())
+    zones = sorted(df.get_column(zone_col).unique().to_list())
+    number = pl.col(zone_col).replace_strict({z: i for i, z in enumerate(zones)},
+                                             return_dtype=pl.Int64)
+    keys = df.select(date_expr.cast(pl.Int32).alias("_d"), number.alias("_z"))
+    days = keys.get_column("_d")
+    low, high = days.min(), days.max()
+    if not isinstance(low, int) or not isinstance(high, int):
+        return df.with_columns(pl.lit(None, UTC_DT).alias(out))
+    span = high - low + 1
+    if span * len(zones) > DENSE_INSTANTS_MAX:
+        return _instant_by_join(df, date_expr, clock, zone_col, out)
+    offset = pl.duration(hours=clock.hour, minutes=clock.minute)
+    calendar = pl.Series("_day", range(low, high + 1), dtype=pl.Int32).cast(pl.Date)
+    table = np.concatenate([
+        pl.select((calendar.cast(pl.Datetime("us")) + offset).dt.replace_time_zone(
+            zone, ambiguous="earliest", non_existent="null").dt.epoch("us")
+            .fill_null(_NONE_US)).to_series().to_numpy() for zone in zones])
+    position = (keys.get_column("_z") * span + (days.cast(pl.Int64) - low)).fill_null(-1)
+    where = position.to_numpy()
+    value = np.where(where >= 0, table[np.clip(where, 0, None)], _NONE_US)
+    instant = pl.Series(out, value)
+    return df.with_columns(pl.when(instant == _NONE_US).then(None).otherwise(instant)
+                           .cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(out))
+
+
+def _instant_by_join(df: pl.DataFrame, date_expr: pl.Expr, clock: dt.time, zone_col: str,
+                     out: str) -> pl.DataFrame:
+    """`_instant` through a join on the distinct (zone, local date) pairs (wide date
+    ranges)."""
     offset = pl.duration(hours=clock.hour, minutes=clock.minute)
     keyed = df.filter(pl.col(zone_col).is_not_null()).with_columns(date_expr.alias("_day"))
     pairs = keyed.select(zone_col, "_day").unique().drop_nulls()
