@@ -16,20 +16,13 @@ temporary data directory) and PostgreSQL (a throwaway database on CARECOLLECT_TE
 Usage: python bench/api.py [--backend sqlite|postgresql|both] [--seconds 5]
                            [--concurrency 8] [--patients 2000]
 The load generator shares the machine with the server: figures are a floor, not a ceiling.
+Server, load generator and table: bench/http_harness.py (shared with bench/portal.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
-import os
 import random
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,61 +30,30 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from http_harness import ACTOR, arguments, for_each_backend, measure, open_practice, server
 
-from carecollect.audit import Actor
-from carecollect.audit.keys import create_signing_key
-from carecollect.db import Database
 from carecollect.identity import service as identity
 from carecollect.identity.permissions import API_GRANTABLE
-from carecollect.kit.crypto.keyring import load_env_provider
-from carecollect.kit.crypto.keys import KeyManager
 from carecollect.ledger.service import ledger_service
-from carecollect.migrations.runner import upgrade
 from carecollect.patient.schemas import ContactPointCreate, GuarantorCreate
 from carecollect.patient.service import patient_service
-from carecollect.tenant.service import create_organization
 
-PG_ADMIN_URL = os.environ.get(
-    "CARECOLLECT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-ACTOR = Actor.system("bench")
 LAST = ["Alvarez", "Brennan", "Castillo", "Dawson", "Eriksen", "Fontaine", "Gallagher"]
 
 
 @dataclass
 class Setup:
-    url: str
     env: dict[str, str]
     token: str
     cookie: str
     people: list[tuple[uuid.UUID, str, date]]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def prepare(url: str, data_dir: Path, patients: int) -> Setup:
     """Migrate, create an organization with `patients` guarantors (phone, account, four
     ledger entries each), a staff session and an API key."""
-    kek = base64.b64encode(os.urandom(32)).decode()
-    manager = KeyManager(load_env_provider(kek), ttl_seconds=3600, planned_rows=patients)
-    db = Database(url)
-    upgrade(db.engine)
-    (data_dir / "keys").mkdir(parents=True, exist_ok=True)
-    create_signing_key(data_dir / "keys" / "audit-signing.key")
-    with db.system_session() as session:
-        org = create_organization(
-            session, keys=manager, actor=ACTOR, slug="bench", legal_name="Bench Dental",
-            billing_display_name="Bench Billing", provider_license_state="MA",
-            planned_patients=patients,
-        )
-        org_id, bits = org.id, org.blind_index_bits
-    with db.system_session() as session:
-        keys = manager.for_organization(session, org_id, blind_index_bits=bits)
+    practice = open_practice(url, data_dir, slug="bench", patients=patients)
+    db, org_id, keys = practice.db, practice.organization_id, practice.keys
     rng = random.Random(7)
     now = datetime.now(UTC)
     people: list[tuple[uuid.UUID, str, date]] = []
@@ -139,52 +101,7 @@ def prepare(url: str, data_dir: Path, patients: int) -> Setup:
             scopes=sorted(p.value for p in API_GRANTABLE),
         )
     db.dispose()
-    env = {
-        **os.environ,
-        "CARECOLLECT_DATA_DIR": str(data_dir),
-        "CARECOLLECT_DATABASE_URL": url,
-        "CARECOLLECT_KEY_PROVIDER": "env",
-        "CARECOLLECT_KEK_BASE64": kek,
-        "CARECOLLECT_SESSION_SECRET": base64.b64encode(os.urandom(24)).decode(),
-        "CARECOLLECT_KEY_CACHE_TTL_SECONDS": "3600",
-    }
-    return Setup(url, env, token, cookie, people)
-
-
-async def drive(
-    base: str, scenario: str, setup: Setup, seconds: float, concurrency: int
-) -> list[float]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    rng = random.Random(11)
-    headers = {"Authorization": f"Bearer {setup.token}"}
-    cookies = {"cc_session": setup.cookie}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                guarantor_id, last, dob = rng.choice(setup.people)
-                started = time.perf_counter()
-                if scenario == "healthz":
-                    response = await client.get("/healthz")
-                elif scenario == "search":
-                    response = await client.post(
-                        "/api/v1/guarantors/search", headers=headers,
-                        json={"last_name": last, "date_of_birth": dob.isoformat()},
-                    )
-                else:
-                    response = await client.get(
-                        f"/app/guarantors/{guarantor_id}", cookies=cookies
-                    )
-                elapsed = time.perf_counter() - started
-                if response.status_code != 200:
-                    raise RuntimeError(f"{scenario}: HTTP {response.status_code}")
-                latencies.append(elapsed)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
+    return Setup(practice.server_env(), token, cookie, people)
 
 
 def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> None:
@@ -192,70 +109,26 @@ def run_backend(name: str, url: str, data_dir: Path, args: argparse.Namespace) -
     started = time.perf_counter()
     setup = prepare(url, data_dir, args.patients)
     print(f"   prepared in {time.perf_counter() - started:.1f} s", flush=True)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "carecollect.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
-        env=setup.env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        results: dict[str, float] = {}
-        print(f"   {'scenario':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs healthz':>12}")
-        for scenario, label in (("healthz", "GET /healthz (baseline)"),
-                                ("search", "POST /api/v1/guarantors/search"),
-                                ("account", "GET /app/guarantors/{id}")):
-            asyncio.run(drive(base, scenario, setup, 1.0, args.concurrency))  # warm-up
-            latencies = asyncio.run(
-                drive(base, scenario, setup, args.seconds, args.concurrency)
-            )
-            rps = len(latencies) / args.seconds
-            results[scenario] = rps
-            quantiles = statistics.quantiles(latencies, n=100)
-            ratio = rps / results["healthz"]
-            print(f"   {label:<34}{rps:>9.0f}{quantiles[49] * 1000:>9.1f}"
-                  f"{quantiles[98] * 1000:>9.1f}{ratio:>11.2f}x", flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    headers = {"Authorization": f"Bearer {setup.token}"}
+    cookies = {"cc_session": setup.cookie}
+
+    async def search(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+        _, last, dob = rng.choice(setup.people)
+        return await client.post("/api/v1/guarantors/search", headers=headers,
+                                 json={"last_name": last, "date_of_birth": dob.isoformat()})
+
+    async def account(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+        guarantor_id, _, _ = rng.choice(setup.people)
+        return await client.get(f"/app/guarantors/{guarantor_id}", cookies=cookies)
+
+    with server(setup.env) as (base, pid):
+        measure(base, pid, [("POST /api/v1/guarantors/search", search, 200),
+                            ("GET /app/guarantors/{id}", account, 200)], args)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--patients", type=int, default=2000)
-    args = parser.parse_args()
-    print(f"bench/api.py: {args.concurrency} connections, {args.seconds:.0f} s per scenario, "
-          f"{os.cpu_count()} CPUs shared by server and load generator")
-    with tempfile.TemporaryDirectory(prefix="cc-bench-api-") as tmp:
-        if args.backend in ("sqlite", "both"):
-            data = Path(tmp) / "sqlite"
-            data.mkdir()
-            run_backend("SQLite", f"sqlite:///{data / 'carecollect.db'}", data, args)
-        if args.backend in ("postgresql", "both"):
-            admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-            name = f"cc_bench_api_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                data = Path(tmp) / "pg"
-                data.mkdir()
-                url = PG_ADMIN_URL.rpartition("/")[0] + f"/{name}"
-                run_backend("PostgreSQL", url, data, args)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
+    args = arguments(__doc__ or "", patients=2000)
+    for_each_backend("api", args, run_backend)
 
 
 if __name__ == "__main__":
