@@ -16,7 +16,7 @@ from carecollect.portal.models import PortalLink
 from carecollect.portal.service import sha256_hex
 from tests.channel.fakes import fake_twilio
 from tests.channel.world import BASE, make_worker, make_world, plan, twilio_provider
-from tests.factories import TEST_ACTOR
+from tests.factories import TEST_ACTOR, audit_events
 
 LINK = re.compile(r"https://carecollect\.localhost/pay/([A-Za-z0-9_-]{40,100})")
 
@@ -42,6 +42,13 @@ def test_a_message_link_is_a_portal_link_bound_to_the_debtor(db: Database) -> No
         assert row.guarantor_id == guarantor_id
         assert row.revoked_at is None
         assert row.expires_at > BASE
+        assert (row.purpose, row.created_by) == ("payment", "system:outreach.dispatch")
+        assert row.expires_at - row.created_at == timedelta(days=30)  # the portal's lifetime
+    # Issued with the batch, each link is still audited on its own (ids only).
+    issued = audit_events(db, "portal.link_issue")
+    assert sorted((e["subject_id"], str(e["patient_id"])) for e in issued) == sorted(
+        (str(row.id), str(row.guarantor_id)) for row in links.values())
+    assert all(set(e["details"]) == {"expires_at", "purpose"} for e in issued)
 
 
 def test_the_organizations_quiet_day_blocks_the_send(db: Database) -> None:
