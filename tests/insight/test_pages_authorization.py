@@ -33,6 +33,8 @@ ROUTES: list[tuple[str, str, frozenset[Permission], str]] = [
     ("GET", "/app/insights/{key}.pdf", frozenset({P.INSIGHTS_EXPORT}), "application/pdf"),
     ("GET", "/app/insights/reports/{drill_key}/accounts?bucket={bucket}",
      frozenset({P.INSIGHTS_READ, P.PATIENT_READ}), "text/html"),
+    # The signed-in user's monthly report e-mail choice (answers 303 back to the page).
+    ("POST", "/app/insights/monthly-email", frozenset({P.INSIGHTS_EXPORT}), "redirect"),
 ]
 
 
@@ -62,15 +64,20 @@ def test_insights_routes(actor: str, db: Any, tmp_path: Any) -> None:
     seed_insights(web)
     key, drill_key, bucket = drill_target(web)
     client = web.client() if actor == "anonymous" else web.login(actor)
+    cookie = client.cookies.get("cc_session") or "none"
+    csrf = {"X-CSRF-Token": web.app.state.context.sign("csrf", cookie)}
     for method, template, needed, media_type in ROUTES:
         url = template.format(key=key, drill_key=drill_key, bucket=bucket)
         before, jobs = snapshot(web.db), job_count(web.db)
-        response = client.request(method, url)
+        response = client.request(method, url, headers=csrf, follow_redirects=False)
+        if _allowed(actor, needed) and media_type == "redirect":
+            assert response.status_code == 303, (url, response.text[:300])
+            continue
         if _allowed(actor, needed):
             assert response.status_code == 200, (url, response.text[:300])
             assert response.headers["content-type"].startswith(media_type), url
             continue
-        if actor == "anonymous":
+        if actor == "anonymous" and method == "GET":
             assert response.status_code == 303, url
             assert response.headers["location"].startswith("/app/login")
         else:

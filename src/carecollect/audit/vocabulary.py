@@ -102,6 +102,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "webhook_endpoint.create": ("C", "an outbound webhook endpoint was registered"),
     "webhook_endpoint.update": ("U", "an outbound webhook endpoint was paused or resumed"),
     "webhook_endpoint.delete": ("D", "an outbound webhook endpoint was deleted"),
+    "staff_user.report_preference": ("U", "a user turned the monthly report e-mail on or off"),
     "webhook_endpoint.rotate_secret": ("U", "an outbound webhook endpoint's secret was rotated"),
     "webhook_delivery.redeliver": ("U", "a webhook delivery was queued to be sent again"),
 }

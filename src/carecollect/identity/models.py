@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,6 +49,10 @@ class StaffUser(IdMixin, TenantMixin, TimestampMixin, Base):
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     oidc_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="active")
+    # The monthly insights report by e-mail (insight/tasks.py): on unless the user opts out.
+    monthly_report_opt_out: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class RecoveryCode(IdMixin, TenantMixin, Base):

@@ -1,8 +1,10 @@
 """Job handlers of the insights domain: the organization-wide monthly report by e-mail.
 
-* `insight.monthly_sweep` runs daily at 07:00 UTC once `install_periodic()` has run. During
-  the first three days of a month (UTC) it enqueues, for every active organization, one
-  `insight.monthly_report` job per recipient for the previous calendar month. Each job has
+* `insight.monthly_sweep` runs hourly once `install_periodic()` has run. During the first
+  three days of a month in each organization's own time zone (so a practice in Honolulu
+  does not get October's report while it is still October 31st there) it enqueues one
+  `insight.monthly_report` job per recipient for that organization's previous calendar
+  month. Each job has
   the unique key `insight.monthly:<organization>:<YYYY-MM>:<user>`, so the daily repeats
   (kept as a catch-up for a worker that was down on the 1st) never send twice. Without an
   e-mail channel in the worker's resources it enqueues nothing.
@@ -13,9 +15,10 @@
 
 Recipients: the organization's active staff users whose role holds
 `Permission.INSIGHTS_EXPORT` (the same people who may download the PDF in the staff
-app: owner, billing manager, compliance officer with the default matrix). Someone stops
-receiving it when their role changes or their account is disabled; the recipient is
-re-checked when the job runs.
+app: owner, billing manager, compliance officer with the default matrix) and who have not
+turned it off on the insights page (`staff_user.monthly_report_opt_out`; the e-mail's
+List-Unsubscribe link leads there). Someone stops receiving it when they opt out, their
+role changes or their account is disabled; the recipient is re-checked when the job runs.
 
 Aggregates only: the PDF, the subject and the body carry report titles, counts, rates and
 dollar totals, never a patient's name, contact or account (RULES.md section 8; there is
@@ -25,8 +28,9 @@ no PHI, so no BAA is needed for the relay, and nothing PHI-bearing lands in job 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 
@@ -56,9 +60,10 @@ from carecollect.tenant.models import Organization
 
 SWEEP_JOB = "insight.monthly_sweep"
 REPORT_JOB = "insight.monthly_report"
-DAILY = PeriodicSpec(name="insight_monthly_report", kind=SWEEP_JOB, every=timedelta(days=1),
-                     offset=timedelta(hours=7), queue="default")
-# The sweep enqueues last month's report only on these days of the month (UTC).
+# Hourly, so each organization is reached early on the 1st of its own zone's month.
+DAILY = PeriodicSpec(name="insight_monthly_report", kind=SWEEP_JOB, every=timedelta(hours=1),
+                     offset=timedelta(minutes=7), queue="default")
+# The sweep enqueues last month's report only on these days of the organization's month.
 SEND_DAYS = 3
 ACTOR = Actor.system("insight.monthly_report")
 log = get_logger(__name__)
@@ -73,6 +78,14 @@ def install_periodic(target: TaskRegistry = registry) -> None:
 
 def recipient_roles() -> list[str]:
     return sorted(r.value for r in Role if Permission.INSIGHTS_EXPORT in ROLE_PERMISSIONS[r])
+
+
+def local_date(now: datetime, zone: str) -> date:
+    """The calendar day at `now` in the organization's zone (UTC if the zone is unknown)."""
+    try:
+        return now.astimezone(ZoneInfo(zone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.astimezone(UTC).date()
 
 
 def previous_month(day: date) -> date:
@@ -92,26 +105,30 @@ def unique_key(organization_id: uuid.UUID, month: date, user_id: uuid.UUID) -> s
 @task(SWEEP_JOB, queue="default", max_attempts=3)
 def monthly_sweep(ctx: JobContext, job: ClaimedJob) -> None:
     now = ctx.clock()
-    if now.day > SEND_DAYS and not job.args.get("force"):
-        return
+    force = bool(job.args.get("force"))
     outreach = ctx.resources.get("outreach")
     if not isinstance(outreach, DispatchResources) or "email" not in outreach.channels:
         # Nothing to send through: no job is created (it would only be discarded), and a
         # channel configured later in the first days still gets the month's report out.
         log.info("insight.monthly_sweep.no_email_channel")
         return
-    month = previous_month(now.date())
     with ctx.db.system_session() as session:
-        query = select(Organization.id).where(Organization.state == "active")
+        query = select(Organization.id, Organization.timezone).where(
+            Organization.state == "active")
         if job.organization_id is not None:
             query = query.where(Organization.id == job.organization_id)
-        organizations = list(session.scalars(query))
-    for organization_id in organizations:
+        organizations = [(row[0], row[1]) for row in session.execute(query)]
+    for organization_id, zone in organizations:
+        today = local_date(now, zone)
+        if today.day > SEND_DAYS and not force:
+            continue
+        month = previous_month(today)
         with ctx.db.tenant_session(organization_id) as session:
             users = list(session.scalars(
                 select(StaffUser.id)
                 .where(StaffUser.organization_id == organization_id,
                        StaffUser.state == "active",
+                       StaffUser.monthly_report_opt_out.is_(False),
                        StaffUser.role.in_(recipient_roles()))
                 .order_by(StaffUser.id)
             ))
@@ -136,12 +153,14 @@ def summary_bodies(
              "The attached PDF holds these reports (aggregates only):"]
     lines += [f"- {r.title} ({len(r.rows)} rows)" for r in reports]
     lines += ["", f"Live dashboards: {link}",
-              "You receive this because your role may export insights reports."]
+              "You receive this because your role may export insights reports.",
+              f"To stop it, turn it off on the insights page: {link}#monthly-report"]
     items = "".join(f"<li>{escape(r.title)} ({len(r.rows)} rows)</li>" for r in reports)
     html = (f"<p>{escape(organization_name)}: collections report for {escape(label)}.</p>"
             f"<p>The attached PDF holds these reports (aggregates only):</p><ul>{items}</ul>"
             f'<p>Live dashboards: <a href="{escape(link)}">{escape(link)}</a></p>'
-            "<p>You receive this because your role may export insights reports.</p>")
+            "<p>You receive this because your role may export insights reports. To stop it,"
+            f' turn it off on <a href="{escape(link)}#monthly-report">the insights page</a>.</p>')
     return "\n".join(lines) + "\n", html
 
 
@@ -166,7 +185,8 @@ def monthly_report(ctx: JobContext, job: ClaimedJob) -> None:
         org = session.get(Organization, organization_id)
         if org is None or org.state != "active":
             return
-        if user is None or user.state != "active" or user.role not in recipient_roles():
+        if (user is None or user.state != "active" or user.role not in recipient_roles()
+                or user.monthly_report_opt_out):
             log.info("insight.monthly_report.skipped", organization_id=str(organization_id))
             return
         reports = insight_service.build_dashboard(
@@ -191,8 +211,8 @@ def monthly_report(ctx: JobContext, job: ClaimedJob) -> None:
         subject=f"Monthly collections report, {month.strftime('%B %Y')}",
         text_body=text_body,
         html_body=html_body,
-        # The e-mail channel requires an opt-out link; for staff it explains how the
-        # recipients are chosen (section "Monthly report by e-mail" of the insights page).
+        # The e-mail channel requires an opt-out link: the insights page's "Monthly report
+        # by e-mail" section, where the recipient turns it off.
         list_unsubscribe_url=f"{resources.settings.public_base_url.rstrip('/')}"
                              "/app/insights#monthly-report",
         extra={"attachments": [(f"insights-{month.strftime('%Y-%m')}.pdf",

@@ -22,14 +22,16 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from carecollect.api.context import AppContext, get_context
+from carecollect.audit import Subject, record
 from carecollect.errors import BadInput, Forbidden, NotFound
 from carecollect.identity.auth import StaffAuth, csrf_protect, staff_permission
+from carecollect.identity.models import StaffUser
 from carecollect.identity.permissions import ROLE_LABELS, ROLE_PERMISSIONS, Permission
 from carecollect.insight import export as insight_export
 from carecollect.insight import service as insight_service
@@ -344,6 +346,11 @@ def insights(
                 for key in report_keys(group)
             ]
             labels = _labels(session, filters)
+        user = session.get(StaffUser, auth.principal.id)
+        receives_monthly = (
+            user is not None and not user.monthly_report_opt_out
+            and auth.principal.can(Permission.INSIGHTS_EXPORT)
+        )
     export_roles = ", ".join(
         label for role, label in ROLE_LABELS.items()
         if Permission.INSIGHTS_EXPORT in ROLE_PERMISSIONS[role]
@@ -352,8 +359,35 @@ def insights(
         request, "insights.html", title="Insights", group=group, groups=GROUPS,
         periods=PERIODS, reports=[card(r, auth) for r in reports], locations=locations,
         campaigns=campaigns, error=error, export_roles=export_roles,
+        receives_monthly=receives_monthly,
+        can_receive_monthly=auth.principal.can(Permission.INSIGHTS_EXPORT),
         status_code=400 if error else 200, **labels, **_template_values(form, group),
     )
+
+
+@router.post("/insights/monthly-email")
+def monthly_email_preference(
+    context: Context,
+    auth: StaffAuth = staff_permission(Permission.INSIGHTS_EXPORT),
+    receive: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    """Turn the monthly report e-mail on or off for the signed-in user (audited)."""
+    wanted = receive == "on"
+    with context.session(auth.principal.organization_id) as session:
+        user = session.get(StaffUser, auth.principal.id)
+        if user is None:
+            raise NotFound("no such user")
+        if user.monthly_report_opt_out == wanted:  # a change, not a repeat of the same choice
+            user.monthly_report_opt_out = not wanted
+            record(
+                session,
+                actor=auth.principal.actor,
+                action="staff_user.report_preference",
+                subject=Subject("staff_user", user.id,
+                                organization_id=auth.principal.organization_id),
+                details={"monthly_report_email": wanted},
+            )
+    return RedirectResponse("/app/insights#monthly-report", status_code=303)
 
 
 @router.get("/insights/headline", response_class=HTMLResponse)
