@@ -149,24 +149,28 @@ def _localize(df: pl.DataFrame, ts: str, zone_col: str, prefix: str) -> pl.DataF
         return df.with_columns(pl.lit(None, pl.Date).alias(prefix + "date"),
                                pl.lit(None, pl.Time).alias(prefix + "time"))
     keys, offsets = _transition_keys(zones, *_years(df.get_column(ts)))
-    number = pl.col(zone_col).replace_strict({z: i for i, z in enumerate(zones)},
-                                             default=None, return_dtype=pl.Int64)
-    row_key = (number * (1 << _ZONE_BITS)) + pl.col(ts).dt.epoch("us") + _US_BIAS
-    wanted = df.select(row_key.alias("k"), number.alias("z"))
-    present = (wanted.get_column("k").is_not_null()).to_numpy()
-    row_keys = wanted.get_column("k").fill_null(0).to_numpy()
+    number = df.get_column(zone_col).replace_strict(
+        {z: i for i, z in enumerate(zones)}, default=None, return_dtype=pl.Int64)
+    epoch = df.get_column(ts).dt.epoch("us")
+    present = (number.is_not_null() & epoch.is_not_null()).to_numpy()
+    zone_no = number.fill_null(-1).to_numpy()
+    epoch_us = epoch.fill_null(0).to_numpy()
+    row_keys = np.where(present, (zone_no << _ZONE_BITS) + epoch_us + _US_BIAS, 0)
     index = np.searchsorted(keys, row_keys, side="right") - 1
     safe = np.clip(index, 0, len(keys) - 1)
     # Before the zone's first transition (1900) the offset is unknown: null, as before.
-    known = present & (index >= 0) & ((keys[safe] >> _ZONE_BITS)
-                                      == wanted.get_column("z").fill_null(-1).to_numpy())
-    offset = pl.Series("_off", np.where(known, offsets[safe], 0))
-    local = (pl.col(ts).dt.replace_time_zone(None)
-             + pl.duration(microseconds=pl.col("_off")))
-    out = df.with_columns(
-        pl.when(pl.Series(known)).then(offset).otherwise(None).alias("_off"))
-    return out.with_columns(local.dt.date().alias(prefix + "date"),
-                            local.dt.time().alias(prefix + "time")).drop("_off")
+    known = present & (index >= 0) & ((keys[safe] >> _ZONE_BITS) == zone_no)
+    # Local wall clock in microseconds; its day and time of day (floor division, as
+    # Polars' date and time of a naive datetime).
+    local = epoch_us + np.where(known, offsets[safe], 0)
+    day = np.floor_divide(local, DAY_US)
+    clock_ns = (local - day * DAY_US) * 1000
+    mask = pl.Series(known)
+    return df.with_columns(
+        pl.when(mask).then(pl.Series(day.astype(np.int32))).otherwise(None).cast(pl.Date)
+        .alias(prefix + "date"),
+        pl.when(mask).then(pl.Series(clock_ns)).otherwise(None).cast(pl.Time)
+        .alias(prefix + "time"))
 
 
 def _instant(df: pl.DataFrame, date_expr: pl.Expr, clock: dt.time, zone_col: str,
