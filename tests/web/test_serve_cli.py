@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.test_browser import _free_port
+from tests.browser_support import free_port
 
 BIN = str(Path(sys.executable).parent / "carecollect")
 
@@ -29,7 +29,7 @@ def test_init_then_serve_and_first_sign_in(tmp_path: Path) -> None:
     created = json.loads(init.stdout)
     assert created["admin_email"] == "boss@clinic.example.org"
     assert len(created["admin_password"]) == 20
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [BIN, "serve", "--data-dir", str(data), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
