@@ -163,9 +163,19 @@ def _counted(events: pl.DataFrame, calls_only: bool) -> pl.DataFrame:
 class _Caps:
     """The overlay's caps that bind `channel`, with each debtor's counted contacts."""
 
-    def __init__(self, overlay: OrgOverlay, channel: str, events: pl.DataFrame) -> None:
+    def __init__(
+        self,
+        overlay: OrgOverlay,
+        channel: str,
+        events: pl.DataFrame,
+        earliest: dt.datetime | None = None,
+    ) -> None:
         self.rules: list[tuple[str, int, dict[str, list[dt.datetime]]]] = []
         self.zero: list[str] = []
+        if earliest is not None:
+            # A contact counts only on the local days D-6..D of an instant >= `earliest`,
+            # so nothing older than 8 days before it (7 days and any zone offset) can.
+            events = events.filter(pl.col("at") >= earliest - dt.timedelta(days=8))
         caps = [("ORG-CONTACT-CAP", overlay.max_contacts_per_7_days, False)]
         if channel in CALLS:
             caps.append(("ORG-CALL-CAP", overlay.max_calls_per_7_days, True))
@@ -296,7 +306,8 @@ def decide_with_overlay(
 ) -> pl.DataFrame:
     """The planner's `_apply(sub, evaluate(sub), horizon)` with the overlay: the same
     result columns (`_RESULT`). `evaluate` is one batch-path call for the given rows."""
-    caps = _Caps(overlay, channel, events)
+    earliest = sub.select(pl.col("proposed_at").min()).item() if sub.height else None
+    caps = _Caps(overlay, channel, events, earliest)
     current = sub.with_columns(pl.col("proposed_at").alias("orig_at"), _EMPTY.alias("acc_reasons"))
     out: list[pl.DataFrame] = []
 
