@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,8 +25,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from tests.browser_support import free_port
+
 CLIENT_ID = "carecollect-test-client"
 CLIENT_SECRET = "idp-client-secret-0123456789"
+
 
 
 def _b64(data: bytes) -> str:
@@ -138,18 +140,12 @@ class LocalProvider:
         return app
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve_provider() -> Iterator[LocalProvider]:
     import uvicorn
 
     provider = LocalProvider()
-    port = _free_port()
+    port = free_port()
     provider.issuer = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(uvicorn.Config(provider.app(), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
