@@ -26,6 +26,13 @@ class NotFound(AppError):
     exit_code = 1
 
 
+class Conflict(AppError):
+    """The request clashes with the current state (a cancelled plan cancelled again)."""
+
+    status_code = 409
+    exit_code = 1
+
+
 class Forbidden(AppError):
     status_code = 403
     exit_code = 1

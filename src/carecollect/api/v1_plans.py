@@ -32,8 +32,7 @@ from carecollect.api.v1_common import (
     page_of,
     refused_as_422,
 )
-from carecollect.audit import Subject, record
-from carecollect.errors import AppError, NotFound
+from carecollect.errors import NotFound
 from carecollect.identity.auth import api_permission
 from carecollect.identity.permissions import Permission
 from carecollect.identity.service import Principal
@@ -44,10 +43,6 @@ from carecollect.payment_plan.service import plan_service
 router = APIRouter(prefix="/api/v1", tags=["plans"], responses=PROBLEM_RESPONSES)
 MAX_START_AHEAD = timedelta(days=366)
 PlanStatus = Literal["active", "paused", "completed", "defaulted", "cancelled", "replaced"]
-
-
-class PlanStateConflictError(AppError):
-    status_code = 409
 
 
 def plan_out(row: PaymentPlan, installments: list[PlanInstallment] | None = None) -> PlanOut:
@@ -181,43 +176,6 @@ def create_plan(
     )
 
 
-def cancel_plan_row(
-    session: Session, *, principal: Principal, plan_id: uuid.UUID, reason: str, now: Any
-) -> PaymentPlan:
-    """Cancel an active or paused plan: its open installments are cancelled (autopay
-    stops charging them) and the balance stays on the account. Recorded as
-    `plan.cancel`. A plan in any other state is a 409 and nothing changes."""
-    plan = plan_repository.plan(session, plan_id, lock=True)
-    if plan is None:
-        raise NotFound("no such plan")
-    if plan.status not in ("active", "paused"):
-        raise PlanStateConflictError(f"a {plan.status} plan cannot be cancelled")
-    open_items = [
-        i
-        for i in plan_repository.installments(session, plan.id)
-        if i.status in ("scheduled", "missed")
-    ]
-    for item in open_items:
-        item.status = "cancelled"
-        item.next_attempt_on = None
-    plan.status = "cancelled"
-    plan.ended_at = now
-    session.flush()
-    record(
-        session,
-        actor=principal.actor,
-        action="plan.cancel",
-        subject=Subject(
-            "payment_plan",
-            plan.id,
-            organization_id=plan.organization_id,
-            patient_id=plan.guarantor_id,
-        ),
-        details={"reason": reason, "installments_cancelled": len(open_items)},
-    )
-    return plan
-
-
 @router.post("/plans/{plan_id}/cancel", response_model=PlanOut)
 def cancel_plan(
     request: Request,
@@ -230,8 +188,8 @@ def cancel_plan(
     """Cancel an active or paused plan (409 for a plan that already ended)."""
 
     def handler(session: Session) -> tuple[int, Any]:
-        plan = cancel_plan_row(
-            session, principal=principal, plan_id=plan_id, reason=body.reason, now=context.now()
+        plan = plan_service.cancel(
+            session, actor=principal.actor, plan_id=plan_id, now=context.now(), reason=body.reason
         )
         return 200, _detail(session, plan)
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
 from carecollect.db import Database
-from carecollect.errors import BadInput, Forbidden, NotFound
+from carecollect.errors import BadInput, Conflict, Forbidden, NotFound
 from carecollect.integration.service import emit_event
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
@@ -563,6 +563,30 @@ class PlanService:
                details={"amount_cents": remaining})
         plan.status = "active"
         self._maybe_complete(session, plan, now)
+        return plan
+
+    def cancel(self, session: Session, *, actor: Actor, plan_id: uuid.UUID, now: datetime,
+               reason: str) -> PaymentPlan:
+        """Cancel an active or paused plan: its open installments are cancelled (autopay
+        stops charging them) and the balance stays on the account. Recorded as
+        `plan.cancel`. A plan in any other state is a Conflict and nothing changes."""
+        plan = plan_repository.plan(session, plan_id, lock=True)
+        if plan is None:
+            raise NotFound("no such plan")
+        if plan.status not in ("active", "paused"):
+            raise Conflict(f"a {plan.status} plan cannot be cancelled")
+        open_items = [i for i in plan_repository.installments(session, plan.id)
+                      if i.status in ("scheduled", "missed")]
+        for item in open_items:
+            item.status = "cancelled"
+            item.next_attempt_on = None
+        plan.status = "cancelled"
+        plan.ended_at = now
+        session.flush()
+        record(session, actor=actor, action="plan.cancel",
+               subject=Subject("payment_plan", plan.id, organization_id=plan.organization_id,
+                               patient_id=plan.guarantor_id),
+               details={"reason": reason, "installments_cancelled": len(open_items)})
         return plan
 
     def pause(self, session: Session, *, actor: Actor, plan_id: uuid.UUID, now: datetime,
