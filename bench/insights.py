@@ -376,13 +376,16 @@ def cache_name(args: argparse.Namespace) -> str:
     return f"cc_bench_insights_{args.accounts}_{args.lines}_{int(args.attempts_per_account * 100)}"
 
 
-def reset_cached(db: Database) -> None:
+def reset_cached(db: Database, org: str) -> None:
     """Undo what a previous measuring run wrote into a cached database: the 1,000 lines
-    written after the portfolio (created after CREATED) and the rollup."""
+    written after the portfolio (created after CREATED, found through the (organization,
+    created_at) index) and the rollup."""
+    sqlite = db.engine.dialect.name == "sqlite"
     with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM ledger_entry WHERE created_at > :created"),
-                      {"created": sqlite_ts(CREATED) if db.engine.dialect.name == "sqlite"
-                       else CREATED})
+        conn.execute(text("DELETE FROM ledger_entry WHERE organization_id = :org "
+                          "AND created_at > :created"),
+                     {"org": org if sqlite else str(uuid.UUID(org)),
+                      "created": sqlite_ts(CREATED) if sqlite else CREATED})
         conn.execute(text("DELETE FROM insight_rollup_cell"))
         conn.execute(text("DELETE FROM insight_rollup_state"))
 
@@ -427,7 +430,7 @@ def run(backend: str, args: argparse.Namespace) -> None:
     try:
         if built:
             out(f"  reusing the cached portfolio ({path if backend == 'sqlite' else name})")
-            reset_cached(db)
+            reset_cached(db, p["org"])
         else:
             upgrade(db.engine)
             wall, cpu = time.perf_counter(), time.process_time()

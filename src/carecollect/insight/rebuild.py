@@ -140,17 +140,20 @@ def _statements(params: Parameters) -> list[str]:
         f"CASE WHEN least(c{w}, bal) > 0 THEN 1 ELSE 0 END FROM pl WHERE bal > 0"
         for w in PLACEMENT_WINDOWS
     )
-    return [
+    statements = [
         "SET TimeZone = 'UTC'",
         # -- the copied rows ------------------------------------------------------------
-        f"CREATE TABLE acc AS SELECT * FROM {_csv('accounts', a='VARCHAR', loc='VARCHAR')}",
-        f"CREATE TABLE l AS SELECT r.a, r.kind, r.amt, epoch_us(r.posted) AS us, "
+        # Accounts get a small integer key (`k`); every later join is on it.
+        "CREATE TABLE acc AS SELECT CAST(row_number() OVER () AS INTEGER) AS k, a, loc FROM "
+        + _csv("accounts", a="VARCHAR", loc="VARCHAR"),
+        f"CREATE TABLE l AS SELECT acc.k AS a, r.kind, r.amt, epoch_us(r.posted) AS us, "
         f"{local('r.posted')} AS day FROM "
-        f"{_csv('lines', a='VARCHAR', kind='VARCHAR', amt='BIGINT', posted='TIMESTAMP')} r",
-        f"CREATE TABLE e AS SELECT row_number() OVER () AS id, r.a, r.camp, r.cohort, "
+        f"{_csv('lines', a='VARCHAR', kind='VARCHAR', amt='BIGINT', posted='TIMESTAMP')} r "
+        "JOIN acc ON acc.a = r.a",
+        f"CREATE TABLE e AS SELECT row_number() OVER () AS id, acc.k AS a, r.camp, r.cohort, "
         f"epoch_us(r.enrolled) AS us, {local('r.enrolled')} AS day FROM "
         + _csv("enrollments", a="VARCHAR", camp="VARCHAR", cohort="VARCHAR", enrolled="TIMESTAMP")
-        + " r",
+        + " r JOIN acc ON acc.a = r.a",
         # -- per account and local day, with running sums -------------------------------------
         "CREATE TABLE run AS SELECT a, day, sum(amt) OVER w AS bal, sum(ch) OVER w AS chs, "
         "sum(chn) OVER w AS chn, sum(cash) OVER w AS cash FROM (SELECT a, day, "
@@ -166,7 +169,7 @@ def _statements(params: Parameters) -> list[str]:
         "CREATE TABLE ch AS SELECT a, day, amt, coalesce(sum(amt) OVER (PARTITION BY a "
         "ORDER BY us DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer "
         "FROM l WHERE kind = 'charge'",
-        "CREATE TABLE cells (metric VARCHAR, period DATE, a VARCHAR, bucket VARCHAR, "
+        "CREATE TABLE cells (metric VARCHAR, period DATE, loc VARCHAR, bucket VARCHAR, "
         "amount BIGINT, n BIGINT)",
         # -- ledger_day ---------------------------------------------------------------------
         "INSERT INTO cells SELECT 'ledger_day', day, a, kind, amt, 1 FROM l",
@@ -222,11 +225,24 @@ def _statements(params: Parameters) -> list[str]:
         "least(t.cash - ag.cash, ag.bal)), CASE WHEN least(t.cash - ag.cash, ag.bal) > 0 "
         "THEN 1 ELSE 0 END FROM ag JOIN tot t ON t.a = ag.a",
     ]
+    # Each insert is summed per location at once (the cells table never holds a row per
+    # account): (metric, period, account, bucket, amount, count) -> per location.
+    insert = "INSERT INTO cells "
+    return [
+        insert
+        + "SELECT x.m, x.p, acc.loc, x.b, sum(x.amount), sum(x.n) FROM ("
+        + statement.removeprefix(insert)
+        + ") AS x(m, p, a, b, amount, n) "
+        "JOIN acc ON acc.k = x.a GROUP BY ALL"
+        if statement.startswith(insert)
+        else statement
+        for statement in statements
+    ]
 
 
 _RESULT = (
-    "SELECT c.metric, c.period, acc.loc, c.bucket, sum(c.amount)::BIGINT, sum(c.n)::BIGINT "
-    "FROM cells c LEFT JOIN acc ON acc.a = c.a WHERE c.metric IN ({metrics}) "
+    "SELECT c.metric, c.period, c.loc, c.bucket, sum(c.amount)::BIGINT, sum(c.n)::BIGINT "
+    "FROM cells c WHERE c.metric IN ({metrics}) "
     "GROUP BY ALL HAVING sum(c.amount) <> 0 OR sum(c.n) <> 0"
 )
 
