@@ -649,21 +649,19 @@ class _Batch:
         chunk's other rows and the event recorded with its other events, instead of a
         guarantor look-up, a flush and an audit insert per link (the guarantor was just
         loaded under the lock)."""
-        from carecollect.portal.models import PortalLink
-        from carecollect.portal.service import MESSAGE_ACTOR, TOKEN_BYTES, link_path, sha256_hex
+        from carecollect.portal.service import (
+            MESSAGE_ACTOR,
+            link_issue_details,
+            link_path,
+            link_row_subject,
+            new_link,
+        )
 
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        row = PortalLink(
-            id=uuid7(), organization_id=self.org.id, guarantor_id=guarantor_id,
-            token_hash=sha256_hex(token), created_at=now, expires_at=now + _portal_link_ttl(),
-            created_by=f"{MESSAGE_ACTOR.type}:{MESSAGE_ACTOR.id}"[:64], purpose="payment",
-            failed_attempts=0)
+        row, token = new_link(actor=MESSAGE_ACTOR, organization_id=self.org.id,
+                              guarantor_id=guarantor_id, ttl=_portal_link_ttl(), now=now)
         self.session.add(row)
-        self.audit.append(PendingEvent(
-            MESSAGE_ACTOR, "portal.link_issue",
-            Subject("portal_link", row.id, organization_id=self.org.id,
-                    patient_id=guarantor_id),
-            "success", {"expires_at": row.expires_at.isoformat(), "purpose": "payment"}))
+        self.audit.append(PendingEvent(MESSAGE_ACTOR, "portal.link_issue", link_row_subject(row),
+                                       "success", link_issue_details(row)))
         return self.res.settings.public_base_url.rstrip("/") + link_path(token)
 
     def baa_active(self, service: str) -> bool:

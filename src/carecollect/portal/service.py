@@ -67,6 +67,42 @@ def link_path(token: str) -> str:
     return f"/pay/{token}"
 
 
+def new_link(
+    *,
+    actor: Actor,
+    organization_id: uuid.UUID,
+    guarantor_id: uuid.UUID,
+    ttl: timedelta,
+    now: datetime,
+    purpose: str = "payment",
+) -> tuple[PortalLink, str]:
+    """An unsaved link row and its token (256 random bits; only the SHA-256 is stored).
+    The caller adds the row and records `portal.link_issue` with `link_row_subject` and
+    `link_issue_details` (`issue_link` does both; the dispatcher batches them)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    row = PortalLink(
+        id=uuid7(),
+        organization_id=organization_id,
+        guarantor_id=guarantor_id,
+        token_hash=sha256_hex(token),
+        created_at=now,
+        expires_at=now + ttl,
+        created_by=f"{actor.type}:{actor.id}"[:64],
+        purpose=purpose,
+        failed_attempts=0,
+    )
+    return row, token
+
+
+def link_row_subject(row: PortalLink) -> Subject:
+    return Subject("portal_link", row.id, organization_id=row.organization_id,
+                   patient_id=row.guarantor_id)
+
+
+def link_issue_details(row: PortalLink) -> dict[str, str]:
+    return {"expires_at": row.expires_at.isoformat(), "purpose": row.purpose}
+
+
 def issue_link(
     session: Session,
     *,
@@ -86,27 +122,16 @@ def issue_link(
         raise BadInput("the link lifetime must be positive")
     if not _guarantor_exists(session, guarantor_id):
         raise NotFound("no such guarantor")
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    row = PortalLink(
-        id=uuid7(),
-        organization_id=organization_id,
-        guarantor_id=guarantor_id,
-        token_hash=sha256_hex(token),
-        created_at=now,
-        expires_at=now + ttl,
-        created_by=f"{actor.type}:{actor.id}"[:64],
-        purpose=purpose,
-        failed_attempts=0,
-    )
+    row, token = new_link(actor=actor, organization_id=organization_id,
+                          guarantor_id=guarantor_id, ttl=ttl, now=now, purpose=purpose)
     session.add(row)
     session.flush()
     record(
         session,
         actor=actor,
         action="portal.link_issue",
-        subject=Subject("portal_link", row.id, organization_id=organization_id,
-                        patient_id=guarantor_id),
-        details={"expires_at": row.expires_at.isoformat(), "purpose": purpose},
+        subject=link_row_subject(row),
+        details=link_issue_details(row),
     )
     url = base_url.rstrip("/") + link_path(token)
     return IssuedLink(link_id=row.id, token=token, url=url, expires_at=row.expires_at)
