@@ -21,7 +21,14 @@ times. Wall time and this process's CPU time are reported (on PostgreSQL the ser
 CPU is not in the process figure).
 
 Run: .venv/bin/python bench/insights.py [--backend sqlite|postgresql|both]
-     [--accounts N] [--runs R] [--attempts-per-account F] [--keep]
+     [--accounts N] [--lines L] [--runs R] [--attempts-per-account F] [--keep]
+     [--reuse] [--build-only] [--cache-dir DIR] [--drop-cache]
+
+--reuse keeps the generated portfolio (SQLite file in --cache-dir, default
+/tmp/cc-insights-cache; PostgreSQL database cc_bench_insights_<N>_<L>_<attempts>) with a
+`.done` marker, and later runs with the same scale reuse it: they first delete what an
+earlier run wrote (the 1,000 extra lines and the rollup). --build-only generates and
+caches without measuring; --drop-cache deletes the cached databases of that scale.
 """
 
 from __future__ import annotations

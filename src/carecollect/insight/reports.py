@@ -578,20 +578,30 @@ def payment_plans(ctx: ReportContext) -> ReportBody:
 
 
 def compliance_blocks(ctx: ReportContext) -> ReportBody:
-    attempts = insight_repository.flagged_attempts(
-        ctx.session, ctx.organization_id, start=ctx.start_at, end=ctx.end_at,
-        campaign_key=ctx.campaign_key, location_id=ctx.scope.location_id)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     enrolled = ctx.scope.account_ids
-    for account_id, channel, state, reasons, details in attempts:
-        if enrolled is not None and account_id not in enrolled:
-            continue
+    groups: list[tuple[str, str, list[str], bool, int]]
+    if enrolled is None:
+        # Counted in SQL by (channel, state, reasons, re-timed).
+        groups = insight_repository.flagged_attempt_groups(
+            ctx.session, ctx.organization_id, start=ctx.start_at, end=ctx.end_at,
+            campaign_key=ctx.campaign_key, location_id=ctx.scope.location_id)
+    else:
+        groups = [
+            (channel, state, reasons, details.get("planned_outcome") == "retime", 1)
+            for account_id, channel, state, reasons, details
+            in insight_repository.flagged_attempts(
+                ctx.session, ctx.organization_id, start=ctx.start_at, end=ctx.end_at,
+                campaign_key=ctx.campaign_key, location_id=ctx.scope.location_id)
+            if account_id in enrolled
+        ]
+    for channel, state, reasons, retimed, number in groups:
         # A re-timed attempt later blocked at send time counts in both columns.
         for rule in reasons or ["(no rule recorded)"]:
             if state == "blocked":
-                counts[(rule, channel)][0] += 1
-            if details.get("planned_outcome") == "retime":
-                counts[(rule, channel)][1] += 1
+                counts[(rule, channel)][0] += number
+            if retimed:
+                counts[(rule, channel)][1] += number
     columns = ["rule", "channel", "blocked", "retimed"]
     rows: list[list[Cell]] = [[k[0], k[1], v[0], v[1]] for k, v in sorted(counts.items())
                               if v[0] or v[1]]

@@ -6,6 +6,7 @@ sealed column is ever selected here.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -13,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import (
     String,
+    Text,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -437,6 +440,33 @@ class InsightRepository:
                 Account.location_id == location_id)
         return [(r[0], r[1], r[2], list(r[3] or []), dict(r[4] or {}))
                 for r in session.execute(query)]
+
+    def flagged_attempt_groups(
+        self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,
+        campaign_key: str | None, location_id: uuid.UUID | None = None,
+    ) -> list[tuple[str, str, list[str], bool, int]]:
+        """The same attempts as `flagged_attempts`, counted in SQL by (channel, state,
+        reasons, re-timed): channel, state, reasons, retimed, count. A few dozen rows
+        instead of one per attempt."""
+        reasons = cast(OutreachAttempt.reasons, Text)
+        retimed = OutreachAttempt.details["planned_outcome"].as_string() == "retime"
+        retimed_flag = case((retimed, 1), else_=0)
+        query = select(
+            OutreachAttempt.channel, OutreachAttempt.state, reasons, retimed_flag, func.count(),
+        ).where(
+            OutreachAttempt.organization_id == organization_id,
+            OutreachAttempt.scheduled_for >= start, OutreachAttempt.scheduled_for < end,
+            text(f"({FLAGGED_ATTEMPT_PREDICATE})"),
+        )
+        if campaign_key is not None:
+            query = query.where(OutreachAttempt.cadence_key == campaign_key)
+        if location_id is not None:
+            query = query.join(Account, Account.id == OutreachAttempt.account_id).where(
+                Account.location_id == location_id)
+        query = query.group_by(OutreachAttempt.channel, OutreachAttempt.state, reasons,
+                               retimed_flag)
+        return [(r[0], r[1], list(json.loads(r[2]) or []) if r[2] else [], bool(r[3]),
+                 int(r[4])) for r in session.execute(query)]
 
     def sent_attempts_for_accounts(
         self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,
