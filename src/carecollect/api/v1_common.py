@@ -9,14 +9,17 @@ import cycle; the definitions are the same as v1's.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
+from sqlalchemy import select
 
+from carecollect.api import views
 from carecollect.api.context import AppContext, get_context
 from carecollect.errors import AppError, BadInput
+from carecollect.identity.service import Principal
 
 Context = Annotated[AppContext, Depends(get_context)]
 IdempotencyKey = Annotated[
@@ -53,3 +56,34 @@ def refused_as_422() -> Iterator[None]:
 
 def page_of(items: list[Any], limit: int, last_id: Any) -> dict[str, Any]:
     return {"items": items, "next_cursor": str(last_id) if len(items) == limit else None}
+
+
+def people_page(
+    context: AppContext,
+    principal: Principal,
+    model: Any,
+    *,
+    to_out: Callable[[Any], Any],
+    field: str,
+    limit: int,
+    cursor: uuid.UUID | None,
+    account_id: uuid.UUID | None = None,
+    guarantor_id: uuid.UUID | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """One keyset page of a per-person table (plans, payments) filtered by account,
+    guarantor and status, with one audited read (`field`) per person on the page."""
+    query = select(model).order_by(model.id).limit(limit)
+    if account_id is not None:
+        query = query.where(model.account_id == account_id)
+    if guarantor_id is not None:
+        query = query.where(model.guarantor_id == guarantor_id)
+    if status is not None:
+        query = query.where(model.status == status)
+    if cursor is not None:
+        query = query.where(model.id > cursor)
+    with context.session(principal.organization_id) as session:
+        rows = list(session.scalars(query))
+        for person in sorted({r.guarantor_id for r in rows}):
+            views.record_read(session, principal, person, fields=[field], purpose="api")
+        return page_of([to_out(r) for r in rows], limit, rows[-1].id if rows else None)

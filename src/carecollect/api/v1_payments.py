@@ -34,7 +34,7 @@ from carecollect.api.v1_common import (
     Cursor,
     IdempotencyKey,
     Limit,
-    page_of,
+    people_page,
     refused_as_422,
 )
 from carecollect.errors import AppError, NotFound
@@ -144,21 +144,10 @@ def list_payments(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    p = Payment
-    query = select(p).order_by(p.id).limit(limit)
-    if account_id is not None:
-        query = query.where(p.account_id == account_id)
-    if guarantor_id is not None:
-        query = query.where(p.guarantor_id == guarantor_id)
-    if status is not None:
-        query = query.where(p.status == status)
-    if cursor is not None:
-        query = query.where(p.id > cursor)
-    with context.session(principal.organization_id) as session:
-        rows = list(session.scalars(query))
-        for person in sorted({r.guarantor_id for r in rows}):
-            views.record_read(session, principal, person, fields=["payments"], purpose="api")
-        return page_of([payment_out(r) for r in rows], limit, rows[-1].id if rows else None)
+    return people_page(
+        context, principal, Payment, to_out=payment_out, field="payments", limit=limit,
+        cursor=cursor, account_id=account_id, guarantor_id=guarantor_id, status=status,
+    )
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from carecollect.api import views
@@ -29,7 +28,7 @@ from carecollect.api.v1_common import (
     IdempotencyKey,
     Limit,
     UnprocessableError,
-    page_of,
+    people_page,
     refused_as_422,
 )
 from carecollect.errors import NotFound
@@ -95,21 +94,10 @@ def list_plans(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    p = PaymentPlan
-    query = select(p).order_by(p.id).limit(limit)
-    if account_id is not None:
-        query = query.where(p.account_id == account_id)
-    if guarantor_id is not None:
-        query = query.where(p.guarantor_id == guarantor_id)
-    if status is not None:
-        query = query.where(p.status == status)
-    if cursor is not None:
-        query = query.where(p.id > cursor)
-    with context.session(principal.organization_id) as session:
-        rows = list(session.scalars(query))
-        for person in sorted({r.guarantor_id for r in rows}):
-            views.record_read(session, principal, person, fields=["payment_plans"], purpose="api")
-        return page_of([plan_out(r) for r in rows], limit, rows[-1].id if rows else None)
+    return people_page(
+        context, principal, PaymentPlan, to_out=plan_out, field="payment_plans", limit=limit,
+        cursor=cursor, account_id=account_id, guarantor_id=guarantor_id, status=status,
+    )
 
 
 @router.get("/plans/{plan_id}", response_model=PlanOut)
