@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from carecollect.identity.service import IdentityPolicy
-from tests.web.conftest import make_web, seed
 from tests.browser_support import free_port as _free_port
+from tests.web.conftest import make_web, seed
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
