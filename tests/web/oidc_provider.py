@@ -144,9 +144,17 @@ class LocalProvider:
 def serve_provider() -> Iterator[LocalProvider]:
     import uvicorn
 
+    from carecollect.identity import oidc
+
     provider = LocalProvider()
     port = free_port()
     provider.issuer = f"http://127.0.0.1:{port}"
+    # The app's OIDC client caches discovery and keys per issuer for ten minutes. A new
+    # test provider can get the port (so the issuer) of an earlier one in this process,
+    # with a new key under the same kid: forget what was cached for that issuer.
+    with oidc.oidc_client._lock:
+        oidc.oidc_client._metadata.pop(provider.issuer, None)
+        oidc.oidc_client._jwks.pop(provider.issuer, None)
     server = uvicorn.Server(uvicorn.Config(provider.app(), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
