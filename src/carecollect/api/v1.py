@@ -11,12 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from carecollect.api import admin as admin_service
 from carecollect.api import queries, views
-from carecollect.api.context import AppContext, get_context
 from carecollect.api.idempotency import run_post
 from carecollect.api.problems import PROBLEM_RESPONSES, problem_response
 from carecollect.api.schemas import (
@@ -42,6 +41,7 @@ from carecollect.api.schemas import (
     UserOut,
     VerifyOut,
 )
+from carecollect.api.v1_common import Context, Cursor, IdempotencyKey, Limit, page_of
 from carecollect.audit import Subject, access_log, record
 from carecollect.consent.service import consent_service
 from carecollect.errors import NotFound
@@ -56,24 +56,6 @@ from carecollect.patient.service import patient_service
 from carecollect.tenant.models import Organization
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES)
-Context = Annotated[AppContext, Depends(get_context)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Repeat a POST safely: the first response is replayed.",
-    ),
-]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page")]
-
-
-def _page(items: list[Any], limit: int, last_id: Any) -> dict[str, Any]:
-    return {"items": items, "next_cursor": str(last_id) if len(items) == limit else None}
-
-
 # Organization and users --------------------------------------------------------------
 
 
@@ -126,7 +108,7 @@ def list_users(
 ) -> Any:
     with context.session(principal.organization_id) as session:
         users = identity_repository.users(session, after=cursor, limit=limit)
-        return _page([_user_out(u) for u in users], limit, users[-1].id if users else None)
+        return page_of([_user_out(u) for u in users], limit, users[-1].id if users else None)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
@@ -331,7 +313,7 @@ def list_accounts(
         # One event per person whose account identifiers were read (HIPAA 164.312(b)).
         for person in sorted({r.guarantor_id for r in rows}):
             views.record_read(session, principal, person, fields=["accounts"], purpose="api")
-        return _page(items, limit, rows[-1].id if rows else None)
+        return page_of(items, limit, rows[-1].id if rows else None)
 
 
 @router.post("/accounts", status_code=201, response_model=AccountOut, tags=["accounts"])
@@ -422,7 +404,7 @@ def list_ledger(
             subject_type="account",
             subject_id=account.id,
         )
-        return _page(items, limit, rows[-1].id if rows else None)
+        return page_of(items, limit, rows[-1].id if rows else None)
 
 
 @router.post(

@@ -3,7 +3,7 @@ share: the request context, the `Idempotency-Key` header, keyset pagination, and
 a domain's refusal of a request (`BadInput`) into a 422 problem.
 
 Kept apart from `api/v1.py` so the new routers can be included into its router without an
-import cycle; the definitions are the same as v1's.
+import cycle; `api/v1.py` itself uses these definitions too.
 """
 
 from __future__ import annotations
