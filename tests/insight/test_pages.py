@@ -12,12 +12,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
 
 from carecollect.insight import service as insight_service
 from carecollect.insight.schemas import ReportFilters
+from carecollect.tenant.models import Organization
 from carecollect.staff_ui.insights_pages import GROUPS, group_of, preset_bounds, report_keys
 from tests.factories import audit_events
 from tests.web.conftest import Web, _cheap_password_hashing, make_web
@@ -226,7 +228,13 @@ def test_csv_export_is_the_report_and_is_audited(web: Web) -> None:
     response = client.get("/app/insights/aging_balances.csv")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
-    start, end = preset_bounds("last_90_days", now.date())
+    # The preset is in the practice's calendar, not UTC's (a run just after midnight UTC
+    # is still the previous day in New York).
+    with web.db.tenant_session(web.tenant.id) as session:
+        organization = session.get(Organization, web.tenant.id)
+        assert organization is not None
+        zone = ZoneInfo(organization.timezone)
+    start, end = preset_bounds("last_90_days", now.astimezone(zone).date())
     assert response.headers["content-disposition"] == (
         f'attachment; filename="aging_balances-{start.isoformat()}-{end.isoformat()}.csv"')
     assert response.headers["cache-control"] == "no-store"
