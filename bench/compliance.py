@@ -20,7 +20,6 @@ import os
 import random
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,13 @@ from carecollect.compliance.batch import (  # noqa: E402
     ACCOUNT_SCHEMA,
     EVENT_SCHEMA,
     evaluate_portfolio,
+)
+from carecollect.compliance.batch_sqlite import (  # noqa: E402
+    TABLES,
+    decode_frame,
+    read_portfolio,
+    select_sql,
+    write_portfolio,
 )
 from carecollect.compliance.engine import evaluate  # noqa: E402
 from carecollect.compliance.scenario import parse_scenario  # noqa: E402
@@ -223,81 +229,74 @@ def build_columns(n: int, events_per_account: int, seed: int) -> tuple[pl.DataFr
     return acc, ev.cast(EVENT_SCHEMA, strict=False)  # type: ignore[arg-type]
 
 
-def write_sqlite(path: Path, acc: pl.DataFrame, ev: pl.DataFrame) -> None:
-    with sqlite3.connect(path) as conn:
-        for name, df in (("accounts", acc), ("events", ev)):
-            conn.execute(f"DROP TABLE IF EXISTS {name}")
-            conn.execute(f"CREATE TABLE {name} ({', '.join(df.columns)})")
-            rows = df.with_columns(pl.col(c).cast(pl.String) for c in df.columns).rows()
-            marks = ", ".join("?" * len(df.columns))
-            conn.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)  # noqa: S608
+def with_integer_keys(acc: pl.DataFrame, ev: pl.DataFrame) -> tuple[pl.DataFrame,
+                                                                     pl.DataFrame]:
+    """The generated columns with the account ids "A<n>" as integer keys n."""
+    key = pl.col("account_id").str.slice(1).cast(pl.Int64)
+    return acc.with_columns(key), ev.with_columns(key)
 
 
-def read_sqlite(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    out = []
+def read_sqlite_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Baseline reader: the same portfolio file through Python's sqlite3 (`fetchall`, one
+    tuple per row), then the same decoding as `read_portfolio`."""
+    frames = {}
     with sqlite3.connect(path) as conn:
-        for name, schema in (("accounts", ACCOUNT_SCHEMA), ("events", EVENT_SCHEMA)):
-            cur = conn.execute(f"SELECT {', '.join(schema)} FROM {name}")  # noqa: S608
-            df = pl.DataFrame(cur.fetchall(), schema=dict.fromkeys(schema, pl.String),
-                              orient="row")
-            casts = []
-            for col, dtype in schema.items():
-                if dtype == pl.Boolean:
-                    casts.append(pl.col(col).is_in(["true", "1"]).alias(col))
-                elif dtype == pl.Date:
-                    casts.append(pl.col(col).str.to_date())
-                elif isinstance(dtype, pl.Datetime):
-                    casts.append(pl.col(col).str.to_datetime(time_zone="UTC"))
-            out.append(df.with_columns(casts))
-    return out[0], out[1]
+        codes = conn.execute("SELECT table_name, column_name, code, value "
+                             "FROM portfolio_codes ORDER BY 1, 2, 3").fetchall()
+        for table, storage in TABLES.items():
+            cur = conn.execute(select_sql(table))
+            frames[table] = pl.DataFrame(cur.fetchall(), orient="row", schema={
+                "account_key" if name == "account_id" else name:
+                pl.String if kind == "text" else pl.Int64 for name, kind in storage.items()})
+    dictionaries: dict[str, dict[str, list[str]]] = {t: {} for t in TABLES}
+    for table, column, _, value in codes:
+        dictionaries[table].setdefault(column, []).append(value)
+    return (decode_frame(frames["accounts"], "accounts", dictionaries["accounts"]),
+            decode_frame(frames["events"], "events", dictionaries["events"]))
 
 
 def duckdb_scan(acc: pl.DataFrame, ev: pl.DataFrame) -> tuple[float, float]:
     """Plain DuckDB over the same columns: per-account event aggregate joined to accounts.
 
-    pyarrow is not installed, so the columns reach DuckDB as Parquet files written by
-    Polars (DuckDB's Parquet reader is built in); the timing includes the Parquet scan.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        acc_path, ev_path = Path(tmp) / "acc.parquet", Path(tmp) / "ev.parquet"
-        acc.write_parquet(acc_path)
-        ev.write_parquet(ev_path)
-        con = duckdb.connect()
-        start, cpu = time.perf_counter(), time.process_time()
-        con.execute(f"""
-            SELECT a.channel, a.state, count(*), max(e.last_at), sum(e.n), sum(e.c)
-            FROM read_parquet('{acc_path}') a
-            JOIN (SELECT account_id, count(*) AS n, max("at") AS last_at,
-                         count(*) FILTER (WHERE outcome = 'conversation_rpc') AS c
-                  FROM read_parquet('{ev_path}') GROUP BY account_id) e USING (account_id)
-            GROUP BY ALL""").fetchall()  # noqa: S608
-        return time.perf_counter() - start, time.process_time() - cpu
+    DuckDB reads the Polars frames in place through Arrow (pyarrow is installed now; the
+    earlier runs went through Parquet files instead)."""
+    con = duckdb.connect()
+    con.register("acc", acc)
+    con.register("ev", ev)
+    start, cpu = time.perf_counter(), time.process_time()
+    con.execute("""
+        SELECT a.channel, a.state, count(*), max(e.last_at), sum(e.n), sum(e.c)
+        FROM acc a
+        JOIN (SELECT account_id, count(*) AS n, max("at") AS last_at,
+                     count(*) FILTER (WHERE outcome = 'conversation_rpc') AS c
+              FROM ev GROUP BY account_id) e USING (account_id)
+        GROUP BY ALL""").fetchall()
+    out = time.perf_counter() - start, time.process_time() - cpu
+    con.close()
+    return out
 
 
-def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
-                write: Path | None) -> dict[str, float]:
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def bench_batch(n: int, events_per_account: int) -> dict[str, float]:
+    """Generated columns (string account ids, as a caller builds them in memory)."""
     start = time.perf_counter()
-    if sqlite is not None and write is None:
-        acc, ev = read_sqlite(sqlite)
-        source = f"sqlite {sqlite}"
-    else:
-        acc, ev = build_columns(n, events_per_account, seed=7)
-        source = "generated"
-        if write is not None:
-            write_sqlite(write, acc, ev)
+    acc, ev = build_columns(n, events_per_account, seed=7)
     load = time.perf_counter() - start
-    scan, scan_cpu = duckdb_scan(acc, ev)
-    load_before = os.getloadavg()[0]
+    load_before = _load()
     start, cpu = time.perf_counter(), time.process_time()
     out = evaluate_portfolio(acc, ev)
     batch = time.perf_counter() - start
     batch_cpu = time.process_time() - cpu
+    scan, scan_cpu = duckdb_scan(acc, ev)
     counts = dict(out.group_by("decision").len().iter_rows())
     with_next = out.filter(pl.col("next_allowed_at").is_not_null()).height
-    print(f"batch: {acc.height:,} accounts, {ev.height:,} history events ({source}, "
-          f"built/loaded in {load:.1f} s)")
+    print(f"batch: {acc.height:,} accounts, {ev.height:,} history events (generated in "
+          f"{load:.1f} s)")
     print(f"batch: decisions {counts}, {with_next:,} with next_allowed_at")
-    print(f"batch: load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+    print(f"batch: load average (1/5/15 min) {load_before} before, {_load()} after; "
           f"Polars threads {pl.thread_pool_size()}")
     print(f"batch: evaluate_portfolio {batch:.2f} s wall, {batch_cpu:.2f} CPU-s "
           f"({acc.height / batch:,.0f} accounts/s); DuckDB scan of the same columns "
@@ -307,21 +306,86 @@ def bench_batch(n: int, events_per_account: int, sqlite: Path | None,
             "accounts": acc.height}
 
 
+def write_sqlite(path: Path, n: int, events_per_account: int) -> None:
+    acc, ev = with_integer_keys(*build_columns(n, events_per_account, seed=7))
+    start, cpu = time.perf_counter(), time.process_time()
+    write_portfolio(path, acc, ev)
+    print(f"sqlite: wrote {acc.height:,} accounts and {ev.height:,} history events to {path} "
+          f"({path.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - start:.1f} s "
+          f"wall, {time.process_time() - cpu:.1f} CPU-s")
+
+
+def bench_sqlite(path: Path, python_reader: bool, save_out: Path | None) -> dict[str, float]:
+    """End to end from a portfolio file: read (ADBC, Arrow) + evaluate, and the DuckDB
+    scan of the columns read, in the same run."""
+    if python_reader:
+        start, cpu = time.perf_counter(), time.process_time()
+        acc, ev = read_sqlite_python(path)
+        print(f"sqlite: baseline reader (Python sqlite3, fetchall) {acc.height + ev.height:,} "
+              f"rows: {time.perf_counter() - start:.2f} s wall, "
+              f"{time.process_time() - cpu:.2f} CPU-s")
+        del acc, ev
+    load_before = _load()
+    start, cpu = time.perf_counter(), time.process_time()
+    acc, ev = read_portfolio(path)
+    read, read_cpu = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
+    out = evaluate_portfolio(acc, ev)
+    batch, batch_cpu = time.perf_counter() - start, time.process_time() - cpu
+    load_mid = _load()
+    scan, scan_cpu = duckdb_scan(acc, ev)
+    counts = dict(out.group_by("decision").len().iter_rows())
+    with_next = out.filter(pl.col("next_allowed_at").is_not_null()).height
+    total, total_cpu = read + batch, read_cpu + batch_cpu
+    print(f"sqlite: {acc.height:,} accounts, {ev.height:,} history events from {path} "
+          f"({path.stat().st_size / 2**20:,.0f} MiB, page cache as left by the last use)")
+    print(f"sqlite: decisions {counts}, {with_next:,} with next_allowed_at")
+    print(f"sqlite: load average (1/5/15 min) {load_before} before, {load_mid} after the "
+          f"evaluation, {_load()} after the DuckDB scan; Polars threads "
+          f"{pl.thread_pool_size()}")
+    print(f"sqlite: read (ADBC -> Arrow -> Polars) {read:.2f} s wall, {read_cpu:.2f} CPU-s")
+    print(f"sqlite: evaluate_portfolio {batch:.2f} s wall, {batch_cpu:.2f} CPU-s")
+    print(f"sqlite: TOTAL read + evaluate {total:.2f} s wall, {total_cpu:.2f} CPU-s "
+          f"(target <= 10 s)")
+    print(f"sqlite: DuckDB scan of the same columns {scan:.2f} s wall, {scan_cpu:.2f} CPU-s; "
+          f"ratio evaluate/scan {batch / scan:.1f}x wall, {batch_cpu / scan_cpu:.1f}x CPU; "
+          f"end to end (read+evaluate)/(read+scan) {total / (read + scan):.1f}x wall, "
+          f"{total_cpu / (read_cpu + scan_cpu):.1f}x CPU")
+    if save_out is not None:
+        out.write_parquet(save_out)
+    return {"read_s": read, "read_cpu_s": read_cpu, "batch_s": batch,
+            "batch_cpu_s": batch_cpu, "total_s": total, "total_cpu_s": total_cpu,
+            "duckdb_s": scan, "duckdb_cpu_s": scan_cpu}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--events-per-account", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--sqlite", type=Path, default=None)
-    parser.add_argument("--write-sqlite", type=Path, default=None)
+    parser.add_argument("--sqlite", type=Path, default=None,
+                        help="read the portfolio from this file (batch_sqlite layout)")
+    parser.add_argument("--write-sqlite", type=Path, default=None,
+                        help="write the generated portfolio to this file and stop")
+    parser.add_argument("--python-reader", action="store_true",
+                        help="with --sqlite: also time Python's sqlite3 on the same file")
+    parser.add_argument("--save-out", type=Path, default=None,
+                        help="with --sqlite: write the decisions to this Parquet file")
     parser.add_argument("--skip-scalar", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     args = parser.parse_args()
     pl.Config.set_tbl_rows(5)
+    if args.write_sqlite is not None:
+        write_sqlite(args.write_sqlite, args.accounts, args.events_per_account)
+        return
     if not args.skip_scalar:
         bench_scalar(args.seconds)
-    if not args.skip_batch:
-        bench_batch(args.accounts, args.events_per_account, args.sqlite, args.write_sqlite)
+    if args.skip_batch:
+        return
+    if args.sqlite is not None:
+        bench_sqlite(args.sqlite, args.python_reader, args.save_out)
+    else:
+        bench_batch(args.accounts, args.events_per_account)
 
 
 if __name__ == "__main__":

@@ -307,19 +307,24 @@ _REPLY_SHIFT = 4
 
 def _event_classes() -> dict[str, pl.Expr]:
     """Per event, independent of the account: which counting vocabulary it belongs to
-    (PLAT-ATTEMPT-VS-CONVERSATION), before the account's gates."""
-    outcome = pl.col("outcome").fill_null("")
+    (PLAT-ATTEMPT-VS-CONVERSATION), before the account's gates.
+
+    The string columns may be String or `pl.Enum` (as `batch_sqlite.read_portfolio` gives
+    them): a null is never filled with "" (an Enum without that category would stay null),
+    the comparisons say what a null outcome or dialer means instead."""
+    outcome = pl.col("outcome")
+    connected = (outcome != "not_connected").fill_null(True)
     outbound = pl.col("direction") == "outbound"
     calls = pl.col("channel").is_in(["call", "voicemail"])
-    placed = outbound & calls & (outcome != "not_connected")
+    placed = outbound & calls & connected
     ma = outbound & pl.col("about_debt") & (
-        (calls & (pl.col("outcome").is_null() | outcome.is_in(MA_CALL_OUTCOMES)))
-        | ((pl.col("channel") == "sms") & (outcome != "undeliverable")))
-    nyc = outbound & ((calls & (outcome != "not_connected"))
-                      | pl.col("channel").is_in(["sms", "email"]))
-    pre = outbound & calls & (pl.col("dialer").fill_null("") == "prerecorded") & (
-        pl.col("cp") == "phone") & (outcome != "not_connected")
-    conv = (pl.col("channel") == "call") & (outcome == "conversation_rpc") & pl.col("about_debt")
+        (calls & (outcome.is_null() | outcome.is_in(MA_CALL_OUTCOMES).fill_null(False)))
+        | ((pl.col("channel") == "sms") & (outcome != "undeliverable").fill_null(True)))
+    nyc = outbound & ((calls & connected) | pl.col("channel").is_in(["sms", "email"]))
+    pre = outbound & calls & (pl.col("dialer") == "prerecorded").fill_null(False) & (
+        pl.col("cp") == "phone") & connected
+    conv = (pl.col("channel") == "call") & (outcome == "conversation_rpc").fill_null(False) \
+        & pl.col("about_debt")
     reply = (pl.when((pl.col("cp") == "phone") & calls).then(1)
              .when((pl.col("cp") == "phone") & (pl.col("channel") == "sms")).then(2)
              .when((pl.col("cp") == "email") & (pl.col("channel") == "email")).then(3)
@@ -655,6 +660,39 @@ _SEEDS = (0x5EED_0001, 0x5EED_0002)
 HASHED_IDS_FROM_EVENTS = 50_000
 
 
+# Integer account keys are mapped through a position array when their range is at most
+# this many times the number of accounts (plus the constant), else joined.
+DENSE_KEYS_SPAN = (4, 1_000_000)
+_INT_KEY_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
+
+
+def _events_by_dense_key(ids: pl.Series, events: pl.DataFrame, row_type: Any
+                         ) -> pl.DataFrame | None:
+    """`_events_by_row` for unique integer account keys in a range not much wider than
+    the accounts: the row of each key is read from an array indexed by key (no join of the
+    history). None when the keys repeat, are null or are too sparse (the caller joins)."""
+    n = ids.len()
+    low, high = ids.min(), ids.max()
+    if n == 0 or ids.null_count() or not isinstance(low, int) or not isinstance(high, int):
+        return None
+    span = high - low + 1
+    factor, extra = DENSE_KEYS_SPAN
+    if span > factor * n + extra:
+        return None
+    position = np.full(span, -1, dtype=np.int64)
+    position[ids.cast(pl.Int64).to_numpy() - low] = np.arange(n, dtype=np.int64)
+    if np.count_nonzero(position >= 0) != n:  # a repeated key
+        return None
+    column = events.get_column("account_id").cast(pl.Int64)
+    key = column.fill_null(low).to_numpy()
+    inside = column.is_not_null().to_numpy() & (key >= low) & (key <= high)
+    row = np.where(inside, position[np.where(inside, key - low, 0)], -1)
+    keep = row >= 0
+    if not keep.all():
+        events, row = events.filter(pl.Series(keep)), row[keep]
+    return events.with_columns(pl.Series("account_id", row).cast(row_type))
+
+
 def _events_by_row(ids: pl.Series, events: pl.DataFrame) -> pl.DataFrame:
     """The events with `account_id` replaced by their account's row number; events of
     accounts not in `ids` are dropped.
@@ -666,6 +704,10 @@ def _events_by_row(ids: pl.Series, events: pl.DataFrame) -> pl.DataFrame:
     small inputs) the plain string join.
     """
     keys = ids.to_frame("account_id").with_row_index("_k")
+    if ids.dtype.is_integer():
+        dense = _events_by_dense_key(ids, events, keys.schema["_k"])
+        return dense if dense is not None else events.join(
+            keys, on="account_id", how="inner").drop("account_id").rename({"_k": "account_id"})
     if events.height < HASHED_IDS_FROM_EVENTS:
         return events.join(keys, on="account_id", how="inner").drop("account_id") \
             .rename({"_k": "account_id"})
@@ -684,12 +726,28 @@ def _events_by_row(ids: pl.Series, events: pl.DataFrame) -> pl.DataFrame:
     return out if confirmed.all() else out.filter(confirmed)
 
 
+def _input_schemas(accounts: pl.DataFrame, events: pl.DataFrame
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The column types the batch path works on: `ACCOUNT_SCHEMA` / `EVENT_SCHEMA`, except
+    that integer account keys on both sides stay integers (mapped to rows without a string
+    join) and `pl.Enum` history columns stay Enums (compared without strings)."""
+    account_schema, event_schema = dict(ACCOUNT_SCHEMA), dict(EVENT_SCHEMA)
+    keys = (accounts.schema.get("account_id"), events.schema.get("account_id"))
+    if all(k in _INT_KEY_TYPES for k in keys):
+        account_schema["account_id"] = event_schema["account_id"] = pl.Int64
+    for column, dtype in events.schema.items():
+        if isinstance(dtype, pl.Enum) and event_schema.get(column) == pl.String:
+            event_schema[column] = dtype
+    return account_schema, event_schema
+
+
 def evaluate_portfolio(accounts: pl.DataFrame, events: pl.DataFrame,
                        max_iterations: int = 64) -> pl.DataFrame:
     """Decide every account's proposed event. Returns account_id, decision, reasons,
     modification, next_allowed_at (UTC), in the order of `accounts`."""
-    accounts = accounts.cast(ACCOUNT_SCHEMA, strict=False)  # type: ignore[arg-type]
-    events = events.cast(EVENT_SCHEMA, strict=False)  # type: ignore[arg-type]
+    account_schema, event_schema = _input_schemas(accounts, events)
+    accounts = accounts.cast(account_schema, strict=False)  # type: ignore[arg-type]
+    events = events.cast(event_schema, strict=False)  # type: ignore[arg-type]
     # Internally the account key is the row number (integer joins are much cheaper).
     ids = accounts.get_column("account_id")
     events = _events_by_row(ids, events)
