@@ -241,18 +241,16 @@ def read_sqlite_python(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     tuple per row), then the same decoding as `read_portfolio`."""
     frames = {}
     with sqlite3.connect(path) as conn:
-        codes = conn.execute("SELECT table_name, column_name, code, value "
-                             "FROM portfolio_codes ORDER BY 1, 2, 3").fetchall()
-        for table, storage in TABLES.items():
+        for table in [*TABLES, *(f"{t}_kinds" for t in TABLES)]:
             cur = conn.execute(select_sql(table))
+            names = [d[0] for d in cur.description]
             frames[table] = pl.DataFrame(cur.fetchall(), orient="row", schema={
-                "account_key" if name == "account_id" else name:
-                pl.String if kind == "text" else pl.Int64 for name, kind in storage.items()})
-    dictionaries: dict[str, dict[str, list[str]]] = {t: {} for t in TABLES}
-    for table, column, _, value in codes:
-        dictionaries[table].setdefault(column, []).append(value)
-    return (decode_frame(frames["accounts"], "accounts", dictionaries["accounts"]),
-            decode_frame(frames["events"], "events", dictionaries["events"]))
+                n: pl.String if n in ("zip", "phone_value") or (
+                    table.endswith("_kinds") and n != "kind"
+                    and n not in ("city_is_nyc", "deceased", "about_debt")) else pl.Int64
+                for n in names})
+    return (decode_frame(frames["accounts"], frames["accounts_kinds"], "accounts"),
+            decode_frame(frames["events"], frames["events_kinds"], "events"))
 
 
 def duckdb_scan(acc: pl.DataFrame, ev: pl.DataFrame) -> tuple[float, float]:

@@ -1,25 +1,31 @@
 """Portfolio columns of the batch path in a SQLite file: schema, writer, Arrow-native reader.
 
 A portfolio file holds the two inputs of `batch.evaluate_portfolio` in a layout made for
-fast columnar reads (no text parsing, few bytes per row):
+fast columnar reads: no text to parse, and as few values per row as possible (SQLite's
+cost, and the driver's, is per stored value).
 
-``accounts`` / ``events``
-  * ``account_key INTEGER`` — the account's integer key (``INTEGER PRIMARY KEY`` of
-    ``accounts``, i.e. the rowid; ``events.account_key`` refers to it);
-  * instants as ``INTEGER`` microseconds since 1970-01-01 UTC; ``rnd_date`` as ``INTEGER``
-    days since 1970-01-01; booleans as ``INTEGER`` 0/1;
-  * category columns (profile, state, time zones, line type, channels, dialer, outcome,
-    direction, contact point, ...) as small ``INTEGER`` codes into ``portfolio_codes``
-    (column_name, code, value), codes 0..k-1 per column in the order the writer met the
-    values;
-  * ``zip`` and ``phone_value`` (one per person in real portfolios) as ``TEXT``.
+``accounts`` (one row per account) and ``events`` (contact history):
+  * ``account_key INTEGER`` — the account's integer key; ``INTEGER PRIMARY KEY`` (the
+    rowid) of ``accounts``, and the account an event belongs to;
+  * instants as ``INTEGER`` microseconds since 1970-01-01 UTC (``time``, ``at``, the
+    consent, revocation and flag instants); ``rnd_date`` as ``INTEGER`` days since
+    1970-01-01;
+  * ``zip`` and ``phone_value`` (one per person in a real portfolio) as ``TEXT``;
+  * ``kind INTEGER`` — the row's combination of category columns, described once in
+    ``account_kinds`` / ``event_kinds`` (``kind INTEGER PRIMARY KEY``, 0..k-1, then one
+    column per category: TEXT, or INTEGER 0/1 for a flag). For accounts: profile, state,
+    city_is_nyc, time zones, line type, RND result, revocation channel and contact point,
+    deceased, NSA status, proposed channel and dialer; for events: channel, direction,
+    outcome, dialer, about_debt, contact point. A portfolio has a few hundred to a few
+    thousand such combinations for millions of rows, so the six category columns of an
+    event cost one integer per row.
 
 The tables are ``STRICT`` (SQLite checks every stored type), so a reader can rely on them.
 
 `read_portfolio` reads both tables through the ADBC SQLite driver as Arrow record batches
-(no Python object per row), concurrently (one connection per table, the driver runs
-without the GIL), and hands them to Polars without copying; category codes become
-`pl.Enum` columns by one gather over the column's small dictionary.
+(no Python object per row), concurrently (one connection per table; the driver works
+outside the GIL), and hands them to Polars without copying. The kinds tables become
+`pl.Enum` columns (one per category, over its distinct values) gathered by ``kind``.
 `evaluate_portfolio` takes the result as it is: integer keys are mapped to account rows
 through a dense array, and Enum history columns are compared without strings.
 """
@@ -34,104 +40,115 @@ from pathlib import Path
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 import polars as pl
 
-from carecollect.compliance.batch import UTC_DT
+from carecollect.compliance.batch import ACCOUNT_SCHEMA, EVENT_SCHEMA, UTC_DT
 
 # Rows per Arrow record batch the driver returns (its default, 1,024, makes thousands of
 # small chunks for a million rows).
 BATCH_ROWS = 262_144
 
-# Per table: column -> storage kind. "key": INTEGER account key; "us": INTEGER epoch
-# microseconds; "day": INTEGER epoch days; "bool": INTEGER 0/1; "code": INTEGER code into
-# portfolio_codes; "text": TEXT.
+# Per table: column -> storage. "key": INTEGER account key; "us": INTEGER epoch
+# microseconds; "day": INTEGER epoch days; "text": TEXT; "kind": in the kinds table.
 _ACCOUNT_STORAGE: dict[str, str] = {
-    "account_id": "key", "profile": "code", "state": "code", "zip": "text",
-    "city_is_nyc": "bool", "mailing_tz": "code", "other_tz": "code", "phone_value": "text",
-    "line_type": "code", "area_code_tz": "code", "rnd_date": "day", "rnd_result": "code",
+    "account_id": "key", "profile": "kind", "state": "kind", "zip": "text",
+    "city_is_nyc": "kind", "mailing_tz": "kind", "other_tz": "kind", "phone_value": "text",
+    "line_type": "kind", "area_code_tz": "kind", "rnd_date": "day", "rnd_result": "kind",
     "consent_at": "us", "reconsent_at": "us", "email_consent_at": "us",
-    "extra_calls_consent_at": "us", "revoke_at": "us", "revoke_channel": "code",
-    "revoke_cp": "code", "deceased": "bool", "bankruptcy_at": "us", "cease_at": "us",
-    "attorney_at": "us", "nsa_status": "code", "channel": "code", "dialer": "code",
+    "extra_calls_consent_at": "us", "revoke_at": "us", "revoke_channel": "kind",
+    "revoke_cp": "kind", "deceased": "kind", "bankruptcy_at": "us", "cease_at": "us",
+    "attorney_at": "us", "nsa_status": "kind", "channel": "kind", "dialer": "kind",
     "time": "us",
 }
 _EVENT_STORAGE: dict[str, str] = {
-    "account_id": "key", "at": "us", "channel": "code", "direction": "code",
-    "outcome": "code", "dialer": "code", "about_debt": "bool", "cp": "code",
+    "account_id": "key", "at": "us", "channel": "kind", "direction": "kind",
+    "outcome": "kind", "dialer": "kind", "about_debt": "kind", "cp": "kind",
 }
+TABLES: dict[str, dict[str, str]] = {"accounts": _ACCOUNT_STORAGE, "events": _EVENT_STORAGE}
+_SCHEMAS = {"accounts": ACCOUNT_SCHEMA, "events": EVENT_SCHEMA}
 # Columns that may not be null.
 _REQUIRED = {"accounts": {"account_id", "time", "channel"},
              "events": {"account_id", "at", "channel", "direction"}}
-TABLES: dict[str, dict[str, str]] = {"accounts": _ACCOUNT_STORAGE, "events": _EVENT_STORAGE}
 
 
-def sql_name(column: str) -> str:
-    return "account_key" if column == "account_id" else column
+def _kind_columns(table: str) -> list[str]:
+    return [c for c, kind in TABLES[table].items() if kind == "kind"]
+
+
+def _row_columns(table: str) -> list[str]:
+    """Storage column names of the rows of `table`, in order."""
+    return [("account_key" if kind == "key" else c)
+            for c, kind in TABLES[table].items() if kind != "kind"] + ["kind"]
 
 
 def select_sql(table: str) -> str:
-    """The SELECT of every column of `table` (``accounts`` or ``events``), in storage form."""
-    columns = ", ".join(sql_name(c) for c in TABLES[table])
-    return f"SELECT {columns} FROM {table}"  # noqa: S608 - names from TABLES only
+    """The SELECT of the stored columns of `table` (``accounts``, ``events`` or their
+    ``_kinds`` tables)."""
+    if table.endswith("_kinds"):
+        columns = ", ".join(["kind", *_kind_columns(table.removesuffix("_kinds"))])
+        return f"SELECT {columns} FROM {table} ORDER BY kind"  # noqa: S608 - fixed names
+    return f"SELECT {', '.join(_row_columns(table))} FROM {table}"  # noqa: S608
 
 
 def schema_sql() -> list[str]:
     """The CREATE TABLE statements of a portfolio file."""
-    out = ["CREATE TABLE portfolio_codes (table_name TEXT NOT NULL, column_name TEXT NOT NULL,"
-           " code INTEGER NOT NULL, value TEXT NOT NULL,"
-           " PRIMARY KEY (table_name, column_name, code)) STRICT"]
+    out = []
     for table, storage in TABLES.items():
-        cols = []
-        for column, kind in storage.items():
-            sql_type = "TEXT" if kind == "text" else "INTEGER"
-            if column == "account_id" and table == "accounts":
-                cols.append("account_key INTEGER PRIMARY KEY")
-                continue
+        schema = _SCHEMAS[table]
+        kinds = ["kind INTEGER PRIMARY KEY"]
+        for column in _kind_columns(table):
+            sql_type = "INTEGER" if schema[column] == pl.Boolean else "TEXT"
             null = " NOT NULL" if column in _REQUIRED[table] else ""
-            cols.append(f"{sql_name(column)} {sql_type}{null}")
-        out.append(f"CREATE TABLE {table} ({', '.join(cols)}) STRICT")
+            kinds.append(f"{column} {sql_type}{null}")
+        out.append(f"CREATE TABLE {table}_kinds ({', '.join(kinds)}) STRICT")
+        rows = []
+        for column, kind in storage.items():
+            if kind == "key":
+                rows.append("account_key INTEGER PRIMARY KEY" if table == "accounts"
+                            else "account_key INTEGER NOT NULL")
+            elif kind != "kind":
+                sql_type = "TEXT" if kind == "text" else "INTEGER"
+                null = " NOT NULL" if column in _REQUIRED[table] else ""
+                rows.append(f"{column} {sql_type}{null}")
+        rows.append(f"kind INTEGER NOT NULL REFERENCES {table}_kinds (kind)")
+        out.append(f"CREATE TABLE {table} ({', '.join(rows)}) STRICT")
     return out
 
 
-def _encode(df: pl.DataFrame, table: str) -> tuple[pl.DataFrame, list[tuple[str, str, int,
-                                                                                str]]]:
-    """The frame in storage types, and its dictionary rows."""
-    storage = TABLES[table]
+def _encode(df: pl.DataFrame, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of `table` in storage form, and its kinds table."""
+    storage, schema = TABLES[table], _SCHEMAS[table]
     missing = [c for c in storage if c not in df.columns]
     if missing:
         raise ValueError(f"{table}: missing columns {missing}")
     if not df.schema["account_id"].is_integer():
         raise TypeError(f"{table}: account_id must be an integer key, "
                         f"not {df.schema['account_id']}")
-    codes: list[tuple[str, str, int, str]] = []
-    exprs: list[pl.Expr] = []
-    for column, kind in storage.items():
+    categories = _kind_columns(table)
+    values = df.select(pl.col(c).cast(pl.Int64 if schema[c] == pl.Boolean else pl.String)
+                       for c in categories)
+    kinds = values.unique(maintain_order=True).with_row_index("kind").with_columns(
+        pl.col("kind").cast(pl.Int64))
+    kind = values.join(kinds, on=categories, how="left", nulls_equal=True,
+                       maintain_order="left").get_column("kind")
+    rows: list[pl.Expr | pl.Series] = []
+    for column, how in storage.items():
         col = pl.col(column)
-        if kind == "key":
-            exprs.append(col.cast(pl.Int64).alias(sql_name(column)))
-        elif kind == "us":
-            exprs.append(col.cast(UTC_DT).dt.epoch("us").alias(column))
-        elif kind == "day":
-            exprs.append(col.cast(pl.Date).cast(pl.Int64).alias(column))
-        elif kind == "bool":
-            exprs.append(col.cast(pl.Boolean).cast(pl.Int64).alias(column))
-        elif kind == "text":
-            exprs.append(col.cast(pl.String).alias(column))
-        else:
-            values = df.get_column(column).cast(pl.String).drop_nulls().unique(
-                maintain_order=True).to_list()
-            codes += [(table, column, i, v) for i, v in enumerate(values)]
-            exprs.append(col.cast(pl.String).replace_strict(
-                {v: i for i, v in enumerate(values)}, default=None, return_dtype=pl.Int64)
-                .alias(column))
-    return df.select(exprs), codes
+        if how == "key":
+            rows.append(col.cast(pl.Int64).alias("account_key"))
+        elif how == "us":
+            rows.append(col.cast(UTC_DT).dt.epoch("us").alias(column))
+        elif how == "day":
+            rows.append(col.cast(pl.Date).cast(pl.Int64).alias(column))
+        elif how == "text":
+            rows.append(col.cast(pl.String).alias(column))
+    return df.select(*rows, kind), kinds
 
 
 def write_portfolio(path: str | os.PathLike[str], accounts: pl.DataFrame,
                     events: pl.DataFrame) -> None:
     """Create (or replace) the portfolio file `path` from batch columns whose
-    ``account_id`` is an integer key (one row per account)."""
-    acc, acc_codes = _encode(accounts, "accounts")
-    ev, ev_codes = _encode(events, "events")
-    if acc.get_column("account_key").n_unique() != acc.height:
+    ``account_id`` is an integer key (unique among the accounts)."""
+    encoded = {"accounts": _encode(accounts, "accounts"), "events": _encode(events, "events")}
+    if encoded["accounts"][0].get_column("account_key").n_unique() != accounts.height:
         raise ValueError("accounts: account_id must be unique")
     target = Path(path)
     target.unlink(missing_ok=True)
@@ -139,12 +156,10 @@ def write_portfolio(path: str | os.PathLike[str], accounts: pl.DataFrame,
         with contextlib.closing(conn.cursor()) as cur:
             for statement in schema_sql():
                 cur.execute(statement)
-            if acc_codes or ev_codes:
-                cur.executemany("INSERT INTO portfolio_codes VALUES (?, ?, ?, ?)",
-                                acc_codes + ev_codes)
-            for name, df in (("accounts", acc), ("events", ev)):
-                if df.height:
-                    cur.adbc_ingest(name, df.to_arrow(), mode="append")
+            for table, (rows, kinds) in encoded.items():
+                for name, frame in ((f"{table}_kinds", kinds), (table, rows)):
+                    if frame.height:
+                        cur.adbc_ingest(name, frame.to_arrow(), mode="append")
         conn.commit()
 
 
@@ -154,59 +169,62 @@ def _arrow_frame(path: str, sql: str) -> pl.DataFrame:
         cur.execute(sql)
         table = cur.fetch_arrow_table()
     frame = pl.from_arrow(table, rechunk=False)
-    assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table gives a frame
+    if not isinstance(frame, pl.DataFrame):  # pragma: no cover - a table gives a frame
+        raise TypeError(type(frame))
     return frame
 
 
-def decode_frame(df: pl.DataFrame, table: str, codes: dict[str, list[str]]) -> pl.DataFrame:
-    """Batch columns from the storage columns of `table` as read (any reader), given the
-    values of each coded column in code order."""
-    out: list[pl.Series] = []
-    for column, kind in TABLES[table].items():
-        raw = df.get_column(sql_name(column))
-        if kind == "key":
-            series = raw.cast(pl.Int64)
-        elif kind == "us":
-            series = raw.cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        elif kind == "day":
-            series = raw.cast(pl.Int32).cast(pl.Date)
-        elif kind == "bool":
-            series = raw.cast(pl.Boolean)
-        elif kind == "text":
-            series = raw.cast(pl.String)
+def decode_frame(rows: pl.DataFrame, kinds: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Batch columns of `table` from its stored rows and kinds, as read (by any reader):
+    category columns as `pl.Enum` over their distinct values (flags as Boolean),
+    ``account_id`` Int64, instants UTC datetimes, ``rnd_date`` a Date."""
+    schema = _SCHEMAS[table]
+    if not kinds.get_column("kind").equals(pl.Series("kind", range(kinds.height)),
+                                           check_dtypes=False):
+        raise ValueError(f"{table}_kinds: kinds are not 0..k-1")
+    categories = []
+    for column in _kind_columns(table):
+        values = kinds.get_column(column)
+        if schema[column] == pl.Boolean:
+            categories.append(values.cast(pl.Boolean))
         else:
-            values = codes.get(column, [])
-            dictionary = pl.Series(values, dtype=pl.Enum(values))
-            series = dictionary.gather(raw.cast(pl.UInt32)) if values else \
-                pl.Series(column, [None] * raw.len(), dtype=pl.Enum([]))
+            names = values.drop_nulls().unique(maintain_order=True).to_list()
+            categories.append(values.cast(pl.Enum(names)))
+    kind = rows.get_column("kind").cast(pl.UInt32)
+    high = kind.max()
+    if kind.null_count() or (isinstance(high, int) and high >= kinds.height):
+        raise ValueError(f"{table}: a row's kind is not in {table}_kinds")
+    gathered = pl.DataFrame(categories).select(pl.all().gather(kind))
+    out: list[pl.Series] = []
+    for column, how in TABLES[table].items():
+        if how == "kind":
+            out.append(gathered.get_column(column))
+            continue
+        raw = rows.get_column("account_key" if how == "key" else column)
+        if how == "key":
+            series = raw.cast(pl.Int64)
+        elif how == "us":
+            series = raw.cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        elif how == "day":
+            series = raw.cast(pl.Int32).cast(pl.Date)
+        else:
+            series = raw.cast(pl.String)
         out.append(series.alias(column))
     return pl.DataFrame(out)
 
 
 def read_portfolio(path: str | os.PathLike[str], *, concurrent: bool = True
                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(accounts, events) of a portfolio file, ready for `evaluate_portfolio`:
-    ``account_id`` Int64, instants UTC datetimes, category columns `pl.Enum`."""
+    """(accounts, events) of a portfolio file, ready for `evaluate_portfolio`."""
     target = str(Path(path))
     if not Path(target).is_file():
         raise FileNotFoundError(target)
-    selects = {table: select_sql(table) for table in TABLES}
-    codes_sql = ("SELECT table_name, column_name, code, value FROM portfolio_codes "
-                 "ORDER BY table_name, column_name, code")
+    names = [*TABLES, *(f"{t}_kinds" for t in TABLES)]
     if concurrent:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {t: pool.submit(_arrow_frame, target, sql) for t, sql in selects.items()}
-            code_rows = _arrow_frame(target, codes_sql)
-            raw = {t: f.result() for t, f in futures.items()}
+            futures = {n: pool.submit(_arrow_frame, target, select_sql(n)) for n in names}
+            raw = {n: f.result() for n, f in futures.items()}
     else:
-        raw = {t: _arrow_frame(target, sql) for t, sql in selects.items()}
-        code_rows = _arrow_frame(target, codes_sql)
-    dictionaries: dict[str, dict[str, list[str]]] = {t: {} for t in TABLES}
-    for table_name, column, code, value in code_rows.iter_rows():
-        values = dictionaries[table_name].setdefault(column, [])
-        if code != len(values):
-            raise ValueError(f"portfolio_codes: {table_name}.{column} codes are not 0..k-1")
-        values.append(value)
-    return (decode_frame(raw["accounts"], "accounts", dictionaries["accounts"]),
-            decode_frame(raw["events"], "events", dictionaries["events"]))
-
+        raw = {n: _arrow_frame(target, select_sql(n)) for n in names}
+    accounts, events = (decode_frame(raw[t], raw[f"{t}_kinds"], t) for t in TABLES)
+    return accounts, events
