@@ -4,7 +4,7 @@ logged, failed autopay charges; authorization for every action and role."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -287,6 +287,10 @@ def test_call_check_applies_the_organizations_quiet_days(web: Web) -> None:
     from carecollect.compliance.overlay_settings import set_overlay
     from carecollect.tenant.models import Organization
 
+    # A Wednesday at noon in New York (09:00 in California): inside every calling window,
+    # so the organization's quiet day is the only thing that blocks, whatever hour the
+    # suite runs at.
+    web.clock.value = datetime.fromisoformat("2026-12-02T17:00:00+00:00")
     ids = seed(web)
     task_id = _call_task(web, ids)
     with web.db.tenant_session(web.tenant.id) as session:
