@@ -97,3 +97,35 @@ def rules(
             dates = f"  [{r.effective_from or ''}..{r.effective_to or ''})"
         emit(f"{r.id:<30} {r.verification:<2} {r.jurisdiction:<4} {r.kind:<13} "
              f"{r.scope:<9} {r.citation}{dates}")
+
+
+@app.command("portfolio")
+def portfolio(
+    source: Annotated[Path, typer.Argument(
+        help="Portfolio file: SQLite in the layout of compliance/batch_sqlite.py.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the decisions here (.parquet, else JSON lines); "
+        "default: JSON lines on stdout.", show_default=False)] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Decide every account of a portfolio file at once (the batch path): one decision per
+    account with its reasons and next allowed instant (UTC)."""
+    import polars as pl
+
+    from carecollect.compliance.batch import evaluate_portfolio
+    from carecollect.compliance.batch_sqlite import PortfolioFileError, read_portfolio
+
+    try:
+        accounts, events = read_portfolio(source)
+    except (OSError, PortfolioFileError) as exc:
+        fail(f"cannot read portfolio file: {exc.__class__.__name__}: {exc}")
+        raise typer.Exit(2) from None
+    decisions = evaluate_portfolio(accounts, events).select(
+        pl.col("account_id").alias("account_key"), "decision", "reasons", "modification",
+        pl.col("next_allowed_at").dt.to_string("%Y-%m-%dT%H:%M:%S%:z"))
+    if out is not None and out.suffix == ".parquet":
+        decisions.write_parquet(out)
+    elif out is not None:
+        decisions.write_ndjson(out)
+    elif decisions.height:
+        emit(decisions.write_ndjson().rstrip("\n"))

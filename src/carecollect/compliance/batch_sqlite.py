@@ -163,11 +163,19 @@ def write_portfolio(path: str | os.PathLike[str], accounts: pl.DataFrame,
         conn.commit()
 
 
+class PortfolioFileError(ValueError):
+    """The file is not a readable portfolio file (not SQLite, or other tables)."""
+
+
 def _arrow_frame(path: str, sql: str) -> pl.DataFrame:
-    with adbc_sqlite.connect(path) as conn, contextlib.closing(conn.cursor()) as cur:
-        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
-        cur.execute(sql)
-        table = cur.fetch_arrow_table()
+    try:
+        with adbc_sqlite.connect(path) as conn, contextlib.closing(conn.cursor()) as cur:
+            cur.adbc_statement.set_options(
+                **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
+            cur.execute(sql)
+            table = cur.fetch_arrow_table()
+    except adbc_sqlite.Error as exc:
+        raise PortfolioFileError(f"{Path(path).name}: {exc}") from exc
     frame = pl.from_arrow(table, rechunk=False)
     if not isinstance(frame, pl.DataFrame):  # pragma: no cover - a table gives a frame
         raise TypeError(type(frame))
@@ -181,7 +189,7 @@ def decode_frame(rows: pl.DataFrame, kinds: pl.DataFrame, table: str) -> pl.Data
     schema = _SCHEMAS[table]
     if not kinds.get_column("kind").equals(pl.Series("kind", range(kinds.height)),
                                            check_dtypes=False):
-        raise ValueError(f"{table}_kinds: kinds are not 0..k-1")
+        raise PortfolioFileError(f"{table}_kinds: kinds are not 0..k-1")
     categories = []
     for column in _kind_columns(table):
         values = kinds.get_column(column)
@@ -193,7 +201,7 @@ def decode_frame(rows: pl.DataFrame, kinds: pl.DataFrame, table: str) -> pl.Data
     kind = rows.get_column("kind").cast(pl.UInt32)
     high = kind.max()
     if kind.null_count() or (isinstance(high, int) and high >= kinds.height):
-        raise ValueError(f"{table}: a row's kind is not in {table}_kinds")
+        raise PortfolioFileError(f"{table}: a row's kind is not in {table}_kinds")
     gathered = pl.DataFrame(categories).select(pl.all().gather(kind))
     out: list[pl.Series] = []
     for column, how in TABLES[table].items():
