@@ -580,8 +580,13 @@ def payment_plans(ctx: ReportContext) -> ReportBody:
 def compliance_blocks(ctx: ReportContext) -> ReportBody:
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     enrolled = ctx.scope.account_ids
-    groups: list[tuple[str, str, list[str], bool, int]]
-    if enrolled is None:
+    groups: list[tuple[str, str, list[str], bool, int]] = []
+    if enrolled is None and ctx.campaign_key is None and not ctx.cells.live:
+        # Whole organization or one location: the rollup's compliance cells (a day with
+        # an attempt changed since the watermark is counted live).
+        counts.update(ctx.cells.compliance_counts(ctx.filters.period_start,
+                                                  ctx.filters.period_end))
+    elif enrolled is None:
         # Counted in SQL by (channel, state, reasons, re-timed).
         groups = insight_repository.flagged_attempt_groups(
             ctx.session, ctx.organization_id, start=ctx.start_at, end=ctx.end_at,

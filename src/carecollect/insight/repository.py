@@ -44,7 +44,7 @@ from carecollect.outreach.cadence_models import (
     CampaignStep,
     OutreachSignal,
 )
-from carecollect.outreach.outbox import OutreachAttempt, ReviewItem
+from carecollect.outreach.outbox import ATTEMPT_STATES, OutreachAttempt, ReviewItem
 from carecollect.patient.models import Flag
 from carecollect.payment_plan.models import PaymentPlan, PlanInstallment
 from carecollect.tenant.models import Organization
@@ -349,6 +349,12 @@ class InsightRepository:
         cells: dict[tuple[str, date, uuid.UUID | None, str], list[int]],
     ) -> None:
         session.execute(delete(RollupCell).where(RollupCell.organization_id == organization_id))
+        self._insert_cells(session, organization_id, cells)
+
+    def _insert_cells(
+        self, session: Session, organization_id: uuid.UUID,
+        cells: dict[tuple[str, date, uuid.UUID | None, str], list[int]],
+    ) -> None:
         rows = [
             {"id": uuid.uuid4(), "organization_id": organization_id, "metric": key[0],
              "period": key[1], "location_id": key[2], "bucket": key[3],
@@ -467,6 +473,86 @@ class InsightRepository:
                                retimed_flag)
         return [(r[0], r[1], list(json.loads(r[2]) or []) if r[2] else [], bool(r[3]),
                  int(r[4])) for r in session.execute(query)]
+
+    def flagged_attempt_rows(
+        self, session: Session, organization_id: uuid.UUID, *, updated_before: datetime,
+        ranges: Sequence[tuple[datetime, datetime]] | None = None,
+    ) -> list[tuple[datetime, uuid.UUID | None, str, str, list[str], bool]]:
+        """Blocked or re-timed attempts last changed before `updated_before` (scheduled in
+        one of `ranges`, or at any time), with their account's location: scheduled_for,
+        location, channel, state, reasons, re-timed: what the rollup's compliance cells
+        count (read once per full rebuild, and for the days an incremental refresh
+        recomputes)."""
+        reasons = cast(OutreachAttempt.reasons, Text)
+        retimed = OutreachAttempt.details["planned_outcome"].as_string() == "retime"
+        retimed_flag = case((retimed, 1), else_=0)
+        base = select(
+            OutreachAttempt.scheduled_for, Account.location_id, OutreachAttempt.channel,
+            OutreachAttempt.state, reasons, retimed_flag,
+        ).outerjoin(Account, Account.id == OutreachAttempt.account_id).where(
+            OutreachAttempt.organization_id == organization_id,
+            OutreachAttempt.updated_at < updated_before,
+            text(f"({FLAGGED_ATTEMPT_PREDICATE})"),
+        )
+        queries = [base] if ranges is None else [
+            base.where(OutreachAttempt.scheduled_for >= start,
+                       OutreachAttempt.scheduled_for < end) for start, end in ranges]
+        out: list[tuple[datetime, uuid.UUID | None, str, str, list[str], bool]] = []
+        for query in queries:
+            out.extend((r[0], r[1], r[2], r[3], list(json.loads(r[4]) or []) if r[4] else [],
+                        bool(r[5])) for r in session.execute(query))
+        return out
+
+    def attempt_times_updated(
+        self, session: Session, organization_id: uuid.UUID, since: datetime,
+        until: datetime | None = None,
+    ) -> list[datetime]:
+        """scheduled_for of every attempt (any state) changed in [since, until): the days
+        whose compliance cells are recomputed. Read through the (state, updated_at) index,
+        one range per state."""
+        query = select(OutreachAttempt.scheduled_for).where(
+            OutreachAttempt.state.in_(ATTEMPT_STATES),
+            OutreachAttempt.updated_at >= since,
+            OutreachAttempt.organization_id == organization_id,
+        )
+        if until is not None:
+            query = query.where(OutreachAttempt.updated_at < until)
+        return list(session.scalars(query))
+
+    def bucket_totals(
+        self, session: Session, organization_id: uuid.UUID, *, metric: str, period_from: date,
+        period_to: date, location_id: uuid.UUID | None, skip_periods: Iterable[date] = (),
+    ) -> list[tuple[str, int, int]]:
+        """Stored cells of one metric summed over [period_from, period_to) minus
+        `skip_periods`, per bucket (of one location, or with no location for the
+        organization-wide `@all` cells): bucket, amount, count."""
+        query = select(
+            RollupCell.bucket, func.sum(RollupCell.amount_cents), func.sum(RollupCell.count),
+        ).where(
+            RollupCell.organization_id == organization_id, RollupCell.metric == metric,
+            RollupCell.period >= period_from, RollupCell.period < period_to,
+        )
+        skipped = sorted(set(skip_periods))
+        if skipped:
+            query = query.where(RollupCell.period.not_in(skipped))
+        if location_id is not None:
+            query = query.where(RollupCell.location_id == location_id)
+        query = query.group_by(RollupCell.bucket)
+        return [(r[0], int(r[1]), int(r[2])) for r in session.execute(query)]
+
+    def replace_period_cells(
+        self, session: Session, organization_id: uuid.UUID, *, metrics: Sequence[str],
+        periods: Iterable[date],
+        cells: dict[tuple[str, date, uuid.UUID | None, str], list[int]],
+    ) -> None:
+        """Replace every stored cell of `metrics` for `periods` (all locations) by `cells`.
+        The caller holds the rollup state row locked."""
+        days = sorted(set(periods))
+        for start in range(0, len(days), _CHUNK):
+            session.execute(delete(RollupCell).where(
+                RollupCell.organization_id == organization_id, RollupCell.metric.in_(metrics),
+                RollupCell.period.in_(days[start:start + _CHUNK])))
+        self._insert_cells(session, organization_id, cells)
 
     def sent_attempts_for_accounts(
         self, session: Session, organization_id: uuid.UUID, *, start: datetime, end: datetime,

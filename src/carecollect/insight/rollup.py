@@ -17,6 +17,7 @@ what deltas cannot see: an account moved to another location.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -32,7 +33,7 @@ from carecollect.insight.contributions import (
     created_before,
 )
 from carecollect.insight.models import RollupState
-from carecollect.insight.periods import local_day, month_start, next_month
+from carecollect.insight.periods import local_day, local_start, month_start, next_month
 from carecollect.insight.rebuild import rebuild_cells
 from carecollect.insight.repository import Scope, insight_repository
 
@@ -42,10 +43,19 @@ LAG = timedelta(minutes=5)
 # per (period, bucket) instead of one per location (ten times fewer on a 10-office
 # practice). Kept by the full rebuild and by every delta.
 ALL = "@all"
-# Prefix of `RollupState.aging_days` for rollups that hold the organization-wide cells; a
-# state without it (written before them) is rebuilt in full and not read meanwhile.
-LAYOUT = "v2;"
+# Prefix of `RollupState.aging_days` for the current cell layout (v2: organization-wide
+# cells; v3: compliance cells); a state without it (written before) is rebuilt in full
+# and not read meanwhile.
+LAYOUT = "v3;"
 MAX_AGING_MONTHS = 60
+# Blocked / re-timed attempts (`compliance_blocks`): one cell per local scheduled day,
+# account location and bucket `<blocked|retimed>|<channel>|<rule id>`, count = attempts.
+# Attempts change after they are written (a planned attempt is blocked at send time), so
+# these cells are not deltas: the cells hold every flagged attempt last changed before the
+# watermark, and a day with an attempt changed since (any state) is recomputed whole, by
+# the refresh and, until then, live by the report (see `CellSource.compliance_counts`).
+COMPLIANCE = "compliance"
+NO_RULE = "(no rule recorded)"
 Cells = dict[CellKey, list[int]]
 LocatedKey = tuple[str, date, uuid.UUID | None, str]
 
@@ -95,6 +105,47 @@ def with_totals(cells: dict[LocatedKey, list[int]]) -> dict[LocatedKey, list[int
     return out
 
 
+def day_ranges(days: Iterable[date], zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """Consecutive local days merged into [start, end) UTC ranges."""
+    ranges: list[tuple[datetime, datetime]] = []
+    first: date | None = None
+    last: date | None = None
+    for day in sorted(set(days)):
+        if last is not None and day == last + timedelta(days=1):
+            last = day
+            continue
+        if first is not None and last is not None:
+            ranges.append((local_start(first, zone), local_start(last + timedelta(days=1), zone)))
+        first = last = day
+    if first is not None and last is not None:
+        ranges.append((local_start(first, zone), local_start(last + timedelta(days=1), zone)))
+    return ranges
+
+
+def compliance_cells(
+    session: Session, *, organization_id: uuid.UUID, zone: ZoneInfo, watermark: datetime,
+    days: Iterable[date] | None = None,
+) -> dict[LocatedKey, list[int]]:
+    """Compliance cells of the flagged attempts last changed before `watermark` (of the
+    given local days, or all): per rule id carried (or NO_RULE), `blocked|...` when the
+    state is `blocked`, `retimed|...` when the planner re-timed it (both when both)."""
+    ranges = None if days is None else day_ranges(days, zone)
+    cells: dict[LocatedKey, list[int]] = {}
+    if ranges == []:
+        return cells
+    for scheduled, location, channel, state, reasons, retimed in (
+        insight_repository.flagged_attempt_rows(
+            session, organization_id, updated_before=watermark, ranges=ranges)
+    ):
+        day = local_day(scheduled, zone)
+        for rule in reasons or [NO_RULE]:
+            if state == "blocked":
+                _add(cells, (COMPLIANCE, day, location, f"blocked|{channel}|{rule}"), 0, 1)
+            if retimed:
+                _add(cells, (COMPLIANCE, day, location, f"retimed|{channel}|{rule}"), 0, 1)
+    return cells
+
+
 def python_cells(
     session: Session, *, organization_id: uuid.UUID, watermark: datetime, params: Parameters,
 ) -> tuple[dict[LocatedKey, list[int]], int]:
@@ -134,11 +185,11 @@ def refresh(
     threshold = repo.agency_threshold_days(session, organization_id)
     today = local_day(now, zone)
     watermark = now - LAG
-    days = stored_aging_days(zone, repo.earliest_posting(session, organization_id), today)
-    params = Parameters(zone=zone, aging_days=days, agency_threshold_days=threshold)
+    aging_days = stored_aging_days(zone, repo.earliest_posting(session, organization_id), today)
+    params = Parameters(zone=zone, aging_days=aging_days, agency_threshold_days=threshold)
     state = repo.lock_state(session, organization_id)
     full = (
-        state is None or state.aging_days != _days_text(days) or state.zone != zone_name
+        state is None or state.aging_days != _days_text(aging_days) or state.zone != zone_name
         or state.agency_threshold_days != threshold
         or local_day(state.rebuilt_at, zone) != today or watermark <= state.watermark_at
     )
@@ -149,6 +200,8 @@ def refresh(
         else:
             cells, accounts = python_cells(session, organization_id=organization_id,
                                            watermark=watermark, params=params)
+        cells.update(compliance_cells(session, organization_id=organization_id, zone=zone,
+                                      watermark=watermark))
         repo.replace_cells(session, organization_id, with_totals(cells))
         if state is None:
             state = RollupState(organization_id=organization_id)
@@ -172,8 +225,19 @@ def refresh(
         repo.apply_cell_deltas(session, organization_id, with_totals(deltas))
         accounts = len(touched)
         written = sum(1 for value in deltas.values() if value[0] or value[1])
+        # Compliance: every day with an attempt changed since the last watermark is
+        # recomputed whole (attempts are updated in place, so there is no delta to add).
+        days = {local_day(when, zone) for when in repo.attempt_times_updated(
+            session, organization_id, state.watermark_at, watermark)}
+        if days:
+            fresh = compliance_cells(session, organization_id=organization_id, zone=zone,
+                                     watermark=watermark, days=days)
+            repo.replace_period_cells(session, organization_id,
+                                      metrics=[COMPLIANCE, COMPLIANCE + ALL], periods=days,
+                                      cells=with_totals(fresh))
+            written += len(fresh)
     state.watermark_at = watermark
-    state.aging_days = _days_text(days)
+    state.aging_days = _days_text(aging_days)
     state.zone = zone_name
     state.agency_threshold_days = threshold
     state.updated_at = now
@@ -325,6 +389,43 @@ class CellSource:
             for key, value in self._live_cells(missing_aging, frozenset({"aging"})).items():
                 out[key] = list(value)
         return out
+
+    def compliance_counts(
+        self, period_from: date, period_to: date,
+    ) -> dict[tuple[str, str], list[int]]:
+        """(rule, channel) -> [blocked, re-timed] attempts scheduled in [period_from,
+        period_to) (local days), of the scope's location or the whole organization: the
+        stored compliance cells, except that every day with an attempt changed since the
+        watermark is counted live from the attempts (the partial index of flagged ones)."""
+        assert self.state is not None  # noqa: S101 - callers check `live` first
+        repo = insight_repository
+        live_days = {
+            day for day in (local_day(when, self.zone) for when in repo.attempt_times_updated(
+                self.session, self.organization_id, self.state.watermark_at))
+            if period_from <= day < period_to
+        }
+        counts: dict[tuple[str, str], list[int]] = {}
+        location = self.scope.location_id
+        for bucket, _amount, number in repo.bucket_totals(
+            self.session, self.organization_id,
+            metric=COMPLIANCE if location is not None else COMPLIANCE + ALL,
+            period_from=period_from, period_to=period_to, location_id=location,
+            skip_periods=live_days,
+        ):
+            kind, channel, rule = bucket.split("|", 2)
+            counts.setdefault((rule, channel), [0, 0])[0 if kind == "blocked" else 1] += number
+        for start, end in day_ranges(live_days, self.zone):
+            for channel, state, reasons, retimed, number in repo.flagged_attempt_groups(
+                self.session, self.organization_id, start=start, end=end, campaign_key=None,
+                location_id=location,
+            ):
+                for rule in reasons or [NO_RULE]:
+                    cell = counts.setdefault((rule, channel), [0, 0])
+                    if state == "blocked":
+                        cell[0] += number
+                    if retimed:
+                        cell[1] += number
+        return counts
 
     def ledger_total_before(self, day: date) -> int:
         """Signed sum of every ledger line posted before the start of `day` (in scope)."""
