@@ -13,14 +13,14 @@ from sqlalchemy import select, update
 from carecollect.db import Database
 from carecollect.insight.models import RollupCell, RollupState
 from carecollect.insight.rollup import ALL, COMPLIANCE, LAG, day_ranges, refresh
-from carecollect.insight.schemas import ReportFilters
+from carecollect.insight.schemas import Cell, ReportFilters
 from carecollect.insight.service import build_dashboard, build_report
 from carecollect.outreach.outbox import OutreachAttempt
 from tests.insight.portfolio import Portfolio, at, attempt, build
 
 NOW = datetime(2026, 7, 1, 16, 0, tzinfo=UTC)
 FEBRUARY = (date(2026, 2, 1), date(2026, 3, 1))
-Rows = list[list[object]]
+Rows = list[list[Cell]]
 
 
 @pytest.fixture
