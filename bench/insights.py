@@ -15,7 +15,9 @@ Timed:
 * the full rollup rebuild (`insight.rollup.refresh`), once;
 * every dashboard report (`insight.service.DASHBOARD`), `--runs` times each, in a fresh
   tenant session (row-level security on PostgreSQL), period = the last 12 months;
-* the whole dashboard with a location filter, `--runs` times;
+* the whole dashboard with a location filter, `--runs` times, and compliance_blocks with
+  that filter; for comparison, the direct SQL count compliance_blocks used before its
+  rollup cells (whole organization and one location);
 * the same reports right after 1,000 new ledger lines (live correction of the touched
   accounts, before the next refresh), then the incremental refresh.
 Baseline in the same run: `SELECT count(*) FROM ledger_entry` (and FROM account) `--runs`
@@ -48,6 +50,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -59,6 +62,8 @@ import pyarrow.csv as pa_csv  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from carecollect.db import Database  # noqa: E402
+from carecollect.insight.periods import local_start  # noqa: E402
+from carecollect.insight.repository import insight_repository  # noqa: E402
 from carecollect.insight.rollup import refresh  # noqa: E402
 from carecollect.insight.schemas import ReportFilters  # noqa: E402
 from carecollect.insight.service import DASHBOARD, build_dashboard, build_report  # noqa: E402
@@ -588,6 +593,26 @@ def run(backend: str, args: argparse.Namespace) -> None:
 
         walls, cpus = measure(dashboard, args.runs)
         out(line("whole dashboard, 1 location", walls, cpus, baseline))
+        walls, cpus = measure(report("compliance_blocks", located), args.runs)
+        out(line("compliance_blocks, 1 loc.", walls, cpus, baseline))
+        # The previous path (before the compliance cells), same run: the flagged attempts
+        # counted in SQL by (channel, state, reasons, re-timed), joined to `account` for a
+        # location.
+        zone = ZoneInfo("America/New_York")
+        start, end = local_start(FILTERS.period_start, zone), local_start(FILTERS.period_end, zone)
+
+        def direct(location: uuid.UUID | None) -> Callable[[], object]:
+            def go() -> object:
+                with db.tenant_session(organization_id) as s:
+                    return insight_repository.flagged_attempt_groups(
+                        s, organization_id, start=start, end=end, campaign_key=None,
+                        location_id=location)
+            return go
+
+        for label, location in (("compliance SQL count, org", None),
+                                ("compliance SQL count, 1 loc.", located.location_id)):
+            walls, cpus = measure(direct(location), args.runs)
+            out(line(label, walls, cpus, baseline))
 
         # 1,000 accounts get a payment after the watermark: reports correct them live.
         with db.engine.begin() as conn:
