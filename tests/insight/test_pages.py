@@ -19,8 +19,8 @@ from pypdf import PdfReader
 
 from carecollect.insight import service as insight_service
 from carecollect.insight.schemas import ReportFilters
-from carecollect.tenant.models import Organization
 from carecollect.staff_ui.insights_pages import GROUPS, group_of, preset_bounds, report_keys
+from carecollect.tenant.models import Organization
 from tests.factories import audit_events
 from tests.web.conftest import Web, _cheap_password_hashing, make_web
 from tests.web.helpers import job_count, snapshot
