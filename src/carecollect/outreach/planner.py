@@ -41,7 +41,14 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import importlib.util
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -50,12 +57,16 @@ import polars as pl
 from sqlalchemy import (
     Column,
     Connection,
+    Delete,
+    Insert,
     MetaData,
     String,
     Table,
+    Update,
     Uuid,
     and_,
     cast,
+    event,
     func,
     insert,
     literal,
@@ -64,6 +75,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import find_tables
 
 from carecollect.audit import Actor, Subject, record
 from carecollect.compliance import zones as tz
@@ -80,6 +92,7 @@ from carecollect.consent.models import (
 from carecollect.consent.preferences import designation_blocks, next_clear
 from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs.models import Job
+from carecollect.kit.logging import get_logger
 from carecollect.ledger.models import LedgerEntry
 from carecollect.outreach.cadence_models import (
     Campaign,
@@ -99,6 +112,7 @@ from carecollect.tenant.models import Organization
 DELIVER_KIND = "outreach.deliver"
 DELIVER_QUEUE = "outreach"
 ACTOR = Actor.system("outreach.planner")
+log = get_logger(__name__)
 HISTORY_DAYS = 31  # the longest day-window rule (TCPA-PRERECORDED-RESIDENTIAL 30 days)
 DEFAULT_HORIZON = dt.timedelta(days=3)
 BATCH_CHANNELS = ("sms", "email", "call", "voicemail")
@@ -108,6 +122,8 @@ CONDUCT_FLAGS = ("bankruptcy", "cease_requested", "attorney_represented", "decea
 NO_CONTACT_POINT = "PLAN-NO-CONTACT-POINT"  # not a rule: nothing to send it to
 OUTCOMES = ("send", "retime", "blocked", "holdout", "skipped", "stopped")
 WHOLE_ORG_SHARE = 0.5  # due guarantors / all: above it, reads skip the due-id filter
+ARROW_READS = True  # SQLite: read committed columns through ADBC where that is exact
+ARROW_MIN_GUARANTORS = 20_000  # below it the reader process costs more than it saves
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,39 +227,211 @@ def _hyphenate(name: str) -> pl.Expr:
         .otherwise(col).str.to_lowercase().alias(name)
 
 
-def _frame(conn: Connection, stmt: Any, schema: dict[str, Any]) -> pl.DataFrame:
-    """Run `stmt` and build a typed frame from the driver's raw rows.
+def _frame(source: Connection | _ArrowReader, stmt: Any,
+           schema: dict[str, Any]) -> pl.DataFrame:
+    """Run `stmt` and build a typed frame.
 
-    Rows are fetched from the DBAPI cursor, skipping SQLAlchemy's per-row type processing
-    (three times the cost at a million rows): ids come back as text (see `_uuid_text`),
-    SQLite timestamps as their stored UTC text, PostgreSQL ones as aware datetimes, and
-    booleans as 0/1 on SQLite; the conversions below are vectorised."""
-    result = conn.execute(stmt)
-    raw = result.cursor.fetchall()
-    result.close()
+    From the session's connection, rows are fetched from the DBAPI cursor, skipping
+    SQLAlchemy's per-row type processing (three times the cost at a million rows); from an
+    `_ArrowReader` (SQLite, committed data) they arrive as Arrow columns without any Python
+    object per value. Either way ids come back as text (see `_uuid_text`), SQLite
+    timestamps as their stored UTC text, PostgreSQL ones as aware datetimes, and booleans
+    as 0/1 on SQLite; the conversions below are vectorised."""
     names = list(schema)
-    columns = list(zip(*raw, strict=True)) if raw else [() for _ in names]
+    if isinstance(source, _ArrowReader):
+        raw = source.columns(stmt, names)
+    else:
+        result = source.execute(stmt)
+        rows = result.cursor.fetchall()
+        result.close()
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        raw = [pl.Series(name, list(column), dtype=None if isinstance(
+            schema[name], pl.Datetime) else pl.Int8 if schema[name] == pl.Boolean
+            else schema[name], strict=False) for name, column in zip(names, values,
+                                                                     strict=True)]
     series = []
-    for name, values in zip(names, columns, strict=True):
+    for name, col in zip(names, raw, strict=True):
         target = schema[name]
         if isinstance(target, pl.Datetime):
-            col = pl.Series(name, list(values), dtype=None, strict=False)
             if col.dtype == pl.String:
                 col = col.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_zone="UTC",
                                           strict=False)
-            elif col.dtype == pl.Null:
-                col = col.cast(UTC_DT)
-            elif isinstance(col.dtype, pl.Datetime) and col.dtype.time_zone is None:
+            elif not isinstance(col.dtype, pl.Datetime):  # no value at all (Null/Int64)
+                col = pl.Series(name, [None] * col.len(), dtype=UTC_DT)
+            elif col.dtype.time_zone is None:
                 col = col.dt.replace_time_zone("UTC")
             series.append(col.dt.convert_time_zone("UTC").cast(UTC_DT))
         elif target == pl.Boolean:
-            series.append(pl.Series(name, list(values), dtype=pl.Int8, strict=False)
-                          .cast(pl.Boolean))
+            series.append(col.cast(pl.Int8, strict=False).cast(pl.Boolean))
         else:
-            series.append(pl.Series(name, list(values), dtype=target, strict=False))
+            series.append(col.cast(target, strict=False))
     frame = pl.DataFrame(series)
     ids = [n for n in names if (n.endswith("_id") or n == "cp_id") and schema[n] == pl.String]
     return frame.with_columns([_hyphenate(n) for n in ids]) if ids else frame
+
+
+class _ReaderError(RuntimeError):
+    """The reader process could not answer; the reads go through the session instead."""
+
+
+class _ArrowReader:
+    """Column reads of committed data through ADBC's SQLite driver, in a separate process
+    (`planner_reader`, which says why it is a process): Arrow columns that Polars takes
+    without building a Python object per value, read on the other core while the planner
+    converts the previous result.
+
+    It sees what is committed, not the session's own uncommitted writes: `_load` only
+    sends it statements over tables the session's transaction has not written (see
+    `_written_tables`), and reads through the session first, so the session's snapshot is
+    never newer than the reader's. If another connection commits between the two, the
+    session's next write fails (SQLite refuses to upgrade a stale WAL snapshot,
+    SQLITE_BUSY_SNAPSHOT), so a persisted plan never mixes snapshots. The reader runs all
+    its statements in one read transaction (one snapshot)."""
+
+    def __init__(self, path: str, dialect: Any) -> None:
+        self.dialect = dialect
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - RAM files
+        self.dir = tempfile.mkdtemp(prefix="carecollect-plan-", dir=shm)
+        script = os.path.join(os.path.dirname(__file__), "planner_reader.py")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own script, no shell
+            [sys.executable, "-I", script, os.path.abspath(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.sent: list[tuple[Any, str]] = []  # submitted, not yet answered, in order
+        self.count = 0
+        self.failed = False  # after an error its answers are out of step: not used again
+
+    @classmethod
+    def open(cls, conn: Connection, rows: int) -> _ArrowReader | None:
+        """A reader for the session's SQLite file, or None (PostgreSQL, in-memory or URI
+        databases, an organization under `ARROW_MIN_GUARANTORS`, where starting the
+        process costs more than it saves, or switched off with `ARROW_READS`)."""
+        url = conn.engine.url
+        if not ARROW_READS or rows < ARROW_MIN_GUARANTORS or conn.dialect.name != "sqlite" \
+                or url.query:
+            return None
+        path = url.database or ""
+        if path in ("", ":memory:") or path.startswith("file:") or not os.path.exists(path):
+            return None
+        if importlib.util.find_spec("adbc_driver_sqlite") is None:
+            return None
+        return cls(path, conn.dialect)
+
+    def submit(self, stmt: Any) -> None:
+        try:
+            sql, params = _compiled(stmt, self.dialect)
+            self.count += 1
+            file = os.path.join(self.dir, f"{self.count}.arrow")
+            assert self.proc.stdin is not None  # noqa: S101 - opened with a pipe
+            self.proc.stdin.write(json.dumps({"sql": sql, "params": params,
+                                              "file": file}) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, TypeError, ValueError) as exc:
+            raise _ReaderError(str(exc)) from exc
+        self.sent.append((stmt, file))
+
+    def columns(self, stmt: Any, names: list[str]) -> list[pl.Series]:
+        if not any(s is stmt for s, _ in self.sent):
+            self.submit(stmt)
+        first, file = self.sent.pop(0)
+        if first is not stmt:
+            raise _ReaderError("reads taken out of order")
+        assert self.proc.stdout is not None  # noqa: S101 - opened with a pipe
+        line = self.proc.stdout.readline()
+        answer = json.loads(line) if line else {"error": "the reader process ended"}
+        if "error" in answer:
+            raise _ReaderError(answer["error"])
+        pa = importlib.import_module("pyarrow")  # a dependency of the ADBC driver
+        try:
+            with pa.memory_map(file) as source:
+                table = pa.ipc.open_file(source).read_all()
+        finally:
+            os.remove(file)
+        frame = pl.from_arrow(table.rename_columns(names))
+        assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table gives a frame
+        return frame.get_columns()
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.write("\n")
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _read_all(conn: Connection, reader: _ArrowReader | None, written: frozenset[str],
+              specs: dict[str, tuple[Any, dict[str, Any]]]) -> dict[str, pl.DataFrame]:
+    """Every read of `specs`: those the reader may take are all sent to it first (it
+    works through them while the frames are built here), the others through `conn`."""
+    mine = [name for name, (stmt, _schema) in specs.items()
+            if reader is not None and not reader.failed and not (_tables_of(stmt) & written)]
+    try:
+        for name in mine:
+            assert reader is not None  # noqa: S101 - mine is empty without one
+            reader.submit(specs[name][0])
+        out = {}
+        for name, (stmt, schema) in specs.items():
+            if name in mine:
+                assert reader is not None  # noqa: S101 - as above
+                out[name] = _frame(reader, stmt, schema)
+        return out | {name: _frame(conn, stmt, schema) for name, (stmt, schema)
+                      in specs.items() if name not in mine}
+    except _ReaderError as exc:
+        log.warning("outreach.plan.reader_failed", error=str(exc))
+        assert reader is not None  # noqa: S101 - only the reader raises it
+        reader.failed = True
+        return {name: _frame(conn, stmt, schema) for name, (stmt, schema) in specs.items()}
+
+
+def _compiled(stmt: Any, dialect: Any) -> tuple[str, list[Any]]:
+    """`stmt` as SQLite SQL with positional parameters, each bound value processed by its
+    column type (UUIDs as 32 hex digits, timestamps as stored UTC text) as SQLAlchemy
+    would for the session's connection."""
+    compiled = stmt.compile(dialect=dialect)
+    if "POSTCOMPILE" in compiled.string or compiled.positiontup is None:
+        raise ValueError("statement needs SQLAlchemy's own execution")
+    given = compiled.construct_params()
+    params = []
+    for name in compiled.positiontup:
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        value = given[name]
+        params.append(process(value) if process is not None else value)
+    return compiled.string, params
+
+
+def _written_tables(session: Session) -> frozenset[str] | None:
+    """Tables the session's transaction has written, as far as known: empty when it has
+    changed no row since it began (SQLite's change counter, noted at BEGIN by
+    `_note_changes`), None when it has or when that is unknown."""
+    raw = session.connection().connection.dbapi_connection  # begins the transaction
+    known = session.info.get(_CHANGES)
+    transaction = session.get_transaction()
+    if known is None or transaction is None:
+        return None
+    root, raw_id, changes = known
+    current = getattr(raw, "total_changes", None)
+    if root is not transaction or raw_id != id(raw) or current != changes:
+        return None
+    return frozenset()
+
+
+_CHANGES = "outreach.planner.changes_at_begin"
+
+
+@event.listens_for(Session, "after_begin")
+def _note_changes(session: Session, transaction: Any, connection: Connection) -> None:
+    """Note SQLite's change counter when a session's (outermost) transaction begins."""
+    if connection.dialect.name != "sqlite" or transaction.parent is not None:
+        return
+    raw = connection.connection.dbapi_connection
+    session.info[_CHANGES] = (transaction, id(raw), getattr(raw, "total_changes", None))
 
 
 def _aware(df: pl.DataFrame, *columns: str) -> pl.DataFrame:
@@ -266,8 +454,40 @@ class _Facts:
 
 
 def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
-          fallback_state: str, fallback_tz: str) -> _Facts:
+          fallback_state: str, fallback_tz: str,
+          written: frozenset[str] | None = None) -> _Facts:
+    """Read the plan's facts. `written`: the tables this transaction has written (None:
+    unknown, or some rows written; see `_written_tables`); the reads of other tables go
+    through an `_ArrowReader` (committed data, SQLite), the rest through the session."""
     conn = session.connection()
+    # Through the session first: its snapshot is then never newer than the reader's.
+    guarantors = conn.execute(select(func.count()).select_from(Guarantor).where(
+        Guarantor.organization_id == organization_id)).scalar_one()
+    reader = _ArrowReader.open(conn, guarantors) if written is not None else None
+    try:
+        return _load_facts(conn, reader, written or frozenset(), guarantors,
+                           organization_id, at, fallback_state, fallback_tz)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _load_facts(conn: Connection, reader: _ArrowReader | None, written: frozenset[str],
+                guarantors: int, organization_id: uuid.UUID, at: dt.datetime,
+                fallback_state: str, fallback_tz: str) -> _Facts:
+    narrow = False
+
+    def read(stmt: Any, schema: dict[str, Any]) -> pl.DataFrame:
+        # The due-id temporary tables of a narrow read live in the session's connection.
+        if reader is not None and not reader.failed and not narrow \
+                and not (_tables_of(stmt) & written):
+            try:
+                return _frame(reader, stmt, schema)
+            except _ReaderError as exc:
+                log.warning("outreach.plan.reader_failed", error=str(exc))
+                reader.failed = True
+        return _frame(conn, stmt, schema)
+
     d = conn.dialect.name
     u = functools_partial_uuid(d)
     e = CampaignEnrollment
@@ -282,14 +502,14 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
                Guarantor.preferred_language)
         .join(Guarantor, Guarantor.id == e.guarantor_id)
         .where(due_filter))
-    due = _frame(conn, due_stmt, {
+    due = read(due_stmt, {
         "enrollment_id": pl.String, "account_id": pl.String, "guarantor_id": pl.String,
         "campaign_id": pl.String, "step": pl.Int64, "cohort": pl.String,
         "variant": pl.String, "enrolled_at": pl.Datetime("us"), "state": pl.String,
         "mailing_tz": pl.String, "other_known_tz": pl.String, "city_is_nyc": pl.Boolean,
         "language": pl.String})
     x = OutreachExclusion
-    exclusions = _frame(conn, select(u(x.account_id), u(x.campaign_id)).where(
+    exclusions = read(select(u(x.account_id), u(x.campaign_id)).where(
         x.organization_id == organization_id, x.excluded_at <= at, x.lifted_at.is_(None),
         or_(x.until.is_(None), x.until > at)), {"account_id": pl.String,
                                                  "campaign_id": pl.String})
@@ -302,8 +522,6 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
     # reads below select the organization's rows and the frames are semi-joined to the due
     # ids in Polars: cheaper than SQLite probing the due-id table for every row (~30 % of
     # those reads' CPU). Otherwise each read is restricted in SQL.
-    guarantors = conn.execute(select(func.count()).select_from(Guarantor).where(
-        Guarantor.organization_id == organization_id)).scalar_one()
     narrow = due.get_column("guarantor_id").n_unique() < WHOLE_ORG_SHARE * guarantors
     if narrow:
         due_g, due_a, temporary = _due_sets(conn, due_filter)
@@ -316,7 +534,8 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
     def ain(column: Any) -> Any:
         return column.in_(due_a) if narrow else true()
 
-    points = _frame(conn, select(
+    specs: dict[str, tuple[Any, dict[str, Any]]] = {}
+    specs["points"] = (select(
         u(ContactPoint.id), u(ContactPoint.guarantor_id), ContactPoint.kind,
         ContactPoint.line_type, cast(ContactPoint.area_code_tzs, String),
         ContactPoint.address_tz, ContactPoint.verified, ContactPoint.is_primary,
@@ -328,7 +547,7 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         "verified": pl.Boolean, "is_primary": pl.Boolean, "owner": pl.String,
         "employer_provided": pl.Boolean})
 
-    consents = _frame(conn, select(
+    specs["consents"] = (select(
         u(Consent.guarantor_id), u(Consent.contact_point_id), Consent.kind,
         func.max(Consent.granted_at))
         .where(Consent.organization_id == organization_id, Consent.granted_at <= at,
@@ -336,7 +555,6 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         .group_by(Consent.guarantor_id, Consent.contact_point_id, Consent.kind), {
         "guarantor_id": pl.String, "cp_id": pl.String, "kind": pl.String,
         "at": pl.Datetime("us")})
-    consents = _aware(consents, "at")
 
     revocations = select(
         u(Revocation.guarantor_id), u(Revocation.contact_point_id),
@@ -352,19 +570,18 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         MediumOptOut.guarantor_id, MediumOptOut.contact_point_id, MediumOptOut.medium)
     revoke_schema = {"guarantor_id": pl.String, "cp_id": pl.String, "channel": pl.String,
                      "at": pl.Datetime("us")}
-    revokes = pl.concat([_aware(_frame(conn, revocations, revoke_schema), "at"),
-                         _aware(_frame(conn, opt_outs, revoke_schema), "at")])
+    specs["revocations"] = (revocations, revoke_schema)
+    specs["opt_outs"] = (opt_outs, revoke_schema)
 
-    flags = _frame(conn, select(u(Flag.guarantor_id), Flag.kind, func.min(Flag.raised_at))
+    specs["flags"] = (select(u(Flag.guarantor_id), Flag.kind, func.min(Flag.raised_at))
                    .where(Flag.organization_id == organization_id, Flag.raised_at <= at,
                           or_(Flag.cleared_at.is_(None), Flag.cleared_at > at),
                           gin(Flag.guarantor_id))
                    .group_by(Flag.guarantor_id, Flag.kind),
                    {"guarantor_id": pl.String, "kind": pl.String, "at": pl.Datetime("us")})
-    flags = _aware(flags, "at")
 
     q = ConfidentialCommunicationRequest
-    confidential = _frame(conn, select(
+    specs["confidential"] = (select(
         u(q.guarantor_id), cast(q.allowed_channels, String),
         cast(q.allowed_contact_point_ids, String))
         .where(q.organization_id == organization_id, q.received_at <= at,
@@ -373,21 +590,20 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         "guarantor_id": pl.String, "allowed_channels": pl.String, "allowed_cps": pl.String})
 
     i = InconvenientDesignation
-    designations = _frame(conn, select(u(i.guarantor_id), i.kind, i.value).where(
+    specs["designations"] = (select(u(i.guarantor_id), i.kind, i.value).where(
         i.organization_id == organization_id, i.designated_at <= at,
         or_(i.revoked_at.is_(None), i.revoked_at > at), gin(i.guarantor_id)), {
         "guarantor_id": pl.String, "kind": pl.String, "value": pl.String})
 
-    signals = _frame(conn, select(u(OutreachSignal.account_id), OutreachSignal.kind,
+    specs["signals"] = (select(u(OutreachSignal.account_id), OutreachSignal.kind,
                                   func.max(OutreachSignal.occurred_at))
                      .where(OutreachSignal.organization_id == organization_id,
                             OutreachSignal.occurred_at <= at,
                             ain(OutreachSignal.account_id))
                      .group_by(OutreachSignal.account_id, OutreachSignal.kind),
                      {"account_id": pl.String, "kind": pl.String, "at": pl.Datetime("us")})
-    signals = _aware(signals, "at")
 
-    balances = _frame(conn, select(u(LedgerEntry.account_id),
+    specs["balances"] = (select(u(LedgerEntry.account_id),
                                    func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
                       .where(LedgerEntry.organization_id == organization_id,
                              ain(LedgerEntry.account_id))
@@ -395,7 +611,7 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
                       {"account_id": pl.String, "balance_cents": pl.Int64})
 
     ev = ContactEvent
-    events = _frame(conn, select(
+    specs["events"] = (select(
         u(ev.guarantor_id), ev.occurred_at, ev.channel, ev.direction, ev.outcome, ev.dialer,
         cast(ev.account_ids, String), func.coalesce(ContactPoint.kind, literal("")))
         .join(ContactPoint, ContactPoint.id == ev.contact_point_id, isouter=True)
@@ -405,7 +621,11 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         "guarantor_id": pl.String, "at": pl.Datetime("us"), "channel": pl.String,
         "direction": pl.String, "outcome": pl.String, "dialer": pl.String,
         "account_ids": pl.String, "cp_kind": pl.String})
-    events = _aware(events, "at")
+    got = _read_all(conn, None if narrow else reader, written, specs)
+    points, consents, flags = got["points"], got["consents"], got["flags"]
+    revokes = pl.concat([got["revocations"], got["opt_outs"]])
+    confidential, designations = got["confidential"], got["designations"]
+    signals, balances, events = got["signals"], got["balances"], got["events"]
     for table in temporary:
         table.drop(conn)
     if not narrow:
@@ -422,6 +642,11 @@ def _load(session: Session, organization_id: uuid.UUID, at: dt.datetime,
         signals, balances = only_due(signals, "account_id"), only_due(balances, "account_id")
     return _Facts(due, points, consents, revokes, flags, confidential, designations, signals,
                   balances, events)
+
+
+def _tables_of(stmt: Any) -> set[str]:
+    return {t.name for t in find_tables(stmt, include_joins=True, include_aliases=True)
+            if isinstance(t, Table)}
 
 
 def _due_sets(conn: Connection, due_filter: Any) -> tuple[Any, Any, list[Table]]:
@@ -534,12 +759,15 @@ _STORED = object()  # build_plan's default overlay: the organization's stored on
 
 def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
                horizon: dt.timedelta = DEFAULT_HORIZON, profile: str = "strict",
-               overlay: OrgOverlay | object | None = _STORED) -> Plan:
+               overlay: OrgOverlay | object | None = _STORED,
+               written: frozenset[str] | None = None) -> Plan:
     """Decide tonight's step for every due enrollment (reads only; see `persist_plan`).
 
     `overlay`: the organization's compliance overlay (default: its stored one, read with
     `compliance.overlay_settings.overlay_for`; None: no overlay), applied by
-    `planner_overlay` around the batch-path calls."""
+    `planner_overlay` around the batch-path calls. `written`: the tables the session's
+    transaction has written, when the caller knows them exactly (`plan_and_persist` after
+    enrolling); by default found out from SQLite's change counter (see `_load`)."""
     import time
 
     clock = time.perf_counter()
@@ -551,7 +779,10 @@ def build_plan(session: Session, *, organization_id: uuid.UUID, at: dt.datetime,
         if overlay is _STORED else overlay
     if org_overlay is not None and not isinstance(org_overlay, OrgOverlay):
         raise TypeError("overlay must be an OrgOverlay or None")
-    facts = _load(session, organization_id, at, org.provider_license_state, org.timezone)
+    if written is None:
+        written = _written_tables(session)
+    facts = _load(session, organization_id, at, org.provider_license_state, org.timezone,
+                  written)
     timings["load_s"] = time.perf_counter() - clock
     meta, variant_templates = _meta(session, organization_id)
     st = facts.due.join(meta, on=["campaign_id", "step"], how="inner")
@@ -972,24 +1203,59 @@ def plan_and_persist(session: Session, *, organization_id: uuid.UUID, at: dt.dat
     accounts, build the plan and (unless a dry run) persist it, in one transaction. A dry
     run enrolls inside a savepoint that is rolled back, so it shows what a real run would
     do and leaves nothing behind."""
-    from carecollect.outreach.cadence import cadence_service
-
+    written: frozenset[str] | None = None
     if dry_run:
         savepoint = session.begin_nested()
         try:
             if enroll:
-                cadence_service.enroll_eligible(session, organization_id=organization_id,
-                                                actor=ACTOR, at=at)
+                written = _enroll_noting_writes(session, organization_id, at)
             plan = build_plan(session, organization_id=organization_id, at=at,
-                              horizon=horizon)
+                              horizon=horizon, written=written)
         finally:
             savepoint.rollback()
         return plan, {"created": 0, "already_planned": 0, **plan.counts()}
     if enroll:
+        written = _enroll_noting_writes(session, organization_id, at)
+    plan = build_plan(session, organization_id=organization_id, at=at, horizon=horizon,
+                      written=written)
+    return plan, persist_plan(session, plan)
+
+
+def _enroll_noting_writes(session: Session, organization_id: uuid.UUID,
+                          at: dt.datetime) -> frozenset[str] | None:
+    """Enroll newly eligible accounts and return the tables this transaction has written
+    (None: unknown - it had written before, or a statement that is not plain DML ran), so
+    that the plan reads every other table as committed data (`_ArrowReader`). While the
+    transaction holds SQLite's write lock nobody else commits, so for those tables the
+    committed data is exactly what the session sees."""
+    from carecollect.outreach.cadence import cadence_service
+
+    before = _written_tables(session)
+    conn = session.connection()
+    seen: set[str] = set()
+
+    def note(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any,
+             _many: bool) -> None:
+        compiled = getattr(context, "compiled", None)
+        target = getattr(compiled, "statement", None)
+        if isinstance(target, Insert | Update | Delete) and isinstance(target.table, Table):
+            seen.add(target.table.name)
+        elif not statement.lstrip().upper().startswith(_READS):
+            seen.add("*")
+
+    event.listen(conn, "before_cursor_execute", note)
+    try:
         cadence_service.enroll_eligible(session, organization_id=organization_id,
                                         actor=ACTOR, at=at)
-    plan = build_plan(session, organization_id=organization_id, at=at, horizon=horizon)
-    return plan, persist_plan(session, plan)
+        session.flush()  # pending ORM rows (audit events) are written while noted
+    finally:
+        event.remove(conn, "before_cursor_execute", note)
+    if before is None or "*" in seen:
+        return None
+    return frozenset(seen)
+
+
+_READS = ("SELECT", "SAVEPOINT", "RELEASE", "PRAGMA")
 
 
 def jobs_for(session: Session, attempt_ids: Sequence[uuid.UUID]) -> list[Job]:
