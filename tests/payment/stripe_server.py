@@ -45,6 +45,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     setup_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     attached: dict[str, str] = field(default_factory=dict)  # payment method -> customer
+    detached: set[str] = field(default_factory=set)  # detached payment methods (for good)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_id(self, prefix: str) -> str:
@@ -95,6 +96,10 @@ class FakeStripe:
             amount = int(form["amount"])
             method_id = form.get("payment_method")
             confirm = form.get("confirm") == "true"
+            if method_id in self.detached:
+                return 400, {"error": {
+                    "type": "invalid_request_error", "code": "payment_method_unexpected_state",
+                    "message": "The provided PaymentMethod was previously used or detached."}}
             if confirm and method_id in DECLINING:
                 return 402, {"error": {
                     "type": "card_error", "code": DECLINING[method_id],
@@ -116,11 +121,24 @@ class FakeStripe:
                          "client_secret": f"{sid}_secret_abc",
                          "payment_method": form.get("payment_method"),
                          "customer": form.get("customer")}
+        if method == "POST" and path.startswith("/v1/payment_methods/") and path.endswith(
+                "/detach"):
+            pm = path.split("/")[3]
+            if pm in self.detached:
+                return 400, {"error": {
+                    "type": "invalid_request_error",
+                    "message": "The payment method you provided is not attached to a "
+                               "customer so detachment is impossible."}}
+            self.detached.add(pm)
+            self.attached.pop(pm, None)
+            return 200, {"id": pm, "object": "payment_method", "type": "card",
+                         "customer": None}
         if path.startswith("/v1/payment_methods/"):
             pm = path.rsplit("/", 1)[1]
             brand, last4, exp_month, exp_year = CARDS.get(pm, ("visa", "4242", 12, 2031))
             return 200, {"id": pm, "object": "payment_method", "type": "card",
-                         "customer": self.attached.get(pm, "cus_test0001"),
+                         "customer": None if pm in self.detached
+                         else self.attached.get(pm, "cus_test0001"),
                          "card": {"brand": brand, "last4": last4, "exp_month": exp_month,
                                   "exp_year": exp_year}}
         if path == "/v1/refunds":

@@ -83,6 +83,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "payment.chargeback": ("C", "a chargeback reversed a payment"),
     "payment.attempt": ("E", "a charge was attempted at the processor"),
     "payment_method.create": ("C", "a payment method was saved (processor token only)"),
+    "payment_method.detach": ("D", "a retired payment method was detached at the processor"),
     "plan.create": ("C", "a payment plan was created"),
     "plan.cancel": ("U", "a payment plan was cancelled by staff or an API client"),
     "plan.charge": ("E", "an installment was charged"),
@@ -126,7 +127,8 @@ _VERB_CODES = {
 
 
 def is_valid_action(action: str) -> bool:
-    return len(action) <= 64 and ACTION_PATTERN.match(action) is not None
+    # fullmatch: `$` alone would also accept a trailing newline.
+    return len(action) <= 64 and ACTION_PATTERN.fullmatch(action) is not None
 
 
 def fhir_action_code(action: str) -> str:

@@ -22,6 +22,11 @@ Flow (docs/PAYMENTS.md, "Autopay enrollment with Stripe"):
 
 `turn_off` and `replace_with_token` (the sandbox's equivalent of the hosted page) are the
 patient's controls; every change is audited.
+
+A card replaced on a plan (and used by no other live plan) is marked `removed` and, in the
+same transaction, a `payment.detach_method` job is queued: the worker detaches it at the
+processor (outside any transaction; idempotent, retried while the processor is down), so
+a retired card can never be charged again there either (`payment_method.detach`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from carecollect.audit import Actor, Subject, record
 from carecollect.errors import BadInput, NotFound
 from carecollect.kit.crypto.keys import OrganizationKeys
 from carecollect.kit.ids import uuid7
+from carecollect.kit.jobs.queue import enqueue
 from carecollect.payment import processor as proc
 from carecollect.payment.models import AutopayEnrollment, SavedPaymentMethod
 from carecollect.payment.processor import (
@@ -49,6 +55,7 @@ from carecollect.payment.processor import (
 from carecollect.payment_plan.models import PaymentPlan
 
 LIVE_PLAN_STATUSES = ("active", "paused")
+DETACH_JOB = "payment.detach_method"
 SETUP_EVENTS = (proc.SETUP_SUCCEEDED, proc.CHECKOUT_COMPLETED, proc.CHECKOUT_EXPIRED)
 _ENROLLMENT_NAMESPACE = uuid.UUID("5b0d51c6-6a3e-4c52-9a34-0a7f1b0c2e11")
 
@@ -332,6 +339,9 @@ def _attach(
         previous = session.get(SavedPaymentMethod, old)
         if previous is not None and still_used is None:
             previous.status = "removed"
+            enqueue(session, DETACH_JOB, {"payment_method_id": str(previous.id)},
+                    queue="payments", organization_id=plan.organization_id,
+                    max_attempts=12, unique_key=f"detach:{previous.id}")
     record(
         session,
         actor=actor,

@@ -151,7 +151,7 @@ DISPUTE_CREATED = "charge.dispute.created"
 
 @runtime_checkable
 class PaymentProcessor(Protocol):
-    """The five operations, implemented by `SandboxProcessor` and `StripeProcessor`."""
+    """The operations, implemented by `SandboxProcessor` and `StripeProcessor`."""
 
     name: str
     offsite: bool
@@ -175,6 +175,11 @@ class PaymentProcessor(Protocol):
     ) -> SetupSession: ...
 
     def method_details(self, processor_method_id: str) -> MethodDetails: ...
+
+    def detach_method(self, processor_method_id: str) -> None:
+        """Detach a saved method from its customer so it can never be charged again.
+        Idempotent: a method already detached (or unknown to the processor) is done."""
+        ...
 
     def charge_saved_method(
         self,

@@ -98,6 +98,7 @@ class SandboxProcessor:
         self._methods: dict[str, tuple[str, SandboxCard]] = {}  # method id -> (customer, card)
         self._lost_once: set[str] = set()
         self.calls: list[tuple[str, str]] = []  # (operation, idempotency key), for tests
+        self.detached: list[str] = []  # detached method ids, in order, for tests
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
@@ -185,6 +186,11 @@ class SandboxProcessor:
         customer, card = found
         return MethodDetails(processor_method_id, customer, card.brand, card.number[-4:], 12,
                              2030)
+
+    def detach_method(self, processor_method_id: str) -> None:
+        with self._lock:
+            self._methods.pop(processor_method_id, None)
+            self.detached.append(processor_method_id)
 
     def charge_saved_method(
         self,

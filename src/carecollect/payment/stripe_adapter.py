@@ -243,6 +243,22 @@ class StripeProcessor:
             exp_year=int(card.exp_year) if card is not None else None,
         )
 
+    def detach_method(self, processor_method_id: str) -> None:
+        try:
+            self._call(lambda params, _opts: self.client.v1.payment_methods.detach(
+                processor_method_id), {}, None)
+        except ProcessorUnavailable:
+            raise
+        except ProcessorError as exc:
+            if exc.code == "resource_missing":
+                return  # nothing to detach
+            # Stripe refuses to detach a method that is no longer attached: done already
+            # (e.g. a retry after a lost response). Anything else is a real refusal.
+            method = self._call(lambda params, _opts: self.client.v1.payment_methods.retrieve(
+                processor_method_id), {}, None)
+            if method.customer:
+                raise
+
     def charge_saved_method(
         self,
         *,
