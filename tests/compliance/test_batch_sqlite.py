@@ -79,18 +79,20 @@ def test_the_tables_are_strict_and_typed(tmp_path: Path) -> None:
     assert len(schema_sql()) == 4
 
 
-@pytest.mark.parametrize("key_path", ["dense", "joined"])
+@pytest.mark.parametrize("key_path", ["rows", "dense", "joined"])
 def test_decisions_from_the_file_equal_the_scalar_engine(
     tmp_path: Path, key_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Edge-case portfolio: file-fed batch == string-keyed batch == scalar, row by row,
-    with integer keys mapped through the position array or (sparse keys) joined."""
+    with integer keys that are the row numbers, mapped through the position array, or
+    (sparse keys) joined."""
     accounts, events = edge_portfolio(1200, seed=20261128, prefix="Q")
     want = [(d.decision, d.reasons, d.modification, d.next_allowed_at)
             for d in map(evaluate, contexts_from_columns(accounts, events))]
     assert _rows(evaluate_portfolio(accounts, events)) == want
     path = tmp_path / "edge.sqlite"
-    write_portfolio(path, *_integer_keys(accounts, events))
+    step, first = (1, 0) if key_path == "rows" else (3, 7)
+    write_portfolio(path, *_integer_keys(accounts, events, step, first))
     if key_path == "joined":
         monkeypatch.setattr(batch, "DENSE_KEYS_SPAN", (0, 0))
     acc, ev = read_portfolio(path)
@@ -116,6 +118,21 @@ def test_integer_keys_ignore_other_accounts_and_fall_back_on_repeats() -> None:
     doubled = evaluate_portfolio(pl.concat([acc, acc]), ev)
     assert _rows(doubled) == want + want
     assert doubled["account_id"].to_list() == acc["account_id"].to_list() * 2
+    # Keys 0..n-1 in order (the key is the row), with history of other keys.
+    rows, row_events = _integer_keys(accounts, events, step=1, first=0)
+    assert _rows(evaluate_portfolio(rows, row_events)) == want
+    strangers = row_events.with_columns(pl.col("account_id") + rows.height)
+    assert _rows(evaluate_portfolio(rows, pl.concat([strangers, row_events]))) == want
+    # Sorted keys over 0..n-1 with a repeat are not the rows: [0, 0, 2, 3, ...].
+    repeated = rows.with_columns(pl.when(pl.col("account_id") == 1).then(0)
+                                 .otherwise(pl.col("account_id")).alias("account_id"))
+    repeated_events = row_events.filter(pl.col("account_id") != 1)
+    string_ids = accounts.with_columns(pl.when(pl.int_range(pl.len()) == 1)
+                                       .then(pl.lit(accounts["account_id"][0]))
+                                       .otherwise(pl.col("account_id")).alias("account_id"))
+    string_events = events.filter(pl.col("account_id") != accounts["account_id"][1])
+    assert _rows(evaluate_portfolio(repeated, repeated_events)) == _rows(
+        evaluate_portfolio(string_ids, string_events))
 
 
 def test_empty_history_and_a_category_that_is_always_null(tmp_path: Path) -> None:

@@ -679,11 +679,25 @@ def _events_by_dense_key(ids: pl.Series, events: pl.DataFrame, row_type: Any
     factor, extra = DENSE_KEYS_SPAN
     if span > factor * n + extra:
         return None
+    column = events.get_column("account_id").cast(pl.Int64)
+    first, last = column.min(), column.max()
+    within = column.null_count() == 0 and (
+        not isinstance(first, int) or not isinstance(last, int) or low <= first <= last <= high)
+    if within and low == 0 and high == n - 1 and bool(
+            (np.diff(ids.cast(pl.Int64).to_numpy()) > 0).all()):
+        # Keys 0..n-1 in order (as a portfolio file numbers them): the key is the row.
+        return events.with_columns(column.cast(row_type).alias("account_id"))
     position = np.full(span, -1, dtype=np.int64)
     position[ids.cast(pl.Int64).to_numpy() - low] = np.arange(n, dtype=np.int64)
     if np.count_nonzero(position >= 0) != n:  # a repeated key
         return None
-    column = events.get_column("account_id").cast(pl.Int64)
+    if within:
+        row = position[column.to_numpy() - low]
+        keep = row >= 0
+        if keep.all():
+            return events.with_columns(pl.Series("account_id", row).cast(row_type))
+        return events.filter(pl.Series(keep)).with_columns(
+            pl.Series("account_id", row[keep]).cast(row_type))
     key = column.fill_null(low).to_numpy()
     inside = column.is_not_null().to_numpy() & (key >= low) & (key <= high)
     row = np.where(inside, position[np.where(inside, key - low, 0)], -1)
