@@ -158,3 +158,30 @@ def test_worker_killed_mid_batch(db: Database, reached: bool, batch_size: int) -
         assert sorted(a.state for a in attempts) == ["sent", "sent", "sent"]
         assert sorted(m["to"] for m in twilio.messages) == sorted(d.phone for d in world.debtors)
     assert _counted_events(db) == 3
+
+
+def test_transport_errors_without_a_fake_server_are_classified() -> None:
+    """The cases the fake server cannot produce: a connect timeout and proxy failures
+    (refused by the proxy: never sent; broken after connecting: may have been)."""
+    from urllib3 import exceptions as u3
+
+    from carecollect.channel.base import Ambiguous, NotSent
+    from carecollect.channel.sms import classify_transport_error
+
+    def outcome(exc: u3.HTTPError) -> tuple[str, str, bool | None]:
+        got = classify_transport_error(exc)
+        assert isinstance(got, NotSent | Ambiguous)
+        return (type(got).__name__, got.code,
+                got.retryable if isinstance(got, NotSent) else None)
+
+    refused = u3.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    assert outcome(refused) == ("NotSent", "twilio_connect_failed", True)
+    assert outcome(u3.ConnectTimeoutError(None, "slow")) == (  # type: ignore[arg-type]
+        "NotSent", "twilio_connect_timeout", True)
+    assert outcome(u3.ProxyError("proxy", refused)) == ("NotSent", "twilio_connect_failed", True)
+    assert outcome(u3.ProxyError("proxy", OSError("reset"))) == (
+        "Ambiguous", "twilio_connection_dropped", None)
+    assert outcome(u3.SSLError("handshake")) == ("Ambiguous", "twilio_connection_dropped", None)
+    assert outcome(u3.ReadTimeoutError(None, "/", "slow")) == (  # type: ignore[arg-type]
+        "Ambiguous", "twilio_read_timeout", None)
+    assert outcome(u3.DecodeError("gzip")) == ("Ambiguous", "twilio_request_error", None)

@@ -1,9 +1,12 @@
 """SMS through the Twilio REST API with the official `twilio` SDK.
 
+* The SDK's requests go through `PooledHttpClient`, an implementation of the SDK's
+  `HttpClient` interface on one urllib3 keep-alive connection pool shared by the sending
+  threads (requests' per-call preparation cost more CPU than the rest of a send).
 * `base_url` points the SDK at another host (a local test server standing in for Twilio):
-  `BaseUrlHttpClient` rewrites `https://api.twilio.com` in every request URL.
-* The SDK's own HTTP logging (which prints the To number and message body at INFO) is sent
-  to a logger pinned at WARNING, so PHI never reaches the logs.
+  the client rewrites `https://api.twilio.com` in every request URL.
+* Nothing is logged by the transport (the SDK's own HTTP logging printed the To number and
+  the message body at INFO), so PHI never reaches the logs.
 * Each message carries a `StatusCallback` URL naming only the organization slug and the
   attempt id (opaque ids), so delivery callbacks and reconciliation find the attempt.
 * Twilio has no idempotency key for message creation, so an ambiguous failure (read timeout,
@@ -13,48 +16,98 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import requests
+import urllib3
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http import HttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3 import exceptions as u3
 
 from carecollect.channel.base import Ambiguous, NotSent, OutboundMessage, SendResult, SentRecord
 
 TWILIO_API = "https://api.twilio.com"
 _quiet = logging.getLogger("carecollect.channel.twilio_http")
 _quiet.setLevel(logging.WARNING)
+_JSON_TYPES = ("application/json", "application/scim+json")
 
 
-class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
-    """The SDK's HTTP client with a configurable API base URL."""
+def _environment(url: str) -> tuple[str | None, str | bool]:
+    """The proxy and CA bundle the requests library would use for `url` from the
+    environment (HTTP(S)_PROXY / ALL_PROXY / NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE),
+    resolved once: every request of a client goes to one host."""
+    import requests
 
-    def __init__(self, base_url: str | None, timeout: float | None) -> None:
-        super().__init__(timeout=timeout, logger=_quiet)
+    with requests.Session() as session:
+        found = session.merge_environment_settings(url, {}, None, None, None)
+    return select_proxy(url, found["proxies"]), found["verify"]
+
+
+class PooledHttpClient(HttpClient):  # type: ignore[misc]
+    """The SDK's HTTP client interface on a urllib3 keep-alive pool, with a configurable
+    API base URL. Thread-safe: `request` returns its own response (the SDK's
+    requests-based client returned one stored on the shared object). No retries and no
+    redirects (the SDK never asks for them): a failed request raises urllib3's own
+    exception, which `TwilioSms.send` classifies."""
+
+    def __init__(self, base_url: str | None, timeout: float | None, *,
+                 maxsize: int = 8) -> None:
+        super().__init__(_quiet, False, timeout)
         self.base_url = (base_url or TWILIO_API).rstrip("/")
-        session = self.session
-        if session is not None:
-            # requests reads the proxy and CA-bundle environment variables on every request
-            # (iterating os.environ twice: ~1/3 of a send's client CPU). Every request of
-            # this client goes to one host, so resolve them once, for that host, and keep
-            # them on the session (keep-alive connections are reused either way).
-            found = session.merge_environment_settings(self.base_url + "/", {}, None, None,
-                                                       None)
-            configured: dict[str, str] = dict(getattr(self, "proxy", None) or {})
-            self.proxy = {**found["proxies"], **configured}
-            session.verify = found["verify"]
-            session.trust_env = False
+        self.proxy_url, verify = _environment(self.base_url + "/")
+        options: dict[str, Any] = {"maxsize": maxsize, "block": False, "retries": False}
+        if urlsplit(self.base_url).scheme == "https":
+            options["cert_reqs"] = "CERT_REQUIRED" if verify is not False else "CERT_NONE"
+            options["ca_certs"] = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+        self.pool: urllib3.PoolManager = urllib3.ProxyManager(self.proxy_url, **options) \
+            if self.proxy_url else urllib3.PoolManager(**options)
+        self._auth: dict[tuple[str, str], str] = {}
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    def _authorization(self, auth: tuple[str, str]) -> str:
+        header = self._auth.get(auth)
+        if header is None:
+            raw = f"{auth[0]}:{auth[1]}".encode("latin1")
+            header = self._auth[auth] = "Basic " + base64.b64encode(raw).decode("ascii")
+        return header
+
+    def request(self, method: str, url: str, params: dict[str, object] | None = None,
+                data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
+                auth: tuple[str, str] | None = None, timeout: float | None = None,
+                allow_redirects: bool = False) -> Response:
+        if timeout is None:
+            timeout = self.timeout
+        elif timeout <= 0:
+            raise ValueError(timeout)
         if url.startswith(TWILIO_API):
             url = self.base_url + url[len(TWILIO_API):]
-        return super().request(method, url, *args, **kwargs)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
+        sent_headers = dict(headers or {})
+        body: bytes | None = None
+        if data:
+            if sent_headers.get("Content-Type") in _JSON_TYPES:
+                body = json.dumps(data, allow_nan=False).encode()
+            else:
+                body = urlencode(data, doseq=True).encode()
+                sent_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        if auth is not None:
+            sent_headers["Authorization"] = self._authorization(auth)
+        answer = self.pool.urlopen(
+            method.upper(), url, body=body, headers=sent_headers, retries=False,
+            redirect=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            preload_content=True)
+        return Response(int(answer.status), answer.data.decode("utf-8", "replace"),
+                        answer.headers)
 
 
 @dataclass
@@ -77,19 +130,26 @@ class TwilioSms:
     def __init__(self, config: TwilioConfig) -> None:
         self.config = config
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._http: PooledHttpClient | None = None
+
+    @property
+    def http(self) -> PooledHttpClient:
+        """The connection pool every thread's SDK client sends through (made on first use,
+        so the proxy environment is read when the channel is first used)."""
+        with self._lock:
+            if self._http is None:
+                self._http = PooledHttpClient(self.config.base_url, self.config.timeout)
+            return self._http
 
     @property
     def client(self) -> Client:
-        """This thread's SDK client. The dispatcher sends a batch from several threads, and
-        the SDK's HTTP client is not thread-safe (`request` returns the response it stored
-        on the shared client object, which another thread may have replaced)."""
+        """This thread's SDK client (the dispatcher sends a batch from several threads; the
+        SDK's client objects are cheap, and all of them share one connection pool)."""
         client: Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = Client(
-                self.config.account_sid,
-                self.config.auth_token,
-                http_client=BaseUrlHttpClient(self.config.base_url, self.config.timeout),
-            )
+            client = Client(self.config.account_sid, self.config.auth_token,
+                            http_client=self.http)
             self._local.client = client
         return client
 
@@ -115,16 +175,8 @@ class TwilioSms:
             created = self.client.messages.create(**params)
         except TwilioRestException as exc:
             raise classify_rest_error(exc.status) from None
-        except requests.exceptions.ConnectTimeout:
-            raise NotSent("twilio_connect_timeout", retryable=True) from None
-        except requests.exceptions.ReadTimeout:
-            raise Ambiguous("twilio_read_timeout") from None
-        except requests.exceptions.ConnectionError as exc:
-            if _never_connected(exc):
-                raise NotSent("twilio_connect_failed", retryable=True) from None
-            raise Ambiguous("twilio_connection_dropped") from None
-        except requests.exceptions.RequestException:
-            raise Ambiguous("twilio_request_error") from None
+        except u3.HTTPError as exc:
+            raise classify_transport_error(exc) from None
         return SendResult(self.name, str(created.sid), str(created.status or "queued"))
 
     def lookup(self, record: SentRecord) -> SendResult | bool | None:
@@ -132,7 +184,7 @@ class TwilioSms:
             found = self.client.messages.list(
                 to=record.to, date_sent_after=record.sending_at - timedelta(minutes=5), limit=200
             )
-        except (TwilioRestException, requests.exceptions.RequestException):
+        except (TwilioRestException, u3.HTTPError):
             return None
         for item in found:
             digest = hashlib.sha256((item.body or "").encode()).hexdigest()
@@ -151,6 +203,22 @@ def classify_rest_error(status: int) -> Exception:
     return Ambiguous(f"twilio_{status}")
 
 
+def classify_transport_error(exc: u3.HTTPError) -> Exception:
+    """urllib3's exception for a request that got no answer: certainly not sent when no
+    connection was made (refused, name not resolved, connect timeout), otherwise the
+    request may have reached Twilio (read timeout, connection dropped or broken, TLS or
+    proxy failure after connecting, anything else)."""
+    if isinstance(exc, u3.NewConnectionError) or _never_connected(exc):
+        return NotSent("twilio_connect_failed", retryable=True)
+    if isinstance(exc, u3.ConnectTimeoutError):
+        return NotSent("twilio_connect_timeout", retryable=True)
+    if isinstance(exc, u3.ReadTimeoutError):
+        return Ambiguous("twilio_read_timeout")
+    if isinstance(exc, u3.ProtocolError | u3.SSLError | u3.ProxyError):
+        return Ambiguous("twilio_connection_dropped")
+    return Ambiguous("twilio_request_error")
+
+
 def _never_connected(exc: BaseException) -> bool:
     """True when the TCP connection was never made (so no request was sent)."""
     seen: set[int] = set()
@@ -163,5 +231,6 @@ def _never_connected(exc: BaseException) -> bool:
         if isinstance(cur, ConnectionRefusedError):
             return True
         nxt = cur.args[0] if cur.args and isinstance(cur.args[0], BaseException) else None
-        cur = getattr(cur, "reason", None) or nxt or cur.__cause__ or cur.__context__
+        cur = getattr(cur, "reason", None) or getattr(cur, "original_error", None) or nxt \
+            or cur.__cause__ or cur.__context__
     return False
