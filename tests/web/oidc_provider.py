@@ -49,6 +49,7 @@ class LocalProvider:
     )
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: int = 0
+    jwks_requests: int = 0
     authorize_params: list[dict[str, str]] = field(default_factory=list)
 
     def id_token(self, grant: dict[str, Any], access_token: str) -> str:
@@ -90,6 +91,7 @@ class LocalProvider:
 
         @app.get("/jwks")
         def jwks() -> dict[str, Any]:
+            self.jwks_requests += 1
             return KeySet([self.key]).as_dict(private=False)
 
         @app.get("/authorize")

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
 from carecollect.audit import Actor
@@ -257,6 +258,34 @@ def test_invalid_id_tokens_are_refused(
     _assert_refused(web, response, cause)
     assert _count(web, OidcIdentity) == 0
     assert "Single sign-on did not work" in response.text
+
+
+def test_a_new_key_under_the_same_key_id_is_fetched_once_the_cached_set_is_old_enough(
+    web: Web, idp: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider_id = configure(web, idp)
+    sign_in(web, provider_id)
+    assert _oidc_logins(web)[-1][0] == "success"
+    fetched = idp.jwks_requests
+    # The provider signs with a new key published under the same key id "k1".
+    idp.key = RSAKey.generate_key(2048, parameters={"kid": "k1"}, private=True)
+    # Our keys were fetched moments ago: a signature that does not verify does not make
+    # us fetch them again (forged tokens cannot drive requests to the provider).
+    sign_in(web, provider_id)
+    assert _oidc_logins(web)[-1] == ("failure", {**_oidc_logins(web)[-1][1],
+                                                 "cause": "bad_signature"})
+    assert idp.jwks_requests == fetched
+    # Once the cached set is old enough, one refresh picks up the new key.
+    monkeypatch.setattr(oidc.oidc_client, "bad_signature_refresh_seconds", 0.0)
+    sign_in(web, provider_id)
+    assert _oidc_logins(web)[-1][0] == "success"
+    assert idp.jwks_requests == fetched + 1
+    # A token signed by a key the provider does not publish is still refused, after one
+    # more fetch of the (unchanged) set.
+    idp.faults.add("bad_signature")
+    sign_in(web, provider_id)
+    assert _oidc_logins(web)[-1][1]["cause"] == "bad_signature"
+    assert idp.jwks_requests == fetched + 2
 
 
 def test_unknown_user_is_refused(web: Web, idp: LocalProvider) -> None:

@@ -241,12 +241,17 @@ class ProviderMetadata:
 class OidcClient:
     """Discovery, JWKS and token requests, with the discovery document and key set cached
     per issuer for ten minutes (a key not in the cached set triggers one refresh, which is
-    how providers rotate keys)."""
+    how providers rotate keys). A signature that does not verify with a cached key also
+    triggers one refresh, but only when the cached set is at least
+    `bad_signature_refresh_seconds` old: a provider that re-used a key id for a new key is
+    picked up, while forged tokens cannot make us fetch the key set on every attempt."""
 
     def __init__(self, *, timeout: float = HTTP_TIMEOUT_SECONDS,
-                 ttl_seconds: float = METADATA_TTL_SECONDS) -> None:
+                 ttl_seconds: float = METADATA_TTL_SECONDS,
+                 bad_signature_refresh_seconds: float = 60.0) -> None:
         self.timeout = timeout
         self.ttl = ttl_seconds
+        self.bad_signature_refresh_seconds = bad_signature_refresh_seconds
         self._lock = threading.Lock()
         self._metadata: dict[str, tuple[float, ProviderMetadata]] = {}
         self._jwks: dict[str, tuple[float, KeySet]] = {}
@@ -288,11 +293,16 @@ class OidcClient:
             self._metadata[issuer] = (now, metadata)
         return metadata
 
-    def key_set(self, metadata: ProviderMetadata, *, refresh: bool = False) -> KeySet:
+    def key_set(self, metadata: ProviderMetadata, *, refresh: bool = False,
+                min_age: float = 0.0) -> KeySet:
+        """The provider's keys; `refresh` fetches them again unless the cached set is
+        younger than `min_age` seconds."""
         now = time.monotonic()
         with self._lock:
             cached = self._jwks.get(metadata.issuer)
         if cached is not None and not refresh and now - cached[0] < self.ttl:
+            return cached[1]
+        if cached is not None and refresh and now - cached[0] < min_age:
             return cached[1]
         try:
             keys = KeySet.import_key_set(self._get_json(metadata.jwks_uri))  # type: ignore[arg-type]
@@ -422,17 +432,27 @@ def validate_id_token(
     nonce: str,
     access_token: str | None,
     now: datetime,
+    refresh_keys_after_bad_signature: Any = None,
 ) -> dict[str, Any]:
     """Signature, then the claims of OIDC Core 3.1.3.7. Returns the claims; raises
-    OidcFailed with the cause."""
+    OidcFailed with the cause. `refresh_keys` gives a fresh key set when the token names
+    an unknown key id; `refresh_keys_after_bad_signature` (optional, rate-limited by the
+    client) one when a known key id does not verify."""
     try:
         try:
             token = jwt.decode(id_token, key_set, algorithms=list(ALGORITHMS))
         except (ValueError, JoseError) as first:
             if isinstance(first, BadSignatureError):
-                raise
-            # An unknown key id: the provider may have rotated its keys.
-            token = jwt.decode(id_token, refresh_keys(), algorithms=list(ALGORITHMS))
+                if refresh_keys_after_bad_signature is None:
+                    raise
+                # The provider may have put a new key under the same key id.
+                fresh = refresh_keys_after_bad_signature()
+                if fresh is key_set:
+                    raise
+                token = jwt.decode(id_token, fresh, algorithms=list(ALGORITHMS))
+            else:
+                # An unknown key id: the provider may have rotated its keys.
+                token = jwt.decode(id_token, refresh_keys(), algorithms=list(ALGORITHMS))
     except BadSignatureError:
         raise OidcFailed("bad_signature") from None
     except (ValueError, JoseError):
@@ -482,6 +502,8 @@ def fetch_claims(
         str(tokens["id_token"]),
         key_set=client.key_set(metadata),
         refresh_keys=lambda: client.key_set(metadata, refresh=True),
+        refresh_keys_after_bad_signature=lambda: client.key_set(
+            metadata, refresh=True, min_age=client.bad_signature_refresh_seconds),
         issuer=config.issuer,
         client_id=config.client_id,
         nonce=login.nonce,
