@@ -4,11 +4,18 @@
    evaluated on plain dataclasses), single core; baseline in the same run: Pydantic
    validation of the same scenario JSON (what a send-time check must pay anyway).
 2. Batch path: `evaluate_portfolio` over N accounts (default 1,000,000) with contact
-   histories; baseline in the same run: a plain DuckDB scan/aggregate of the same columns.
-   `--sqlite FILE` loads the columns from a SQLite file with Python's sqlite3 instead of
-   generating them (`--write-sqlite FILE` writes the generated columns there first).
+   histories; baseline in the same run: a plain DuckDB scan/aggregate of the same columns
+   (read in place through Arrow).
+3. Batch path fed from SQLite, end to end: `--write-sqlite FILE` writes the generated
+   portfolio as a portfolio file (`compliance/batch_sqlite.py`: integer keys, epoch
+   microseconds, category kinds) and stops; `--sqlite FILE` reads it through ADBC/Arrow,
+   evaluates it, and prints read, evaluate and total (wall and CPU), the DuckDB scan of the
+   columns read and the ratios, and the load average. `--python-reader` also times
+   Python's sqlite3 on the same file; `--save-out F.parquet` keeps the decisions.
 
 Run: .venv/bin/python bench/compliance.py [--accounts N] [--seconds S]
+     .venv/bin/python bench/compliance.py --write-sqlite /tmp/p.sqlite
+     .venv/bin/python bench/compliance.py --skip-scalar --sqlite /tmp/p.sqlite
 """
 
 from __future__ import annotations
