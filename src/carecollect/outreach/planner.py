@@ -8,7 +8,10 @@ How a night's plan is made (`build_plan`):
    contact points, consent and revocation timestamps, medium opt-outs, flags in force,
    confidential-communication requests, inconvenient-time designations, behaviour signals,
    balances and 31 days of contact history of those guarantors, as columns (no per-row
-   ORM, nothing decrypted).
+   ORM, nothing decrypted). On SQLite, for an organization of at least
+   `ARROW_MIN_GUARANTORS`, the reads of tables this transaction has not written go to a
+   reader process (`planner_reader`: ADBC, Arrow columns, committed data; see
+   `_ArrowReader` for why that is the same data); the others through the session.
 2. Stop rules (paid, promised, stop_on signals, zero balance), step conditions and the
    holdout cohort are applied; holdout accounts advance without being contacted.
 3. For each account the step's channels are tried in order (primary, then fallbacks).
