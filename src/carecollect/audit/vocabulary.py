@@ -106,6 +106,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "staff_user.report_preference": ("U", "a user turned the monthly report e-mail on or off"),
     "webhook_endpoint.rotate_secret": ("U", "an outbound webhook endpoint's secret was rotated"),
     "webhook_delivery.redeliver": ("U", "a webhook delivery was queued to be sent again"),
+    "integration_event.purge": ("D", "settled integration events past retention were deleted"),
 }
 
 _VERB_CODES = {

@@ -18,6 +18,10 @@
   second `v1=` in the header) for a grace period, so receivers switch without a gap.
 * `redeliver` sends a delivered, failed or cancelled delivery again (same event id, so
   receivers can still drop duplicates) with a fresh attempt budget.
+* `purge_events` deletes events older than the retention period (90 days by default)
+  whose deliveries are all final (delivered, failed or cancelled), with their deliveries
+  and attempts; an event with a delivery still pending is kept however old it is. The
+  daily `integration.purge_events` job runs it for every organization.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from carecollect.audit import Actor, Subject, record
@@ -592,6 +597,49 @@ class WebhookService:
 
 
 webhook_service = WebhookService()
+
+EVENT_RETENTION = timedelta(days=90)
+PURGE_BATCH = 2_000
+
+
+def purge_events(
+    session: Session,
+    *,
+    organization_id: uuid.UUID,
+    before: datetime,
+    actor: Actor,
+    batch_size: int = PURGE_BATCH,
+) -> int:
+    """Delete the organization's integration events created before `before` whose
+    deliveries are all final, with their deliveries and delivery attempts, in batches of
+    `batch_size` events; returns how many events were deleted (audited when any were)."""
+    deleted = 0
+    settled = ~exists().where(WebhookDelivery.event_id == IntegrationEvent.id,
+                              WebhookDelivery.state == "pending")
+    while True:
+        ids = list(session.scalars(
+            select(IntegrationEvent.id)
+            .where(IntegrationEvent.organization_id == organization_id,
+                   IntegrationEvent.created_at < before, settled)
+            .order_by(IntegrationEvent.created_at)
+            .limit(batch_size)))
+        if not ids:
+            break
+        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.event_id.in_(ids))
+        session.execute(delete(WebhookDeliveryAttempt)
+                        .where(WebhookDeliveryAttempt.delivery_id.in_(deliveries)))
+        session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(ids)))
+        session.execute(delete(IntegrationEvent).where(IntegrationEvent.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            break
+    if deleted:
+        record(session, actor=actor, action="integration_event.purge",
+               subject=Subject("organization", organization_id,
+                               organization_id=organization_id),
+               details={"events": deleted, "before": before.isoformat()})
+    log.info("integration.purge", organization_id=str(organization_id), events=deleted)
+    return deleted
 
 
 def emit_event(

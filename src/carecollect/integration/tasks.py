@@ -6,6 +6,10 @@ queue's generic retry schedule, so the attempt count and the next attempt live o
 delivery row; after `MAX_DELIVERY_ATTEMPTS` the delivery is `failed` and the job ends.
 Unexpected errors (database trouble) fall back to the queue's retries.
 
+`integration.purge_events` (daily at 07:00 UTC once `install_periodic()` has run): for
+every organization (or the job's own), delete the settled events past retention
+(`service.purge_events`; `retention_days` in the job's args overrides the 90 days).
+
 Resources (optional): `webhook_http_client` (an `httpx.Client`, for connection reuse)
 and `webhook_timeout_seconds` (default 10).
 """
@@ -13,17 +17,41 @@ and `webhook_timeout_seconds` (default 10).
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import httpx
+from sqlalchemy import select
 
+from carecollect.audit import Actor
 from carecollect.integration.service import (
     DEFAULT_TIMEOUT_SECONDS,
     DELIVER_JOB,
     DELIVER_QUEUE,
+    EVENT_RETENTION,
+    purge_events,
     webhook_service,
 )
-from carecollect.kit.jobs import ClaimedJob, JobContext, Snooze, TerminalError, task
+from carecollect.kit.jobs import (
+    ClaimedJob,
+    JobContext,
+    PeriodicSpec,
+    Snooze,
+    TerminalError,
+    registry,
+    task,
+)
+from carecollect.kit.jobs.registry import TaskRegistry
 from carecollect.tenant.models import Organization
+
+PURGE_JOB = "integration.purge_events"
+DAILY_PURGE = PeriodicSpec(name="integration_daily_purge", kind=PURGE_JOB,
+                           every=timedelta(days=1), offset=timedelta(hours=7),
+                           queue=DELIVER_QUEUE)
+
+
+def install_periodic(target: TaskRegistry = registry) -> None:
+    """Schedule the daily purge (explicit, like the other periodic jobs)."""
+    target.add_periodic(DAILY_PURGE)
 
 
 @task(DELIVER_JOB, queue=DELIVER_QUEUE, max_attempts=5)
@@ -49,3 +77,21 @@ def deliver_webhook(ctx: JobContext, job: ClaimedJob) -> None:
     )
     if result.retry_in is not None:
         raise Snooze(result.retry_in)
+
+
+@task(PURGE_JOB, queue=DELIVER_QUEUE, max_attempts=3)
+def purge(ctx: JobContext, job: ClaimedJob) -> None:
+    days = job.args.get("retention_days")
+    retention = timedelta(days=int(days)) if days is not None else EVENT_RETENTION
+    if retention < timedelta(days=1):
+        raise TerminalError("retention_too_short")
+    before = ctx.clock() - retention
+    with ctx.db.system_session() as session:
+        query = select(Organization.id)
+        if job.organization_id is not None:
+            query = query.where(Organization.id == job.organization_id)
+        organizations = list(session.scalars(query))
+    for organization_id in organizations:
+        with ctx.db.tenant_session(organization_id) as session:
+            purge_events(session, organization_id=organization_id, before=before,
+                         actor=Actor.system(PURGE_JOB))
