@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from carecollect.outreach.dispatch import create_attempt
 from carecollect.outreach.outbox import OutreachAttempt
-from carecollect.payment.models import Payment
+from carecollect.payment.models import AutopayEnrollment, Payment, SavedPaymentMethod
 from carecollect.payment_plan.models import PaymentPlan
 from tests.web.conftest import Seed, Web, seed
 
@@ -78,6 +78,60 @@ def test_empty_sections_say_so(web: Web) -> None:
     text = client.get(f"/app/guarantors/{ids.guarantor_id}").text
     assert "No outreach attempts." in text
     assert "No payment plans." in text
+    assert "No autopay enrollments." in text
     assert "No card payments." in text
     assert "No blocked or re-timed attempts." in web.login("compliance_officer").get(
         "/app/compliance").text
+
+
+def test_account_page_shows_the_autopay_card_and_enrollments(web: Web) -> None:
+    ids = seed(web)
+    tenant, now = web.tenant, web.clock()
+    with web.db.tenant_session(tenant.id) as session:
+        old = SavedPaymentMethod(organization_id=tenant.id, guarantor_id=ids.guarantor_id,
+                                 processor="stripe", processor_customer_id="cus_1",
+                                 processor_method_id="pm_old", brand="visa", last4="4242",
+                                 exp_month=12, exp_year=2031, status="removed")
+        new = SavedPaymentMethod(organization_id=tenant.id, guarantor_id=ids.guarantor_id,
+                                 processor="stripe", processor_customer_id="cus_1",
+                                 processor_method_id="pm_new", brand="mastercard",
+                                 last4="4444", exp_month=3, exp_year=2030)
+        session.add_all([old, new])
+        session.flush()
+        plan = PaymentPlan(organization_id=tenant.id, account_id=ids.account_id,
+                           guarantor_id=ids.guarantor_id, status="active", total_cents=9_000,
+                           installment_count=3, start_on=date(2026, 2, 1),
+                           timezone="America/New_York", created_by="patient", autopay=True,
+                           payment_method_id=new.id)
+        session.add(plan)
+        session.flush()
+        for kind, status, method, age in (("enroll", "completed", old, 9),
+                                          ("replace", "completed", new, 5),
+                                          ("replace", "pending", None, 1)):
+            session.add(AutopayEnrollment(
+                organization_id=tenant.id, guarantor_id=ids.guarantor_id, plan_id=plan.id,
+                processor="stripe", processor_customer_id="cus_1",
+                processor_session_id=f"cs_{kind}_{age}", kind=kind, status=status,
+                payment_method_id=method.id if method else None,
+                consented_at=now - timedelta(days=age), created_at=now - timedelta(days=age),
+                completed_at=now - timedelta(days=age) if status == "completed" else None))
+    text = web.login("billing_manager").get(f"/app/guarantors/{ids.guarantor_id}").text
+    plans = text.split('id="plans"')[1].split("</section>")[0]
+    assert "<td>yes: Mastercard •••• 4444 (03/2030)</td>" in plans
+    section = text.split('id="autopay-enrollments"')[1].split("</section>")[0]
+    rows = [r.split("</tr>")[0] for r in section.split("<tr>")[2:]]
+
+    def day(days: int) -> str:
+        return (now - timedelta(days=days)).strftime("%Y-%m-%d %H:%M")
+
+    assert rows == [
+        f"<td>{day(1)}</td><td>replace</td><td>pending</td><td></td><td></td><td></td>"
+        "<td>stripe</td>",
+        f"<td>{day(5)}</td><td>replace</td><td>completed</td><td>Mastercard •••• 4444</td>"
+        f"<td>active</td><td>{day(5)}</td><td>stripe</td>",
+        f"<td>{day(9)}</td><td>enroll</td><td>completed</td><td>Visa •••• 4242</td>"
+        f"<td>removed</td><td>{day(9)}</td><td>stripe</td>",
+    ]
+    # Processor references stay inside.
+    assert "pm_old" not in text
+    assert "cus_1" not in text

@@ -217,6 +217,21 @@ def plans_of(session: Session, guarantor_id: uuid.UUID) -> Sequence[Any]:
     ).all()
 
 
+def autopay_of(session: Session, guarantor_id: uuid.UUID) -> tuple[dict[uuid.UUID, Any],
+                                                                    Sequence[Any]]:
+    """The guarantor's saved payment methods by id (brand, last four, expiry, status: no
+    card number is ever stored) and autopay enrollments, newest first."""
+    from carecollect.payment.models import AutopayEnrollment, SavedPaymentMethod
+
+    methods = {m.id: m for m in session.scalars(
+        select(SavedPaymentMethod).where(SavedPaymentMethod.guarantor_id == guarantor_id))}
+    enrollments = session.scalars(
+        select(AutopayEnrollment).where(AutopayEnrollment.guarantor_id == guarantor_id)
+        .order_by(AutopayEnrollment.created_at.desc(), AutopayEnrollment.id)
+    ).all()
+    return methods, enrollments
+
+
 def payments_of(session: Session, guarantor_id: uuid.UUID, *, limit: int = 50) -> Sequence[Any]:
     from carecollect.payment.models import Payment
 

@@ -479,8 +479,10 @@ def account_page(
         attempts = queries.attempts_of(session, guarantor_id)
         plans = queries.plans_of(session, guarantor_id)
         payments = queries.payments_of(session, guarantor_id)
+        methods, enrollments = queries.autopay_of(session, guarantor_id)
     return page(request, "account.html", title="Account", access_log=log_entries,
-                attempts=attempts, plans=plans, payments=payments, **data)
+                attempts=attempts, plans=plans, payments=payments, methods=methods,
+                enrollments=enrollments, **data)
 
 
 @router.get("/accounts/{account_id}")
