@@ -5,6 +5,9 @@ plan's transaction has not written."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from sqlalchemy import func, select
 
 from carecollect.consent.preferences import preferences_service
 from carecollect.db import Database
-from carecollect.outreach import planner
+from carecollect.outreach import planner, planner_reader
 from carecollect.outreach.cadence import cadence_service
 from carecollect.outreach.outbox import OutreachAttempt
 from carecollect.outreach.service import contact_history_service
@@ -147,3 +150,31 @@ def test_enrolment_in_the_same_transaction_is_read_through_the_session(
         attempts = s.scalar(select(func.count()).select_from(OutreachAttempt))
     assert attempts == (0 if dry_run else 4)
     assert people["paid"].account_id not in {a.account_id for a in plan.attempts()}
+
+
+def test_reader_connections_read_one_snapshot(tmp_path: Path) -> None:
+    """The reader process's connections begin at one snapshot and keep it while another
+    process commits. (Writes go through a separate process: Python's sqlite3 and the ADBC
+    driver are two copies of SQLite, which must not share a file in one process.)"""
+    path = tmp_path / "snap.db"
+
+    def write(sql: str) -> None:
+        script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                  "c.execute('PRAGMA journal_mode=WAL'); c.executescript(sys.argv[2]); "
+                  "c.commit(); c.close()")
+        subprocess.run([sys.executable, "-c", script, str(path), sql], check=True)
+
+    write("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+    conns = planner_reader._connections(str(path))
+    try:
+        assert len(conns) == planner_reader.WORKERS
+        write("INSERT INTO t VALUES (2);")
+        for conn in conns:
+            cursor = conn.cursor()
+            cursor.execute("SELECT count(*) FROM t")
+            assert cursor.fetchall() == [(1,)]
+            cursor.close()
+    finally:
+        for conn in conns:
+            conn.rollback()
+            conn.close()

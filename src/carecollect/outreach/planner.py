@@ -288,8 +288,8 @@ class _ArrowReader:
     `_written_tables`), and reads through the session first, so the session's snapshot is
     never newer than the reader's. If another connection commits between the two, the
     session's next write fails (SQLite refuses to upgrade a stale WAL snapshot,
-    SQLITE_BUSY_SNAPSHOT), so a persisted plan never mixes snapshots. The reader runs all
-    its statements in one read transaction (one snapshot)."""
+    SQLITE_BUSY_SNAPSHOT), so a persisted plan never mixes snapshots. The reader's
+    connections all read one snapshot (`planner_reader._connections`)."""
 
     def __init__(self, path: str, dialect: Any) -> None:
         self.dialect = dialect

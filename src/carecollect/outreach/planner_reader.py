@@ -12,55 +12,124 @@ linked into the same application" in SQLite's notes on how a database gets corru
 a separate process the locks work as between any two processes.
 
 Protocol (one JSON object a line): the parent writes {"sql", "params", "file"} requests;
-an empty line ends the process. Every statement runs in one read transaction (one
-snapshot), in order; after each the process writes the table to `file` and answers
-{"file", "rows"} (or {"error"}). Run as a script only: `python planner_reader.py DB`.
+an empty line ends the process. Two connections run the statements at once, both reading
+the same snapshot (see `_connections`); after each statement the table is written to
+`file` and the process answers {"file", "rows"} (or {"error"}), in the order asked. Run
+as a script only: `python planner_reader.py DB`.
 This module imports nothing from carecollect, so the process starts in ~0.2 s.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+WORKERS = 2  # connections reading at once (the driver works outside the GIL)
+
+
+def _start(conn: Any) -> None:
+    """Begin `conn`'s read transaction: its snapshot is taken at its first read."""
+    cursor = conn.cursor()
+    cursor.execute("PRAGMA query_only = 1")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("SELECT count(*) FROM sqlite_master")
+    cursor.fetchall()
+    cursor.close()
+
+
+def _version(probe: Any) -> Any:
+    cursor = probe.cursor()
+    cursor.execute("PRAGMA data_version")
+    value = cursor.fetchall()
+    cursor.close()
+    return value
+
+
+def _connections(path: str) -> list[Any]:
+    """`WORKERS` connections reading one snapshot: their read transactions all begin
+    between two `PRAGMA data_version` of a connection outside any transaction, which
+    differ if any other connection committed in between; then it is tried again, and
+    after a few tries one connection reads everything."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    probe = adbc.connect(path, autocommit=True)
+    try:
+        for _ in range(5):
+            before = _version(probe)
+            conns = []
+            for _ in range(WORKERS):
+                conns.append(adbc.connect(path))  # DBAPI: autocommit off
+                _start(conns[-1])
+            if _version(probe) == before:
+                return conns
+            for conn in conns:
+                conn.rollback()
+                conn.close()
+    finally:
+        probe.close()
+    conn = adbc.connect(path)
+    _start(conn)
+    return [conn]
+
+
+def _run(conn: Any, request: dict[str, Any]) -> dict[str, Any]:
+    import importlib
+
+    pa = importlib.import_module("pyarrow")  # untyped; a dependency of the ADBC driver
+    try:
+        cursor = conn.cursor()
+        # One batch: the driver types each column from its first batch, so a column that
+        # is NULL in its first rows must not be typed from those alone.
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "1073741824"})
+        cursor.execute(request["sql"], request["params"])
+        table = cursor.fetch_arrow_table()
+        cursor.close()
+        with pa.OSFile(request["file"], "wb") as sink, \
+                pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return {"file": request["file"], "rows": table.num_rows}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def serve(path: str) -> None:
-    import importlib
+    conns = _connections(path)
+    free: queue.Queue[Any] = queue.Queue()
+    for conn in conns:
+        free.put(conn)
 
-    import adbc_driver_sqlite.dbapi as adbc
+    def job(request: dict[str, Any]) -> dict[str, Any]:
+        conn = free.get()
+        try:
+            return _run(conn, request)
+        finally:
+            free.put(conn)
 
-    pa = importlib.import_module("pyarrow")  # untyped; a dependency of the ADBC driver
+    answers: queue.Queue[Future[dict[str, Any]] | None] = queue.Queue()
 
-    conn = adbc.connect(path)  # DBAPI: autocommit off, so one read transaction
-    try:
-        cursor = conn.cursor()
-        cursor.execute("PRAGMA query_only = 1")
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.close()
-        for line in sys.stdin:
-            if not line.strip():
-                break
-            request = json.loads(line)
-            try:
-                cursor = conn.cursor()
-                # One batch: the driver types each column from its first batch, so a
-                # column that is NULL in its first rows must not be typed from those.
-                cursor.adbc_statement.set_options(
-                    **{"adbc.sqlite.query.batch_rows": "1073741824"})
-                cursor.execute(request["sql"], request["params"])
-                table = cursor.fetch_arrow_table()
-                cursor.close()
-                with pa.OSFile(request["file"], "wb") as sink, \
-                        pa.ipc.new_file(sink, table.schema) as writer:
-                    writer.write_table(table)
-                answer = {"file": request["file"], "rows": table.num_rows}
-            except Exception as exc:
-                answer = {"error": f"{type(exc).__name__}: {exc}"}
-            sys.stdout.write(json.dumps(answer) + "\n")
+    def answer() -> None:  # in the order asked, whichever connection finished first
+        while (future := answers.get()) is not None:
+            sys.stdout.write(json.dumps(future.result()) + "\n")
             sys.stdout.flush()
+
+    writer = threading.Thread(target=answer)
+    writer.start()
+    try:
+        with ThreadPoolExecutor(len(conns)) as pool:
+            for line in sys.stdin:
+                if not line.strip():
+                    break
+                answers.put(pool.submit(job, json.loads(line)))
+            answers.put(None)
+            writer.join()
     finally:
-        conn.rollback()
-        conn.close()
+        for conn in conns:
+            conn.rollback()
+            conn.close()
 
 
 if __name__ == "__main__":
