@@ -7,6 +7,7 @@
    time ratio measured in this run.
 
     .venv/bin/python bench/audit.py [--events 1000000] [--rows 20000] [--keep DIR]
+    .venv/bin/python bench/audit.py --ratio-only [--rows 40000] [--repeat 3]   # part 2 only
     .venv/bin/python bench/audit.py --reuse DIR [--repeat 3]   # verification only
 
 Targets (issue 3): integration >= 50,000 events/s, verification >= 200,000 events/s,
@@ -134,6 +135,64 @@ def write_rows(
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+def write_ratio(db: Database, rows: list[dict[str, object]]) -> tuple[float, float, int]:
+    """(wall ratio, CPU ratio, rows each way) of audited to unaudited writes of `rows`.
+
+    Baseline and audited writes interleave in quarters, so drift (WAL growth, other load
+    on the machine) falls on both sides equally."""
+    quarter = len(rows) // 4
+    timings = [
+        write_rows(db, rows[i * quarter : (i + 1) * quarter], audited=bool(i % 2))
+        for i in range(4)
+    ]
+    plain = timings[0][0] + timings[2][0]
+    audited = timings[1][0] + timings[3][0]
+    plain_cpu = timings[0][1] + timings[2][1]
+    audited_cpu = timings[1][1] + timings[3][1]
+    each_way = 2 * quarter
+    print(
+        f"writes, one transaction per row ({each_way:,} rows each way): unaudited "
+        f"{each_way / plain:,.0f} rows/s ({plain_cpu * 1e6 / each_way:.0f} CPU-us/row), "
+        f"audited {each_way / audited:,.0f} rows/s ({audited_cpu * 1e6 / each_way:.0f} "
+        f"CPU-us/row)",
+        flush=True,
+    )
+    return audited / plain, audited_cpu / plain_cpu, each_way
+
+
+def ratio_only(rows_each_way: int, repeat: int) -> None:
+    """Only the audited/unaudited write ratio, `repeat` times, each on a fresh database
+    (the same state the full run measures in); prints every run and the median."""
+    results: list[tuple[float, float]] = []
+    for run in range(max(1, repeat)):
+        with tempfile.TemporaryDirectory(prefix="cc-bench-audit-") as tmp:
+            db = Database(f"sqlite:///{Path(tmp) / 'bench.db'}")
+            upgrade(db.engine)
+            bench_metadata.create_all(db.engine)
+            rows = make_rows(rows_each_way * 2)
+            load_before = os.getloadavg()
+            cpu, started = cpu_now(), time.perf_counter()
+            wall_ratio, cpu_ratio, _ = write_ratio(db, rows)
+            seconds, cpu_seconds = time.perf_counter() - started, cpu_now() - cpu
+            load_after = os.getloadavg()
+            db.dispose()
+        results.append((wall_ratio, cpu_ratio))
+        print(
+            f"run {run + 1}: audited/unaudited write ratio {wall_ratio:.3f} wall, "
+            f"{cpu_ratio:.3f} CPU ({seconds:.1f} s wall, {cpu_seconds:.1f} CPU-s; load average "
+            f"{load_before[0]:.2f}/{load_before[1]:.2f} before, "
+            f"{load_after[0]:.2f}/{load_after[1]:.2f} after)",
+            flush=True,
+        )
+    walls = sorted(wall for wall, _ in results)
+    cpus = sorted(cpu for _, cpu in results)
+    print(
+        f"median of {len(results)}: {walls[len(walls) // 2]:.3f} wall, "
+        f"{cpus[len(cpus) // 2]:.3f} CPU (target <= 1.3)",
+        flush=True,
+    )
+
+
 def make_rows(count: int) -> list[dict[str, object]]:
     now = datetime.now(UTC).isoformat()
     return [
@@ -244,11 +303,20 @@ def main() -> None:
         "--repeat",
         type=int,
         default=1,
-        help="with --reuse: rounds of the segment verifier (at most 5)",
+        help="with --reuse: rounds of the segment verifier (at most 5); with --ratio-only: "
+        "runs of the write ratio",
+    )
+    parser.add_argument(
+        "--ratio-only",
+        action="store_true",
+        help="only the audited/unaudited write ratio (--rows each way), --repeat times",
     )
     args = parser.parse_args()
     if args.reuse is not None:
         verify_only(args.reuse, args.repeat)
+        return
+    if args.ratio_only:
+        ratio_only(args.rows, args.repeat)
         return
     reference = machine_reference()
     with tempfile.TemporaryDirectory(prefix="cc-bench-audit-") as tmp:
@@ -268,20 +336,13 @@ def main() -> None:
             flush=True,
         )
         # Writes first, on a fresh database, so the business table and the audit table
-        # start equal; baseline and audited writes interleave in halves, so drift (WAL
-        # growth, other load on the machine) falls on both sides equally.
-        rows = make_rows(args.rows * 2)
-        half = args.rows // 2
-        timings = [
-            write_rows(db, rows[i * half : (i + 1) * half], audited=bool(i % 2)) for i in range(4)
-        ]
-        plain = timings[0][0] + timings[2][0]
-        audited = timings[1][0] + timings[3][0]
-        plain_cpu = timings[0][1] + timings[2][1]
-        audited_cpu = timings[1][1] + timings[3][1]
+        # start equal.
+        write_load = os.getloadavg()[0]
+        wall_ratio, cpu_ratio, each_way = write_ratio(db, make_rows(args.rows * 2))
+        write_load_text = f"load average {write_load:.1f} before, {os.getloadavg()[0]:.1f} after"
         print(
-            f"audited/unaudited write time ratio: {audited / plain:.3f} wall, "
-            f"{audited_cpu / plain_cpu:.3f} CPU",
+            f"audited/unaudited write time ratio: {wall_ratio:.3f} wall, "
+            f"{cpu_ratio:.3f} CPU ({write_load_text})",
             flush=True,
         )
         # Sequence the write phase's events now, so the timed run covers exactly N.
@@ -335,12 +396,10 @@ def main() -> None:
         f"  ({verified / verify_cpu:,.0f} per CPU-second, {verify_cpu * 1e6 / verified:.2f} "
         f"CPU-s per 1M; {verify_load}; target >= 200,000)"
     )
-    print(f"writes, one transaction per row ({2 * half:,} rows each way):")
-    print(f"  unaudited: {2 * half / plain:>10,.0f} rows/s")
-    print(f"  audited:   {2 * half / audited:>10,.0f} rows/s")
     print(
-        f"  audited/unaudited time ratio: {audited / plain:.3f} wall, "
-        f"{audited_cpu / plain_cpu:.3f} CPU  (target <= 1.3)"
+        f"writes, one transaction per row ({each_way:,} rows each way): audited/unaudited "
+        f"time ratio {wall_ratio:.3f} wall, {cpu_ratio:.3f} CPU ({write_load_text}; "
+        "target <= 1.3)"
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select
+from sqlalchemy import Connection, Row, and_, func, select
 from sqlalchemy.orm import Session
 
 from carecollect.audit.models import AuditCheckpoint, AuditEvent, AuditLogEntry
@@ -31,29 +31,30 @@ _INSERT_EVENT["pyformat"] = _INSERT_EVENT["format"]
 class AuditRepository:
     """Reads and appends of the audit tables (append only: no update, no delete)."""
 
+    def insert_target(self, connection: Connection) -> tuple[Any, str]:
+        """The driver connection under `connection` and the event INSERT in its
+        paramstyle: what `insert_event` needs (the service keeps them per transaction)."""
+        driver = connection.connection.driver_connection
+        return driver, _INSERT_EVENT[connection.dialect.paramstyle]
+
     def insert_event(
-        self, session: Session, values: tuple[str, str | None, str | None, str]
+        self, driver: Any, sql: str, values: tuple[str, str | None, str | None, str]
     ) -> None:
-        # Straight to the driver cursor, inside the session's transaction: every audited
-        # request pays for this insert, so it skips statement compilation and result
-        # handling (bench/audit.py measures the audited/unaudited write ratio).
-        connection = session.connection()
-        sql = _INSERT_EVENT[connection.dialect.paramstyle]
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, values)
-        finally:
-            cursor.close()
+        """Append one event through the driver connection of the caller's transaction.
+
+        Straight to the driver: every audited request pays for this insert, so it skips
+        statement compilation and result handling (bench/audit.py measures the
+        audited/unaudited write ratio). sqlite3 and psycopg connections both execute
+        directly (a cursor is made and dropped by the driver)."""
+        driver.execute(sql, values)
 
     def insert_events(
-        self, session: Session, rows: Sequence[tuple[str, str | None, str | None, str]]
+        self, driver: Any, sql: str, rows: Sequence[tuple[str, str | None, str | None, str]]
     ) -> None:
         """`insert_event` for many rows: one executemany (pipelined on PostgreSQL)."""
         if not rows:
             return
-        connection = session.connection()
-        sql = _INSERT_EVENT[connection.dialect.paramstyle]
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver.cursor()
         try:
             cursor.executemany(sql, rows)
         finally:
