@@ -11,13 +11,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from carecollect.api.context import AppContext, get_context
+from carecollect.api.context import AppContext
 from carecollect.api.idempotency import run_post
 from carecollect.api.problems import PROBLEM_RESPONSES
 from carecollect.api.schemas import Page
+from carecollect.api.v1_common import Context, Cursor, IdempotencyKey, Limit
 from carecollect.errors import NotFound
 from carecollect.identity.auth import api_permission
 from carecollect.identity.permissions import Permission
@@ -35,16 +36,6 @@ from carecollect.integration.schemas import (
 from carecollect.integration.service import webhook_service
 
 router = APIRouter(prefix="/api/v1", responses=PROBLEM_RESPONSES, tags=["webhooks"])
-Context = Annotated[AppContext, Depends(get_context)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Repeat a POST safely: the first response is replayed.",
-    ),
-]
 
 
 def endpoint_out(row: WebhookEndpoint) -> WebhookEndpointOut:
@@ -98,10 +89,8 @@ def create_webhook_endpoint(
 def list_webhook_endpoints(
     context: Context,
     principal: Principal = api_permission(Permission.WEBHOOK_MANAGE),
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[
-        uuid.UUID | None, Query(description="`next_cursor` of the previous page")
-    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Any:
     with context.session(principal.organization_id) as session:
         rows = integration_repository.endpoints(session, after=cursor, limit=limit)
@@ -187,10 +176,8 @@ def list_webhook_deliveries(
     endpoint_id: uuid.UUID,
     principal: Principal = api_permission(Permission.WEBHOOK_MANAGE),
     state: Annotated[DeliveryState | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[
-        uuid.UUID | None, Query(description="`next_cursor` of the previous page")
-    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Any:
     """The endpoint's deliveries, newest first, optionally of one state."""
     with context.session(principal.organization_id) as session:
