@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Uuid, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from carecollect.compliance import scenario as sc
@@ -96,6 +97,21 @@ def _grouped(rows: Iterable[_R], key: Callable[[_R], uuid.UUID]) -> dict[uuid.UU
     return out
 
 
+_UUID_ARRAY = ARRAY(Uuid())
+
+
+def among(session: Session, column: Any, ids: Sequence[uuid.UUID],
+          name: str = "ids") -> ColumnElement[bool]:
+    """`column IN ids`. On PostgreSQL `column = ANY(:ids)` with one uuid[] parameter: the
+    statement text stays the same whatever the number of ids (cached by the driver and
+    prepared once), instead of one parameter per id expanded into the text at every
+    execution."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(
+            bindparam(name, list(ids), type_=_UUID_ARRAY)))
+    return cast(ColumnElement[bool], column.in_(list(ids)))
+
+
 def load_debtors(
     session: Session,
     keys: OrganizationKeys,
@@ -112,31 +128,41 @@ def load_debtors(
     if not gids:
         return {}
     cipher = keys.cipher()
-    guarantors = {g.id: g for g in session.scalars(select(Guarantor).where(Guarantor.id.in_(gids)))}
+    guarantors = {g.id: g for g in session.scalars(
+        select(Guarantor).where(among(session, Guarantor.id, gids)))}
     missing = [g for g in gids if g not in guarantors]
     if missing:
         raise LookupError("no such guarantor")
     points = _grouped(session.scalars(
-        select(ContactPoint).where(ContactPoint.guarantor_id.in_(gids),
+        select(ContactPoint).where(among(session, ContactPoint.guarantor_id, gids),
                                    ContactPoint.active.is_(True)).order_by(ContactPoint.id)),
         lambda r: r.guarantor_id)
-    consents = _grouped(session.scalars(
-        select(Consent).where(Consent.guarantor_id.in_(gids)).order_by(Consent.id)),
+    # Rows only turned into the engine's tuples are read as columns (no ORM objects).
+    consents = _grouped(session.execute(
+        select(Consent.guarantor_id, Consent.contact_point_id, Consent.kind, Consent.granted_at,
+               Consent.given_to, Consent.method)
+        .where(among(session, Consent.guarantor_id, gids)).order_by(Consent.id)),
         lambda r: r.guarantor_id)
-    revocations = _grouped(session.scalars(
-        select(Revocation).where(Revocation.guarantor_id.in_(gids)).order_by(Revocation.id)),
+    revocations = _grouped(session.execute(
+        select(Revocation.guarantor_id, Revocation.contact_point_id, Revocation.channel,
+               Revocation.received_at, Revocation.method)
+        .where(among(session, Revocation.guarantor_id, gids)).order_by(Revocation.id)),
         lambda r: r.guarantor_id)
-    events = _grouped(session.scalars(
-        select(ContactEvent)
-        .where(ContactEvent.guarantor_id.in_(gids),
+    events = _grouped(session.execute(
+        select(ContactEvent.guarantor_id, ContactEvent.id, ContactEvent.occurred_at,
+               ContactEvent.channel, ContactEvent.direction, ContactEvent.contact_point_id,
+               ContactEvent.person, ContactEvent.account_ids, ContactEvent.dialer,
+               ContactEvent.outcome, ContactEvent.text)
+        .where(among(session, ContactEvent.guarantor_id, gids),
                ContactEvent.occurred_at >= now - HISTORY_WINDOW)
         .order_by(ContactEvent.occurred_at, ContactEvent.id)), lambda r: r.guarantor_id)
     flags = _grouped(session.scalars(
-        select(Flag).where(Flag.guarantor_id.in_(gids)).order_by(Flag.id)),
+        select(Flag).where(among(session, Flag.guarantor_id, gids)).order_by(Flag.id)),
         lambda r: r.guarantor_id)
     named = sorted({a for _, a in wanted if a is not None})
-    account_q = select(Account).where(Account.guarantor_id.in_(gids))
-    account_q = account_q.where(or_(Account.status == "open", Account.id.in_(named))) \
+    account_q = select(Account).where(among(session, Account.guarantor_id, gids))
+    account_q = account_q.where(or_(Account.status == "open",
+                                    among(session, Account.id, named, "named"))) \
         if named else account_q.where(Account.status == "open")
     accounts = _grouped(session.scalars(account_q.order_by(Account.opened_at, Account.id)),
                         lambda r: r.guarantor_id)
@@ -145,7 +171,7 @@ def load_debtors(
     if account_ids:
         balances = {aid: int(total or 0) for aid, total in session.execute(
             select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_cents))
-            .where(LedgerEntry.account_id.in_(account_ids))
+            .where(among(session, LedgerEntry.account_id, account_ids))
             .group_by(LedgerEntry.account_id))}
     additions = _scenario_additions(session, gids, now)
 
@@ -170,8 +196,8 @@ def load_debtors(
     return out
 
 
-def _debtor_parts(cipher: Any, points: list[ContactPoint], consent_rows: list[Consent],
-                  revocation_rows: list[Revocation], event_rows: list[ContactEvent],
+def _debtor_parts(cipher: Any, points: list[ContactPoint], consent_rows: list[Any],
+                  revocation_rows: list[Any], event_rows: list[Any],
                   flag_rows: list[Flag], now: datetime) -> tuple[Any, ...]:
     opened: dict[uuid.UUID, str] = {}
     zip5 = ""
@@ -198,8 +224,7 @@ def _debtor_parts(cipher: Any, points: list[ContactPoint], consent_rows: list[Co
         ))
     consents = tuple(
         sc.Consent(contact_point=str(c.contact_point_id) if c.contact_point_id else None,
-                   kind=c.kind,  # type: ignore[arg-type]
-                   granted_at=c.granted_at, given_to=c.given_to,  # type: ignore[arg-type]
+                   kind=c.kind, granted_at=c.granted_at, given_to=c.given_to,
                    method=c.method)
         for c in consent_rows)
     revocations = tuple(
@@ -210,7 +235,8 @@ def _debtor_parts(cipher: Any, points: list[ContactPoint], consent_rows: list[Co
     for e in event_rows:
         if e.channel not in _HISTORY_CHANNELS:
             continue
-        text = cipher.open_row(e, "text") if e.direction == "inbound" and e.text else None
+        text = cipher.open(e.text, ContactEvent.__tablename__, "text", e.id) \
+            if e.direction == "inbound" and e.text else None
         history.append(history_event(
             at=e.occurred_at, channel=e.channel, direction=e.direction,
             contact_point_id=e.contact_point_id, person=e.person,
@@ -285,16 +311,16 @@ def _scenario_additions(session: Session, gids: Sequence[uuid.UUID],
     """`consent.preferences.scenario_additions` for many guarantors, one query per table
     (same filters and the same result per guarantor; a test holds the two together)."""
     designations = _grouped(session.scalars(select(InconvenientDesignation).where(
-        InconvenientDesignation.guarantor_id.in_(gids),
+        among(session, InconvenientDesignation.guarantor_id, gids),
         InconvenientDesignation.designated_at <= now).order_by(InconvenientDesignation.id)),
         lambda r: r.guarantor_id)
     requests = _grouped(session.scalars(select(ConfidentialCommunicationRequest).where(
-        ConfidentialCommunicationRequest.guarantor_id.in_(gids),
+        among(session, ConfidentialCommunicationRequest.guarantor_id, gids),
         ConfidentialCommunicationRequest.received_at <= now).order_by(
         ConfidentialCommunicationRequest.received_at, ConfidentialCommunicationRequest.id)),
         lambda r: r.guarantor_id)
     opt_outs = _grouped(session.scalars(select(MediumOptOut).where(
-        MediumOptOut.guarantor_id.in_(gids), MediumOptOut.received_at <= now)
+        among(session, MediumOptOut.guarantor_id, gids), MediumOptOut.received_at <= now)
         .order_by(MediumOptOut.id)), lambda r: r.guarantor_id)
     out: dict[uuid.UUID, ScenarioAdditions] = {}
     for g in gids:

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,13 @@ from carecollect.kit.ids import uuid7
 from carecollect.kit.jobs import ClaimedJob, JobContext, RetryableError, Snooze, TerminalError
 from carecollect.kit.jobs.queue import enqueue
 from carecollect.kit.jobs.sessions import relaxed_commit, write_locked_session
-from carecollect.outreach.context import DebtorFacts, history_event, load_debtors, with_action
+from carecollect.outreach.context import (
+    DebtorFacts,
+    among,
+    history_event,
+    load_debtors,
+    with_action,
+)
 from carecollect.outreach.models import ContactEvent
 from carecollect.outreach.org_templates import organization_template
 from carecollect.outreach.outbox import CallTask, ContactState, OutreachAttempt, ReviewItem
@@ -379,7 +385,7 @@ def _lock_contact_states(session: Session, org_id: uuid.UUID, guarantor_ids: lis
         {"organization_id": org_id, "guarantor_id": g, "outbound_count": 0, "updated_at": now}
         for g in guarantor_ids])
     rows = session.scalars(
-        select(ContactState).where(ContactState.guarantor_id.in_(guarantor_ids))
+        select(ContactState).where(among(session, ContactState.guarantor_id, guarantor_ids))
         .order_by(ContactState.guarantor_id).with_for_update()).all()
     return {row.guarantor_id: row for row in rows}
 
@@ -539,7 +545,7 @@ def _decide_chunk(ctx: JobContext, res: DispatchResources, session: Session,
     """Lock and decide every attempt of the chunk inside `session` (see `_prepare_chunk`)."""
     # The attempts, then the debtors' contact states, each locked in id order.
     attempts = {a.id: a for a in session.scalars(
-        select(OutreachAttempt).where(OutreachAttempt.id.in_(sorted(wanted.values())))
+        select(OutreachAttempt).where(among(session, OutreachAttempt.id, sorted(wanted.values())))
         .order_by(OutreachAttempt.id).with_for_update())}
     todo: list[tuple[ClaimedJob, OutreachAttempt, Provider | None]] = []
     for job in jobs:
@@ -576,7 +582,7 @@ def _decide_chunk(ctx: JobContext, res: DispatchResources, session: Session,
         raise TerminalError("missing_organization")
     # PLAT-REVOKE-NLU (c)-(f): suppressed while a person reviews an inbound message.
     in_review = set(session.scalars(select(ReviewItem.guarantor_id).where(
-        ReviewItem.guarantor_id.in_(gids), ReviewItem.state == "open")))
+        among(session, ReviewItem.guarantor_id, gids), ReviewItem.state == "open")))
     facts = load_debtors(session, keys, org, [
         (a.guarantor_id, a.account_id) for _, a, _ in todo
         if a.guarantor_id not in in_review], now=now, profile=res.settings.profile)
@@ -834,9 +840,12 @@ def _record_outcomes(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
             # A lost `sent` (crash before the WAL flush) leaves `sending`: reconciled,
             # never re-sent.
             relaxed_commit(session)
+            _record_all_sent(session, org_id, [(item, cast(SendResult, result))
+                                               for item, result in pairs], ctx.clock())
+            return {item.job.id: None for item, _ in pairs}
         ids = sorted(item.attempt_id for item, _ in pairs)
         attempts = {a.id: a for a in session.scalars(
-            select(OutreachAttempt).where(OutreachAttempt.id.in_(ids))
+            select(OutreachAttempt).where(among(session, OutreachAttempt.id, ids))
             .order_by(OutreachAttempt.id).with_for_update())}
         now = ctx.clock()
         pending: list[PendingEvent] = []
@@ -845,6 +854,45 @@ def _record_outcomes(ctx: JobContext, res: DispatchResources, org_id: uuid.UUID,
                 item.attempt_id), result, now, pending)
         record_many(session, pending)
     return outcomes
+
+
+def _record_all_sent(session: Session, org_id: uuid.UUID,
+                     pairs: list[tuple[_Prepared, SendResult]], now: datetime) -> None:
+    """`_record_sent` for a chunk whose every message the provider accepted (the usual
+    case), as column reads and one executemany update instead of ORM objects: lock the
+    attempts in id order, mark those still `sending` (or `unknown`) `sent`, one
+    `message.send` event each."""
+    by_id = {item.attempt_id: result for item, result in pairs}
+    rows = session.execute(
+        select(OutreachAttempt.id, OutreachAttempt.state, OutreachAttempt.channel,
+               OutreachAttempt.guarantor_id, OutreachAttempt.organization_id)
+        .where(among(session, OutreachAttempt.id, sorted(by_id)))
+        .order_by(OutreachAttempt.id).with_for_update()).all()
+    changes: list[dict[str, Any]] = []
+    events: list[PendingEvent] = []
+    for row in rows:
+        if row.state not in ("sending", "unknown"):
+            continue
+        result = by_id[row.id]
+        changes.append({"b_id": row.id, "b_provider": result.provider,
+                        "b_message_id": result.provider_message_id,
+                        "b_status": result.status})
+        events.append(PendingEvent(
+            ACTOR, "message.send",
+            Subject("outreach_attempt", row.id, organization_id=row.organization_id,
+                    patient_id=row.guarantor_id), "success",
+            {"channel": row.channel, "provider": result.provider,
+             "provider_message_id": result.provider_message_id[:120]}))
+    if changes:
+        table = cast(Table, OutreachAttempt.__table__)
+        session.execute(
+            update(table).where(table.c.id == bindparam("b_id"),
+                                table.c.organization_id == org_id)
+            .values(state="sent", provider=bindparam("b_provider"),
+                    provider_message_id=bindparam("b_message_id"),
+                    delivery_status=bindparam("b_status"), sent_at=now, error_code=None),
+            changes)
+    record_many(session, events)
 
 
 def _apply_result(session: Session, res: DispatchResources, item: _Prepared,
