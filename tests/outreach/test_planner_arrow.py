@@ -178,3 +178,31 @@ def test_reader_connections_read_one_snapshot(tmp_path: Path) -> None:
         for conn in conns:
             conn.rollback()
             conn.close()
+
+
+def test_reads_sent_ahead_for_a_wide_plan_that_turns_out_narrow(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The due enrolments' count predicts a wide plan, so every read is sent to the reader
+    ahead; an exclusion makes the plan narrow after all, and the narrow reads go through
+    the session: the same plan as without the reader."""
+    tenant, people = _setup(db)
+    with db.tenant_session(tenant.id) as s:
+        cadence_service.enroll_eligible(s, organization_id=tenant.id, actor=TEST_ACTOR, at=AT)
+        cadence_service.exclude(s, organization_id=tenant.id, actor=TEST_ACTOR,
+                                account_id=people["nothing"].account_id,
+                                reason="staff_hold", at=AT - dt.timedelta(hours=1))
+    monkeypatch.setattr(planner, "ARROW_MIN_GUARANTORS", 0)
+    # 7 guarantors, 6 due enrolments (predicted wide), 5 due after the exclusion (narrow).
+    monkeypatch.setattr(planner, "WHOLE_ORG_SHARE", 6 / 7)
+    reads = _reads(monkeypatch)
+    with db.tenant_session(tenant.id) as s:
+        ahead = planner.build_plan(s, organization_id=tenant.id, at=AT)
+    if db.engine.dialect.name == "sqlite":
+        assert reads[0][0] == "arrow"  # the due enrolments
+        assert {kind for kind, _ in reads[2:]} == {"session"}  # narrow: due-id tables
+    monkeypatch.setattr(planner, "ARROW_READS", False)
+    with db.tenant_session(tenant.id) as s:
+        plain = planner.build_plan(s, organization_id=tenant.id, at=AT)
+    assert ahead.frame.height == 5
+    assert ahead.frame.sort("enrollment_id").equals(plain.frame.sort("enrollment_id"))

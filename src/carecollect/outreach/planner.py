@@ -354,6 +354,8 @@ class _ArrowReader:
         return frame.get_columns()
 
     def close(self) -> None:
+        if self.failed:  # what is left in it is not wanted
+            self.proc.kill()
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.write("\n")
@@ -377,7 +379,8 @@ def _read_all(conn: Connection, reader: _ArrowReader | None, written: frozenset[
     try:
         for name in mine:
             assert reader is not None  # noqa: S101 - mine is empty without one
-            reader.submit(specs[name][0])
+            if not any(sent is specs[name][0] for sent, _file in reader.sent):
+                reader.submit(specs[name][0])
         out = {}
         for name, (stmt, schema) in specs.items():
             if name in mine:
@@ -505,17 +508,131 @@ def _load_facts(conn: Connection, reader: _ArrowReader | None, written: frozense
                Guarantor.preferred_language)
         .join(Guarantor, Guarantor.id == e.guarantor_id)
         .where(due_filter))
+
+    def gin(column: Any) -> Any:
+        return column.in_(due_g) if narrow else true()
+
+    def ain(column: Any) -> Any:
+        return column.in_(due_a) if narrow else true()
+
+    def build_specs() -> dict[str, tuple[Any, dict[str, Any]]]:
+        """The column reads after the due enrolments (wide or narrow as `narrow` is
+        when called)."""
+        specs: dict[str, tuple[Any, dict[str, Any]]] = {}
+        specs["points"] = (select(
+            u(ContactPoint.id), u(ContactPoint.guarantor_id), ContactPoint.kind,
+            ContactPoint.line_type, cast(ContactPoint.area_code_tzs, String),
+            ContactPoint.address_tz, ContactPoint.verified, ContactPoint.is_primary,
+            ContactPoint.owner, ContactPoint.employer_provided)
+            .where(ContactPoint.organization_id == organization_id,
+                   ContactPoint.active.is_(True), gin(ContactPoint.guarantor_id)), {
+            "cp_id": pl.String, "guarantor_id": pl.String, "kind": pl.String,
+            "line_type": pl.String, "area_code_tzs": pl.String, "address_tz": pl.String,
+            "verified": pl.Boolean, "is_primary": pl.Boolean, "owner": pl.String,
+            "employer_provided": pl.Boolean})
+
+        specs["consents"] = (select(
+            u(Consent.guarantor_id), u(Consent.contact_point_id), Consent.kind,
+            func.max(Consent.granted_at))
+            .where(Consent.organization_id == organization_id, Consent.granted_at <= at,
+                   gin(Consent.guarantor_id))
+            .group_by(Consent.guarantor_id, Consent.contact_point_id, Consent.kind), {
+            "guarantor_id": pl.String, "cp_id": pl.String, "kind": pl.String,
+            "at": pl.Datetime("us")})
+
+        revocations = select(
+            u(Revocation.guarantor_id), u(Revocation.contact_point_id),
+            Revocation.channel.label("channel"), func.max(Revocation.received_at)).where(
+            Revocation.organization_id == organization_id, Revocation.received_at <= at,
+            gin(Revocation.guarantor_id)).group_by(
+            Revocation.guarantor_id, Revocation.contact_point_id, Revocation.channel)
+        opt_outs = select(
+            u(MediumOptOut.guarantor_id), u(MediumOptOut.contact_point_id),
+            MediumOptOut.medium.label("channel"), func.max(MediumOptOut.received_at)).where(
+            MediumOptOut.organization_id == organization_id, MediumOptOut.received_at <= at,
+            gin(MediumOptOut.guarantor_id)).group_by(
+            MediumOptOut.guarantor_id, MediumOptOut.contact_point_id, MediumOptOut.medium)
+        revoke_schema = {"guarantor_id": pl.String, "cp_id": pl.String, "channel": pl.String,
+                         "at": pl.Datetime("us")}
+        specs["revocations"] = (revocations, revoke_schema)
+        specs["opt_outs"] = (opt_outs, revoke_schema)
+
+        specs["flags"] = (select(u(Flag.guarantor_id), Flag.kind, func.min(Flag.raised_at))
+                       .where(Flag.organization_id == organization_id, Flag.raised_at <= at,
+                              or_(Flag.cleared_at.is_(None), Flag.cleared_at > at),
+                              gin(Flag.guarantor_id))
+                       .group_by(Flag.guarantor_id, Flag.kind),
+                       {"guarantor_id": pl.String, "kind": pl.String, "at": pl.Datetime("us")})
+
+        q = ConfidentialCommunicationRequest
+        specs["confidential"] = (select(
+            u(q.guarantor_id), cast(q.allowed_channels, String),
+            cast(q.allowed_contact_point_ids, String))
+            .where(q.organization_id == organization_id, q.received_at <= at,
+                   or_(q.withdrawn_at.is_(None), q.withdrawn_at > at),
+                   gin(q.guarantor_id)), {
+            "guarantor_id": pl.String, "allowed_channels": pl.String, "allowed_cps": pl.String})
+
+        i = InconvenientDesignation
+        specs["designations"] = (select(u(i.guarantor_id), i.kind, i.value).where(
+            i.organization_id == organization_id, i.designated_at <= at,
+            or_(i.revoked_at.is_(None), i.revoked_at > at), gin(i.guarantor_id)), {
+            "guarantor_id": pl.String, "kind": pl.String, "value": pl.String})
+
+        specs["signals"] = (select(u(OutreachSignal.account_id), OutreachSignal.kind,
+                                      func.max(OutreachSignal.occurred_at))
+                         .where(OutreachSignal.organization_id == organization_id,
+                                OutreachSignal.occurred_at <= at,
+                                ain(OutreachSignal.account_id))
+                         .group_by(OutreachSignal.account_id, OutreachSignal.kind),
+                         {"account_id": pl.String, "kind": pl.String, "at": pl.Datetime("us")})
+
+        specs["balances"] = (select(u(LedgerEntry.account_id),
+                                       func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
+                          .where(LedgerEntry.organization_id == organization_id,
+                                 ain(LedgerEntry.account_id))
+                          .group_by(LedgerEntry.account_id),
+                          {"account_id": pl.String, "balance_cents": pl.Int64})
+
+        ev = ContactEvent
+        specs["events"] = (select(
+            u(ev.guarantor_id), ev.occurred_at, ev.channel, ev.direction, ev.outcome, ev.dialer,
+            cast(ev.account_ids, String), func.coalesce(ContactPoint.kind, literal("")))
+            .join(ContactPoint, ContactPoint.id == ev.contact_point_id, isouter=True)
+            .where(ev.organization_id == organization_id,
+                   ev.occurred_at >= at - dt.timedelta(days=HISTORY_DAYS), ev.occurred_at <= at,
+                   gin(ev.guarantor_id)), {
+            "guarantor_id": pl.String, "at": pl.Datetime("us"), "channel": pl.String,
+            "direction": pl.String, "outcome": pl.String, "dialer": pl.String,
+            "account_ids": pl.String, "cp_kind": pl.String})
+        return specs
+
+    x = OutreachExclusion
+    excl_stmt = select(u(x.account_id), u(x.campaign_id)).where(
+        x.organization_id == organization_id, x.excluded_at <= at, x.lifted_at.is_(None),
+        or_(x.until.is_(None), x.until > at))
+    # With a reader, when the due enrolments (counted on their index) make a wide plan
+    # likely, every read is sent to it now: it reads them while the due frame is built.
+    ahead = None
+    if reader is not None and not reader.failed:
+        due_rows = conn.execute(select(func.count()).select_from(e).where(due_filter)) \
+            .scalar_one()
+        if due_rows >= WHOLE_ORG_SHARE * guarantors:
+            ahead = build_specs()  # wide: `narrow` is False until decided below
+            try:
+                for stmt in [due_stmt, excl_stmt] + [v[0] for v in ahead.values()]:
+                    if not (_tables_of(stmt) & written):
+                        reader.submit(stmt)
+            except _ReaderError as exc:
+                log.warning("outreach.plan.reader_failed", error=str(exc))
+                reader.failed, ahead = True, None
     due = read(due_stmt, {
         "enrollment_id": pl.String, "account_id": pl.String, "guarantor_id": pl.String,
         "campaign_id": pl.String, "step": pl.Int64, "cohort": pl.String,
         "variant": pl.String, "enrolled_at": pl.Datetime("us"), "state": pl.String,
         "mailing_tz": pl.String, "other_known_tz": pl.String, "city_is_nyc": pl.Boolean,
         "language": pl.String})
-    x = OutreachExclusion
-    exclusions = read(select(u(x.account_id), u(x.campaign_id)).where(
-        x.organization_id == organization_id, x.excluded_at <= at, x.lifted_at.is_(None),
-        or_(x.until.is_(None), x.until > at)), {"account_id": pl.String,
-                                                 "campaign_id": pl.String})
+    exclusions = read(excl_stmt, {"account_id": pl.String, "campaign_id": pl.String})
     # An exclusion without a campaign covers every campaign of the account.
     everywhere = exclusions.filter(pl.col("campaign_id").is_null()).select("account_id")
     one = exclusions.filter(pl.col("campaign_id").is_not_null())
@@ -527,103 +644,13 @@ def _load_facts(conn: Connection, reader: _ArrowReader | None, written: frozense
     # those reads' CPU). Otherwise each read is restricted in SQL.
     narrow = due.get_column("guarantor_id").n_unique() < WHOLE_ORG_SHARE * guarantors
     if narrow:
+        if ahead is not None and reader is not None:
+            reader.failed = True  # what it was sent ahead are the wide reads
         due_g, due_a, temporary = _due_sets(conn, due_filter)
     else:
         temporary = []
+    specs = ahead if ahead is not None and not narrow else build_specs()
 
-    def gin(column: Any) -> Any:
-        return column.in_(due_g) if narrow else true()
-
-    def ain(column: Any) -> Any:
-        return column.in_(due_a) if narrow else true()
-
-    specs: dict[str, tuple[Any, dict[str, Any]]] = {}
-    specs["points"] = (select(
-        u(ContactPoint.id), u(ContactPoint.guarantor_id), ContactPoint.kind,
-        ContactPoint.line_type, cast(ContactPoint.area_code_tzs, String),
-        ContactPoint.address_tz, ContactPoint.verified, ContactPoint.is_primary,
-        ContactPoint.owner, ContactPoint.employer_provided)
-        .where(ContactPoint.organization_id == organization_id,
-               ContactPoint.active.is_(True), gin(ContactPoint.guarantor_id)), {
-        "cp_id": pl.String, "guarantor_id": pl.String, "kind": pl.String,
-        "line_type": pl.String, "area_code_tzs": pl.String, "address_tz": pl.String,
-        "verified": pl.Boolean, "is_primary": pl.Boolean, "owner": pl.String,
-        "employer_provided": pl.Boolean})
-
-    specs["consents"] = (select(
-        u(Consent.guarantor_id), u(Consent.contact_point_id), Consent.kind,
-        func.max(Consent.granted_at))
-        .where(Consent.organization_id == organization_id, Consent.granted_at <= at,
-               gin(Consent.guarantor_id))
-        .group_by(Consent.guarantor_id, Consent.contact_point_id, Consent.kind), {
-        "guarantor_id": pl.String, "cp_id": pl.String, "kind": pl.String,
-        "at": pl.Datetime("us")})
-
-    revocations = select(
-        u(Revocation.guarantor_id), u(Revocation.contact_point_id),
-        Revocation.channel.label("channel"), func.max(Revocation.received_at)).where(
-        Revocation.organization_id == organization_id, Revocation.received_at <= at,
-        gin(Revocation.guarantor_id)).group_by(
-        Revocation.guarantor_id, Revocation.contact_point_id, Revocation.channel)
-    opt_outs = select(
-        u(MediumOptOut.guarantor_id), u(MediumOptOut.contact_point_id),
-        MediumOptOut.medium.label("channel"), func.max(MediumOptOut.received_at)).where(
-        MediumOptOut.organization_id == organization_id, MediumOptOut.received_at <= at,
-        gin(MediumOptOut.guarantor_id)).group_by(
-        MediumOptOut.guarantor_id, MediumOptOut.contact_point_id, MediumOptOut.medium)
-    revoke_schema = {"guarantor_id": pl.String, "cp_id": pl.String, "channel": pl.String,
-                     "at": pl.Datetime("us")}
-    specs["revocations"] = (revocations, revoke_schema)
-    specs["opt_outs"] = (opt_outs, revoke_schema)
-
-    specs["flags"] = (select(u(Flag.guarantor_id), Flag.kind, func.min(Flag.raised_at))
-                   .where(Flag.organization_id == organization_id, Flag.raised_at <= at,
-                          or_(Flag.cleared_at.is_(None), Flag.cleared_at > at),
-                          gin(Flag.guarantor_id))
-                   .group_by(Flag.guarantor_id, Flag.kind),
-                   {"guarantor_id": pl.String, "kind": pl.String, "at": pl.Datetime("us")})
-
-    q = ConfidentialCommunicationRequest
-    specs["confidential"] = (select(
-        u(q.guarantor_id), cast(q.allowed_channels, String),
-        cast(q.allowed_contact_point_ids, String))
-        .where(q.organization_id == organization_id, q.received_at <= at,
-               or_(q.withdrawn_at.is_(None), q.withdrawn_at > at),
-               gin(q.guarantor_id)), {
-        "guarantor_id": pl.String, "allowed_channels": pl.String, "allowed_cps": pl.String})
-
-    i = InconvenientDesignation
-    specs["designations"] = (select(u(i.guarantor_id), i.kind, i.value).where(
-        i.organization_id == organization_id, i.designated_at <= at,
-        or_(i.revoked_at.is_(None), i.revoked_at > at), gin(i.guarantor_id)), {
-        "guarantor_id": pl.String, "kind": pl.String, "value": pl.String})
-
-    specs["signals"] = (select(u(OutreachSignal.account_id), OutreachSignal.kind,
-                                  func.max(OutreachSignal.occurred_at))
-                     .where(OutreachSignal.organization_id == organization_id,
-                            OutreachSignal.occurred_at <= at,
-                            ain(OutreachSignal.account_id))
-                     .group_by(OutreachSignal.account_id, OutreachSignal.kind),
-                     {"account_id": pl.String, "kind": pl.String, "at": pl.Datetime("us")})
-
-    specs["balances"] = (select(u(LedgerEntry.account_id),
-                                   func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
-                      .where(LedgerEntry.organization_id == organization_id,
-                             ain(LedgerEntry.account_id))
-                      .group_by(LedgerEntry.account_id),
-                      {"account_id": pl.String, "balance_cents": pl.Int64})
-
-    ev = ContactEvent
-    specs["events"] = (select(
-        u(ev.guarantor_id), ev.occurred_at, ev.channel, ev.direction, ev.outcome, ev.dialer,
-        cast(ev.account_ids, String), func.coalesce(ContactPoint.kind, literal("")))
-        .join(ContactPoint, ContactPoint.id == ev.contact_point_id, isouter=True)
-        .where(ev.organization_id == organization_id,
-               ev.occurred_at >= at - dt.timedelta(days=HISTORY_DAYS), ev.occurred_at <= at,
-               gin(ev.guarantor_id)), {
-        "guarantor_id": pl.String, "at": pl.Datetime("us"), "channel": pl.String,
-        "direction": pl.String, "outcome": pl.String, "dialer": pl.String,
-        "account_ids": pl.String, "cp_kind": pl.String})
     got = _read_all(conn, None if narrow else reader, written, specs)
     points, consents, flags = got["points"], got["consents"], got["flags"]
     revokes = pl.concat([got["revocations"], got["opt_outs"]])
