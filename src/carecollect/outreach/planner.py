@@ -293,8 +293,7 @@ class _ArrowReader:
 
     def __init__(self, path: str, dialect: Any) -> None:
         self.dialect = dialect
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - RAM files
-        self.dir = tempfile.mkdtemp(prefix="carecollect-plan-", dir=shm)
+        self.dir = tempfile.mkdtemp(prefix="carecollect-plan-", dir=_scratch())
         script = os.path.join(os.path.dirname(__file__), "planner_reader.py")
         self.proc = subprocess.Popen(  # noqa: S603 - our own script, no shell
             [sys.executable, "-I", script, os.path.abspath(path)],
@@ -368,6 +367,17 @@ class _ArrowReader:
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _scratch() -> str | None:
+    """Where the reader's result files go: /dev/shm (memory) when it has room for a
+    million-account plan's columns (containers often give it 64 MB), else the default
+    temporary directory."""
+    try:
+        room = os.statvfs("/dev/shm")  # noqa: S108 - a fixed system path, private names
+    except OSError:
+        return None
+    return "/dev/shm" if room.f_bavail * room.f_frsize >= 2 << 30 else None  # noqa: S108
 
 
 def _read_all(conn: Connection, reader: _ArrowReader | None, written: frozenset[str],
