@@ -16,8 +16,10 @@ SDK, record `sent` and its audit event.
 
 Rounds: one attempt at a time (`batch_size` 1: the pre-batch behaviour, M sends), then
 the batch path with one and with two worker processes (N sends each). CPU seconds of the
-worker processes (getrusage of the children, including spawn and imports) and of this
-process (the fake server's threads) are reported next to wall time, with the load average.
+worker processes (getrusage of the children, including spawn and imports; and inside the
+worker loop alone), of this process (the fake server's threads) and of the local
+PostgreSQL server's processes (from /proc) are reported next to wall time, with the load
+average.
 
 Baseline measured in the same run: the raw provider rate, i.e. the same SDK calls to the
 same fake server from this process with no database at all, sequentially and from as many
@@ -134,6 +136,24 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def server_cpu() -> float:
+    """CPU seconds of the local PostgreSQL server's processes (0 when it is not local)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.index("(") + 1:stat.rindex(")")].startswith("postgres"):
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -235,8 +255,10 @@ def main() -> None:
                 before = sent(db)
                 n = plan_round(world, debtors, round_no)
                 before_load = load()
-                elapsed, cpu, loop_cpu, server_cpu = run_workers(
+                pg0 = server_cpu()
+                elapsed, cpu, loop_cpu, fake_cpu = run_workers(
                     world, kek, twilio.base_url, processes, claim, batch, conc)
+                pg_cpu = server_cpu() - pg0
                 done = sent(db) - before
                 total += done
                 if pending(db) or done != n:
@@ -248,7 +270,9 @@ def main() -> None:
                       f"baseline {rate / processes / baseline:.3f}); workers' CPU {cpu:.1f} s, "
                       f"{loop_cpu:.1f} s of it in the worker loop = {done / loop_cpu:,.0f} sends "
                       f"per worker CPU-second ({loop_cpu / done * 1e3:.2f} ms per send); fake "
-                      f"server CPU {server_cpu:.1f} s; load average {before_load} -> {load()}; "
+                      f"server CPU {fake_cpu:.1f} s; PostgreSQL CPU {pg_cpu:.1f} s "
+                      f"({pg_cpu / done * 1e3:.2f} ms per send); load average {before_load} -> "
+                      f"{load()}; "
                       f"target >= 500 per worker")
             if len(twilio.messages) != total:
                 raise SystemExit("provider message count differs from sent attempts")

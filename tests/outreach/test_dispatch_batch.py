@@ -529,3 +529,55 @@ def test_death_while_a_chunk_is_in_flight_loses_and_duplicates_nothing(
                                                                    "twilio"]
         assert len(twilio.messages) == 3
     assert len(_counted_events(db)) == 4
+
+
+def test_an_all_accepted_chunk_records_every_sent_attempt_once(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The all-accepted path (one executemany update): provider ids, status, time and one
+    `message.send` event per attempt; an attempt already settled by a status callback
+    while its message was in flight is left as it is (no second event)."""
+    world = make_world(db, 3)
+    settled: list[uuid.UUID] = []
+    inner_record = dispatch._record_outcomes
+
+    def callback_first(ctx: JobContext, res: Any, org_id: uuid.UUID, prepared: Any,
+                       results: Any) -> Any:
+        first = prepared[0]
+        with db.tenant_session(org_id) as session:
+            attempt = session.get(OutreachAttempt, first.attempt_id)
+            assert attempt is not None
+            dispatch.apply_status_callback(session, attempt, provider="twilio",
+                                           provider_message_id=results[0].provider_message_id,
+                                           status="delivered", now=BASE)
+        settled.append(first.attempt_id)
+        return inner_record(ctx, res, org_id, prepared, results)
+
+    monkeypatch.setattr(dispatch, "_record_outcomes", callback_first)
+    with fake_twilio() as twilio:
+        ids = [plan(world, d, "sms", f"k-{d.id}") for d in world.debtors]
+        make_worker(world, {"sms": twilio_provider(twilio.base_url)}).drain()
+        sids = {m["to"]: m["sid"] for m in twilio.messages}
+    rows = _attempts(db)
+    phones = {d.id: d.phone for d in world.debtors}
+    for i in ids:
+        row = rows[i]
+        assert (row.state, row.provider, row.error_code) == ("sent", "twilio", None)
+        assert row.provider_message_id == sids[phones[row.guarantor_id]]
+        assert row.sent_at is not None
+        assert row.delivery_status == ("delivered" if i in settled else "queued")
+    sends = audit_events(db, "message.send")
+    assert sorted(e["subject_id"] for e in sends) == sorted(str(i) for i in ids)
+
+
+def test_the_start_up_heap_is_frozen_once(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    calls: list[str] = []
+    monkeypatch.setattr(dispatch, "_heap_frozen", False)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    world = make_world(db, 2)
+    with fake_twilio() as twilio:
+        for d in world.debtors:
+            plan(world, d, "sms", f"k-{d.id}")
+        make_worker(world, {"sms": twilio_provider(twilio.base_url)}, batch_size=1).drain()
+    assert calls == ["freeze"]

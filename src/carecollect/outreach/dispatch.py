@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import hashlib
 import hmac
 import logging
@@ -123,6 +124,10 @@ class DispatchSettings:
     # behaviour), and the provider calls of one batch in flight at once.
     batch_size: int = 100
     send_concurrency: int = 8
+    # Freeze the process's heap as it is before the first batch (modules, mappers, the
+    # SDK: ~390,000 objects in a worker) out of the cyclic garbage collector; see
+    # `_freeze_startup_heap`.
+    freeze_startup_heap: bool = True
 
 
 @dataclass
@@ -428,11 +433,30 @@ def deliver(ctx: JobContext, job: ClaimedJob) -> None:
         raise failure
 
 
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process: collect, then move every object alive now (what imports and
+    start-up built: long-lived anyway) to the collector's permanent generation. Batches
+    allocate many short-lived objects, so full collections come every few chunks, and
+    each re-traversed the whole start-up heap: ~0.3 s, about a fifth of a worker's CPU
+    per send. Frozen objects are still freed by reference counting; only cycles among
+    them are never collected."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def deliver_batch(ctx: JobContext, jobs: list[ClaimedJob]) -> Outcomes:
     """Batch handler for `outreach.deliver`: the claimed jobs in chunks of
     `settings.batch_size` per organization (see `_deliver_chunks`); returns each job's
     outcome for the worker (None: done; `Snooze`; the error that fails or retries it)."""
     res = resources_of(ctx)
+    if res.settings.freeze_startup_heap:
+        _freeze_startup_heap()
     outcomes: Outcomes = {}
     by_org: dict[uuid.UUID, list[ClaimedJob]] = {}
     for job in jobs:
