@@ -206,3 +206,20 @@ def test_reads_sent_ahead_for_a_wide_plan_that_turns_out_narrow(
         plain = planner.build_plan(s, organization_id=tenant.id, at=AT)
     assert ahead.frame.height == 5
     assert ahead.frame.sort("enrollment_id").equals(plain.frame.sort("enrollment_id"))
+
+
+def test_a_reader_that_fails_falls_back_to_the_session(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, _people = _setup(db)
+    with db.tenant_session(tenant.id) as s:
+        cadence_service.enroll_eligible(s, organization_id=tenant.id, actor=TEST_ACTOR, at=AT)
+    with db.tenant_session(tenant.id) as s:
+        plain = planner.build_plan(s, organization_id=tenant.id, at=AT)
+    monkeypatch.setattr(planner, "ARROW_MIN_GUARANTORS", 0)
+    monkeypatch.setattr(planner.sys, "executable", "/bin/false")  # the process ends at once
+    reads = _reads(monkeypatch)
+    with db.tenant_session(tenant.id) as s:
+        fallen = planner.build_plan(s, organization_id=tenant.id, at=AT)
+    assert {kind for kind, _ in reads[1:]} == {"session"}
+    assert fallen.frame.sort("enrollment_id").equals(plain.frame.sort("enrollment_id"))
