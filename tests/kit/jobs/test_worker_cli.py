@@ -14,8 +14,8 @@ def test_worker_once_runs_due_jobs_and_exits(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # The scheduler enqueued this period's run of each periodic job (outreach reconcile
     # sweep, nightly plan, payment-plan sweep, audit integration, insights rollup refresh,
-    # monthly insights report sweep), and the worker ran them.
-    assert result.stdout.strip() == "completed 6 failed 0 discarded 0 rescued 0"
+    # monthly insights report sweep, webhook outbox purge), and the worker ran them.
+    assert result.stdout.strip() == "completed 7 failed 0 discarded 0 rescued 0"
     again = run("worker", "--data-dir", str(data), "--once")
     # Nothing is due again within its period. The exceptions are the audit integration
     # (every minute) and the insights rollup refresh (every 2 minutes): if the second run
