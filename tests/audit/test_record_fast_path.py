@@ -168,3 +168,19 @@ def test_recording_lock_is_taken_again_after_a_rolled_back_savepoint(db: Databas
     with db.system_session() as check:
         actions = check.execute(text("SELECT body FROM audit_event ORDER BY ordinal")).scalars()
         assert [json.loads(b)["action"] for b in actions] == ["import.done"]
+
+
+def test_caches_stay_bounded_and_keep_validating(monkeypatch: pytest.MonkeyPatch) -> None:
+    from carecollect.audit import service
+
+    monkeypatch.setattr(service, "_CACHE_LIMIT", 8)
+    for i in range(50):
+        build_event_row(actor=Actor.staff(f"user-{i}"), action="patient.read",
+                        subject=Subject(f"kind_{i}", f"id-{i}", ORG), outcome="success",
+                        details={f"field_{i}": i}, organization_id=None)
+    for cache in (service._body_prefixes, service._subject_types, service._detail_keys,
+                  service._org_texts):
+        assert len(cache) <= 8
+    with pytest.raises(ValueError, match="identifier characters"):
+        build_event_row(actor=Actor.staff("user 1"), action="patient.read", subject=None,
+                        outcome="success", details=None, organization_id=None)

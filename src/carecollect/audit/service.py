@@ -64,8 +64,8 @@ RECORDING_LOCK_KEY = 0x6361_7265_6175_6401  # "careaud\x01"
 _LOCKED_TX_KEY = "carecollect.audit.shared_lock_tx"
 
 # Caches of what has been validated once (record() runs in every audited request; the
-# same few actors, actions, subject types and detail keys recur). Each is bounded: past
-# the bound, values are validated on every call and not remembered.
+# same few actors, actions, subject types and detail keys recur). Each is bounded: when
+# one is full it is emptied and fills again with what is in use now.
 _CACHE_LIMIT = 4096
 # (action, actor) -> the body's canonical text up to the details:
 # `{"action":..,"actor_id":..,"actor_type":..,"details":`
@@ -106,8 +106,9 @@ def _check_key(key: Any) -> None:
         raise ValueError("audit detail keys must be strings")
     if key.lower() in FORBIDDEN_DETAIL_KEYS:
         raise ValueError(f"audit detail key {key!r} would hold PHI; record field names")
-    if len(_detail_keys) < _CACHE_LIMIT:
-        _detail_keys.add(key)
+    if len(_detail_keys) >= _CACHE_LIMIT:
+        _detail_keys.clear()
+    _detail_keys.add(key)
 
 
 def _check_details(value: Any, depth: int) -> None:
@@ -209,8 +210,9 @@ def _org_text(organization_id: uuid.UUID) -> str:
     text = _org_texts.get(organization_id)
     if text is None:
         text = str(organization_id)
-        if len(_org_texts) < _CACHE_LIMIT:
-            _org_texts[organization_id] = text
+        if len(_org_texts) >= _CACHE_LIMIT:
+            _org_texts.clear()
+        _org_texts[organization_id] = text
     return text
 
 
@@ -228,8 +230,9 @@ def _body_prefix(actor: Actor, action: str) -> str:
         f'{{"action":"{action}","actor_id":"{actor.id}","actor_type":"{actor.type}",'
         '"details":'
     )
-    if len(_body_prefixes) < _CACHE_LIMIT:
-        _body_prefixes[(action, actor)] = prefix
+    if len(_body_prefixes) >= _CACHE_LIMIT:
+        _body_prefixes.clear()
+    _body_prefixes[(action, actor)] = prefix
     return prefix
 
 
@@ -325,8 +328,9 @@ def _build(
                 len(subject_type) > 64
             ):
                 raise ValueError("subject type must be 1 to 64 identifier characters")
-            if len(_subject_types) < _CACHE_LIMIT:
-                _subject_types.add(subject_type)
+            if len(_subject_types) >= _CACHE_LIMIT:
+                _subject_types.clear()
+            _subject_types.add(subject_type)
         # str(UUID) is always identifier text; only other ids need the pattern.
         if given_id is None:
             subject_id = None
