@@ -137,7 +137,8 @@ def children_cpu() -> float:
 
 
 def server_cpu() -> float:
-    """CPU seconds of the local PostgreSQL server's processes (0 when it is not local)."""
+    """CPU seconds of the local PostgreSQL server's processes, including backends that
+    have exited (0 when the server is not local)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
@@ -150,7 +151,8 @@ def server_cpu() -> float:
             continue
         if stat[stat.index("(") + 1:stat.rindex(")")].startswith("postgres"):
             fields = stat[stat.rindex(")") + 2:].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            # Own time, and (the postmaster's) the time of backends that have exited.
+            total += sum(int(x) for x in fields[11:15]) / tick
     return total
 
 

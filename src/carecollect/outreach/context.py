@@ -100,6 +100,13 @@ def _grouped(rows: Iterable[_R], key: Callable[[_R], uuid.UUID]) -> dict[uuid.UU
 _UUID_ARRAY = ARRAY(Uuid())
 
 
+def _read(session: Session, statement: Any) -> Any:
+    """Run a Core select on the session's connection: rows of plain columns, without the
+    ORM's per-statement work (the caller filters by organization itself; on PostgreSQL
+    row-level security applies as well)."""
+    return session.connection().execute(statement)
+
+
 def among(session: Session, column: Any, ids: Sequence[uuid.UUID],
           name: str = "ids") -> ColumnElement[bool]:
     """`column IN ids`. On PostgreSQL `column = ANY(:ids)` with one uuid[] parameter: the
@@ -128,6 +135,8 @@ def load_debtors(
     if not gids:
         return {}
     cipher = keys.cipher()
+    org_id = organization.id
+    session.flush()  # what the Core reads below see, as an ORM query's autoflush would
     guarantors = {g.id: g for g in session.scalars(
         select(Guarantor).where(among(session, Guarantor.id, gids)))}
     missing = [g for g in gids if g not in guarantors]
@@ -137,25 +146,24 @@ def load_debtors(
         select(ContactPoint).where(among(session, ContactPoint.guarantor_id, gids),
                                    ContactPoint.active.is_(True)).order_by(ContactPoint.id)),
         lambda r: r.guarantor_id)
-    # Rows only turned into the engine's tuples are read as columns (no ORM objects).
-    consents = _grouped(session.execute(
-        select(Consent.guarantor_id, Consent.contact_point_id, Consent.kind, Consent.granted_at,
-               Consent.given_to, Consent.method)
-        .where(among(session, Consent.guarantor_id, gids)).order_by(Consent.id)),
-        lambda r: r.guarantor_id)
-    revocations = _grouped(session.execute(
-        select(Revocation.guarantor_id, Revocation.contact_point_id, Revocation.channel,
-               Revocation.received_at, Revocation.method)
-        .where(among(session, Revocation.guarantor_id, gids)).order_by(Revocation.id)),
-        lambda r: r.guarantor_id)
-    events = _grouped(session.execute(
-        select(ContactEvent.guarantor_id, ContactEvent.id, ContactEvent.occurred_at,
-               ContactEvent.channel, ContactEvent.direction, ContactEvent.contact_point_id,
-               ContactEvent.person, ContactEvent.account_ids, ContactEvent.dialer,
-               ContactEvent.outcome, ContactEvent.text)
-        .where(among(session, ContactEvent.guarantor_id, gids),
-               ContactEvent.occurred_at >= now - HISTORY_WINDOW)
-        .order_by(ContactEvent.occurred_at, ContactEvent.id)), lambda r: r.guarantor_id)
+    # Rows only turned into the engine's tuples are read as plain columns (Core).
+    c = Consent.__table__.c
+    consents = _grouped(_read(session, select(
+        c.guarantor_id, c.contact_point_id, c.kind, c.granted_at, c.given_to, c.method)
+        .where(c.organization_id == org_id, among(session, c.guarantor_id, gids))
+        .order_by(c.id)), lambda r: r.guarantor_id)
+    c = Revocation.__table__.c
+    revocations = _grouped(_read(session, select(
+        c.guarantor_id, c.contact_point_id, c.channel, c.received_at, c.method)
+        .where(c.organization_id == org_id, among(session, c.guarantor_id, gids))
+        .order_by(c.id)), lambda r: r.guarantor_id)
+    c = ContactEvent.__table__.c
+    events = _grouped(_read(session, select(
+        c.guarantor_id, c.id, c.occurred_at, c.channel, c.direction, c.contact_point_id,
+        c.person, c.account_ids, c.dialer, c.outcome, c.text)
+        .where(c.organization_id == org_id, among(session, c.guarantor_id, gids),
+               c.occurred_at >= now - HISTORY_WINDOW)
+        .order_by(c.occurred_at, c.id)), lambda r: r.guarantor_id)
     flags = _grouped(session.scalars(
         select(Flag).where(among(session, Flag.guarantor_id, gids)).order_by(Flag.id)),
         lambda r: r.guarantor_id)
@@ -169,11 +177,12 @@ def load_debtors(
     account_ids = sorted({a.id for rows in accounts.values() for a in rows})
     balances: dict[uuid.UUID, int] = {}
     if account_ids:
-        balances = {aid: int(total or 0) for aid, total in session.execute(
-            select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_cents))
-            .where(among(session, LedgerEntry.account_id, account_ids))
-            .group_by(LedgerEntry.account_id))}
-    additions = _scenario_additions(session, gids, now)
+        c = LedgerEntry.__table__.c
+        balances = {aid: int(total or 0) for aid, total in _read(session, select(
+            c.account_id, func.sum(c.amount_cents))
+            .where(c.organization_id == org_id, among(session, c.account_id, account_ids))
+            .group_by(c.account_id))}
+    additions = _scenario_additions(session, gids, now, org_id)
 
     out: dict[tuple[uuid.UUID, uuid.UUID | None], DebtorFacts] = {}
     shared: dict[uuid.UUID, tuple[Any, ...]] = {}
@@ -306,26 +315,36 @@ def _assemble(organization: Organization, guarantor: Guarantor, *, now: datetime
 _NO_ADDITIONS = ScenarioAdditions((), None, ())
 
 
-def _scenario_additions(session: Session, gids: Sequence[uuid.UUID],
-                        now: datetime) -> dict[uuid.UUID, ScenarioAdditions]:
+def _scenario_additions(session: Session, gids: Sequence[uuid.UUID], now: datetime,
+                        organization_id: uuid.UUID | None = None,
+                        ) -> dict[uuid.UUID, ScenarioAdditions]:
     """`consent.preferences.scenario_additions` for many guarantors, one query per table
-    (same filters and the same result per guarantor; a test holds the two together)."""
-    designations = _grouped(session.scalars(select(InconvenientDesignation).where(
-        among(session, InconvenientDesignation.guarantor_id, gids),
-        InconvenientDesignation.designated_at <= now).order_by(InconvenientDesignation.id)),
+    (same filters and the same result per guarantor; a test holds the two together).
+    Read as plain columns, in the session's organization unless one is given."""
+    org_id = organization_id or session.info.get("organization_id")
+    if org_id is None:
+        raise LookupError("no organization to read the consent ledger of")
+    session.flush()
+    c = InconvenientDesignation.__table__.c
+    designations = _grouped(_read(session, select(
+        c.guarantor_id, c.kind, c.value, c.designated_at, c.revoked_at)
+        .where(c.organization_id == org_id, among(session, c.guarantor_id, gids),
+               c.designated_at <= now).order_by(c.id)), lambda r: r.guarantor_id)
+    c = ConfidentialCommunicationRequest.__table__.c
+    requests = _grouped(_read(session, select(
+        c.guarantor_id, c.received_at, c.allowed_channels, c.withdrawn_at)
+        .where(c.organization_id == org_id, among(session, c.guarantor_id, gids),
+               c.received_at <= now).order_by(c.received_at, c.id)),
         lambda r: r.guarantor_id)
-    requests = _grouped(session.scalars(select(ConfidentialCommunicationRequest).where(
-        among(session, ConfidentialCommunicationRequest.guarantor_id, gids),
-        ConfidentialCommunicationRequest.received_at <= now).order_by(
-        ConfidentialCommunicationRequest.received_at, ConfidentialCommunicationRequest.id)),
-        lambda r: r.guarantor_id)
-    opt_outs = _grouped(session.scalars(select(MediumOptOut).where(
-        among(session, MediumOptOut.guarantor_id, gids), MediumOptOut.received_at <= now)
-        .order_by(MediumOptOut.id)), lambda r: r.guarantor_id)
+    c = MediumOptOut.__table__.c
+    opt_outs = _grouped(_read(session, select(
+        c.guarantor_id, c.contact_point_id, c.medium, c.received_at, c.method)
+        .where(c.organization_id == org_id, among(session, c.guarantor_id, gids),
+               c.received_at <= now).order_by(c.id)), lambda r: r.guarantor_id)
     out: dict[uuid.UUID, ScenarioAdditions] = {}
     for g in gids:
         marks = tuple(
-            sc.Designation(kind=d.kind, value=d.value, at=d.designated_at)  # type: ignore[arg-type]
+            sc.Designation(kind=d.kind, value=d.value, at=d.designated_at)
             for d in designations.get(g, []) if d.revoked_at is None or d.revoked_at > now)
         live = [q for q in requests.get(g, []) if q.withdrawn_at is None or q.withdrawn_at > now]
         confidential = None

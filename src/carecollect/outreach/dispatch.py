@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -611,6 +611,15 @@ def _decide_chunk(ctx: JobContext, res: DispatchResources, session: Session,
         (a.guarantor_id, a.account_id) for _, a, _ in todo
         if a.guarantor_id not in in_review], now=now, profile=res.settings.profile)
     batch = _Batch(session, keys, res, org, now, states, pending)
+    _decide_each(batch, todo, facts, in_review, outcomes, prepared)
+    batch.insert_rows()
+
+
+def _decide_each(batch: _Batch, todo: list[tuple[ClaimedJob, OutreachAttempt, Provider | None]],
+                 facts: dict[tuple[uuid.UUID, uuid.UUID | None], DebtorFacts],
+                 in_review: set[uuid.UUID], outcomes: Outcomes,
+                 prepared: list[_Prepared]) -> None:
+    session, pending = batch.session, batch.audit
     for job, attempt, provider in todo:
         if attempt.guarantor_id in in_review:
             _finish(session, attempt, "blocked", reasons=["PLAT-REVOKE-NLU"], audit=pending)
@@ -650,7 +659,21 @@ class _Batch:
     baa: dict[str, bool] = field(default_factory=dict)
     recorded: dict[uuid.UUID, list[sc.HistoryEvent]] = field(default_factory=dict)
     templates: dict[tuple[str, str], Template | None] = field(default_factory=dict)
+    # New rows (contact events, portal links) inserted together by `insert_rows`.
+    new_rows: dict[type[Any], list[dict[str, Any]]] = field(default_factory=dict)
     _overlay: list[OrgOverlay | None] = field(default_factory=list)
+
+    def insert_later(self, row: Any) -> None:
+        """Keep an unsaved ORM row's values for the chunk's bulk insert (one executemany
+        per table instead of the unit of work's per-object bookkeeping)."""
+        values = {k: v for k, v in vars(row).items() if not k.startswith("_")}
+        self.new_rows.setdefault(type(row), []).append(values)
+
+    def insert_rows(self) -> None:
+        """Insert the chunk's new rows, before its attempts are committed `sending`."""
+        for model, rows in self.new_rows.items():
+            self.session.execute(insert(model), rows)
+        self.new_rows.clear()
 
     def overlay(self) -> OrgOverlay | None:
         """The organization's stored compliance overlay (quiet days, holidays, tighter
@@ -689,7 +712,7 @@ class _Batch:
 
         row, token = new_link(actor=MESSAGE_ACTOR, organization_id=self.org.id,
                               guarantor_id=guarantor_id, ttl=_portal_link_ttl(), now=now)
-        self.session.add(row)
+        self.insert_later(row)
         self.audit.append(PendingEvent(MESSAGE_ACTOR, "portal.link_issue", link_row_subject(row),
                                        "success", link_issue_details(row)))
         return self.res.settings.public_base_url.rstrip("/") + link_path(token)
@@ -812,7 +835,8 @@ class _Batch:
         event = contact_history_service.record_contact(
             session, keys=keys, actor=ACTOR, guarantor_id=attempt.guarantor_id,
             contact_point_id=cp.id, occurred_at=now, channel=channel, direction="outbound",
-            outcome="delivered", account_ids=account_ids, flush=False, audit=self.audit)
+            outcome="delivered", account_ids=account_ids, audit=self.audit, add=False)
+        self.insert_later(event)
         self.recorded.setdefault(attempt.guarantor_id, []).append(history_event(
             at=now, channel=channel, direction="outbound", contact_point_id=cp.id,
             person=event.person, account_ids=[str(a) for a in account_ids], dialer=None,

@@ -38,10 +38,12 @@ class ContactHistoryService:
         text: str | None = None,
         flush: bool = True,
         audit: list[PendingEvent] | None = None,
+        add: bool = True,
     ) -> ContactEvent:
         """Add one contact-history row and its audit event. The batch dispatcher passes
         `flush=False` (the insert waits for the session's next flush) and `audit` (the
-        event is appended there and recorded with the batch's others)."""
+        event is appended there and recorded with the batch's others), or `add=False`
+        (the row is returned unsaved: the dispatcher inserts a chunk's rows together)."""
         if channel not in CHANNELS:
             raise BadInput(f"unknown channel {channel!r}")
         if direction not in ("outbound", "inbound"):
@@ -66,9 +68,10 @@ class ContactHistoryService:
             text=keys.cipher().seal("contact_event", "text", row_id, text),
             created_at=utcnow(),
         )
-        session.add(event)
-        if flush:
-            session.flush()
+        if add:
+            session.add(event)
+            if flush:
+                session.flush()
         pending = PendingEvent(
             actor,
             "contact.record",
