@@ -18,8 +18,8 @@ Rounds: one attempt at a time (`batch_size` 1: the pre-batch behaviour, M sends)
 the batch path with one and with two worker processes (N sends each). CPU seconds of the
 worker processes (getrusage of the children, including spawn and imports; and inside the
 worker loop alone), of this process (the fake server's threads) and of the local
-PostgreSQL server's processes (from /proc) are reported next to wall time, with the load
-average.
+PostgreSQL backends serving the bench database (from /proc) are reported next to wall
+time, with the load average.
 
 Baseline measured in the same run: the raw provider rate, i.e. the same SDK calls to the
 same fake server from this process with no database at all, sequentially and from as many
@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import resource
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -136,24 +137,54 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def server_cpu() -> float:
-    """CPU seconds of the local PostgreSQL server's processes, including backends that
-    have exited (0 when the server is not local)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.index("(") + 1:stat.rindex(")")].startswith("postgres"):
+class BackendCpu:
+    """CPU seconds of the local PostgreSQL backends serving database `name` (the process
+    title names it), sampled every 0.1 s while a round runs, so a backend whose worker
+    process has exited still counts with its last sample. Other sessions' backends on the
+    shared server are not counted. Reads nothing (0 s) when the server is not local."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name.encode()
+        self.seen: dict[int, tuple[float, float]] = {}  # pid: (first, last) CPU seconds
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> None:
+        for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read()
+                if not title.startswith(b"postgres:") or self.name not in title:
+                    continue
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
             fields = stat[stat.rindex(")") + 2:].split()
-            # Own time, and (the postmaster's) the time of backends that have exited.
-            total += sum(int(x) for x in fields[11:15]) / tick
-    return total
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            first = self.seen.get(int(pid), (cpu, cpu))[0]
+            self.seen[int(pid)] = (first, cpu)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.1):
+            self.sample()
+
+    def __enter__(self) -> BackendCpu:
+        self.sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(last - first for first, last in self.seen.values())
 
 
 def self_cpu() -> float:
@@ -257,10 +288,10 @@ def main() -> None:
                 before = sent(db)
                 n = plan_round(world, debtors, round_no)
                 before_load = load()
-                pg0 = server_cpu()
-                elapsed, cpu, loop_cpu, fake_cpu = run_workers(
-                    world, kek, twilio.base_url, processes, claim, batch, conc)
-                pg_cpu = server_cpu() - pg0
+                with BackendCpu(name) as backends:
+                    elapsed, cpu, loop_cpu, fake_cpu = run_workers(
+                        world, kek, twilio.base_url, processes, claim, batch, conc)
+                pg_cpu = backends.seconds
                 done = sent(db) - before
                 total += done
                 if pending(db) or done != n:
@@ -272,7 +303,7 @@ def main() -> None:
                       f"baseline {rate / processes / baseline:.3f}); workers' CPU {cpu:.1f} s, "
                       f"{loop_cpu:.1f} s of it in the worker loop = {done / loop_cpu:,.0f} sends "
                       f"per worker CPU-second ({loop_cpu / done * 1e3:.2f} ms per send); fake "
-                      f"server CPU {fake_cpu:.1f} s; PostgreSQL CPU {pg_cpu:.1f} s "
+                      f"server CPU {fake_cpu:.1f} s; PostgreSQL backends' CPU {pg_cpu:.1f} s "
                       f"({pg_cpu / done * 1e3:.2f} ms per send); load average {before_load} -> "
                       f"{load()}; "
                       f"target >= 500 per worker")
