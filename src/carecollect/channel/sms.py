@@ -61,7 +61,7 @@ class PooledHttpClient(HttpClient):  # type: ignore[misc]
     exception, which `TwilioSms.send` classifies."""
 
     def __init__(self, base_url: str | None, timeout: float | None, *,
-                 maxsize: int = 8) -> None:
+                 maxsize: int = 16) -> None:
         super().__init__(_quiet, False, timeout)
         self.base_url = (base_url or TWILIO_API).rstrip("/")
         self.proxy_url, verify = _environment(self.base_url + "/")
