@@ -33,6 +33,28 @@ class Debtor:
     extra: dict[str, uuid.UUID] = field(default_factory=dict)
 
 
+def email_opted_out_debtor(session: Session, tenant: Tenant, *, n: int, at: dt.datetime
+                           ) -> Debtor:
+    """A debtor who opted out of e-mail by free text the day before `at`."""
+    from carecollect.consent.preferences import preferences_service
+
+    debtor = make_debtor(session, tenant, n=n)
+    preferences_service.opt_out_medium(
+        session, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=debtor.guarantor_id,
+        medium="email", received_at=at - dt.timedelta(days=1), method="free_text")
+    return debtor
+
+
+def bankrupt_debtor(session: Session, tenant: Tenant, *, n: int, at: dt.datetime) -> Debtor:
+    """A debtor with a bankruptcy flag raised two days before `at`."""
+    from carecollect.patient.models import Flag
+
+    debtor = make_debtor(session, tenant, n=n)
+    session.add(Flag(organization_id=tenant.id, guarantor_id=debtor.guarantor_id,
+                     kind="bankruptcy", raised_at=at - dt.timedelta(days=2)))
+    return debtor
+
+
 def make_debtor(session: Session, tenant: Tenant, *, n: int, phone: bool = True,
                 email: bool = True, postal: bool = True, balance_cents: int = 84_500,
                 phone_consent_at: dt.datetime | None = None,

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from carecollect.consent.preferences import preferences_service
 from carecollect.db import Database
 from carecollect.errors import BadInput, NotFound
 from carecollect.outreach.cadence import (
@@ -23,9 +22,13 @@ from carecollect.outreach.cadence import (
 )
 from carecollect.outreach.cadence_models import Campaign, CampaignEnrollment, CampaignStep
 from carecollect.outreach.outbox import OutreachAttempt
-from carecollect.patient.models import Flag
 from tests.factories import TEST_ACTOR, audit_events, create_tenant
-from tests.outreach.helpers import make_debtor, simple_campaign
+from tests.outreach.helpers import (
+    bankrupt_debtor,
+    email_opted_out_debtor,
+    make_debtor,
+    simple_campaign,
+)
 
 UTC = dt.UTC
 AT = dt.datetime(2026, 5, 4, 10, 0, tzinfo=UTC)  # Monday, 06:00 in Boston
@@ -190,13 +193,8 @@ def test_dry_run_shows_outcomes_reasons_and_writes_nothing(db: Database) -> None
     with db.tenant_session(tenant.id) as s:
         campaign_id = simple_campaign(s, tenant, channels=("email", "letter"))
         ok = make_debtor(s, tenant, n=1, email_consent_at=AT - dt.timedelta(days=3))
-        opted_out = make_debtor(s, tenant, n=2)
-        preferences_service.opt_out_medium(
-            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=opted_out.guarantor_id,
-            medium="email", received_at=AT - dt.timedelta(days=1), method="free_text")
-        bankrupt = make_debtor(s, tenant, n=3)
-        s.add(Flag(organization_id=tenant.id, guarantor_id=bankrupt.guarantor_id,
-                   kind="bankruptcy", raised_at=AT - dt.timedelta(days=2)))
+        opted_out = email_opted_out_debtor(s, tenant, n=2, at=AT)
+        bankrupt = bankrupt_debtor(s, tenant, n=3, at=AT)
         # Paused before anything was enrolled: the dry run treats it as active.
         cadence_service.set_active(s, organization_id=tenant.id, actor=TEST_ACTOR,
                                    campaign_id=campaign_id, active=False, at=AT)

@@ -12,9 +12,13 @@ from carecollect.outreach.cadence import cadence_service
 from carecollect.outreach.cadence_models import CampaignEnrollment
 from carecollect.outreach.outbox import OutreachAttempt
 from carecollect.outreach.planner import build_plan, persist_plan, plan_and_persist
-from carecollect.patient.models import Flag
 from tests.factories import TEST_ACTOR, audit_events, create_tenant
-from tests.outreach.helpers import make_debtor, simple_campaign
+from tests.outreach.helpers import (
+    bankrupt_debtor,
+    email_opted_out_debtor,
+    make_debtor,
+    simple_campaign,
+)
 
 UTC = dt.UTC
 # Monday 2026-05-04, 06:00 in Boston (EDT, UTC-4).
@@ -32,13 +36,8 @@ def test_channel_fallbacks_blocks_and_reasons(db: Database) -> None:
         simple_campaign(s, tenant, channels=("email", "letter"))
         ok = make_debtor(s, tenant, n=1, email_consent_at=AT - dt.timedelta(days=3))
         no_email = make_debtor(s, tenant, n=2, email=False)
-        opted_out = make_debtor(s, tenant, n=3)
-        preferences_service.opt_out_medium(
-            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=opted_out.guarantor_id,
-            medium="email", received_at=AT - dt.timedelta(days=1), method="free_text")
-        bankrupt = make_debtor(s, tenant, n=4)
-        s.add(Flag(organization_id=tenant.id, guarantor_id=bankrupt.guarantor_id,
-                   kind="bankruptcy", raised_at=AT - dt.timedelta(days=2)))
+        opted_out = email_opted_out_debtor(s, tenant, n=3, at=AT)
+        bankrupt = bankrupt_debtor(s, tenant, n=4, at=AT)
         confidential = make_debtor(s, tenant, n=5)
         preferences_service.request_confidential(
             s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=confidential.guarantor_id,

@@ -21,7 +21,13 @@ from carecollect.outreach.outbox import OutreachAttempt
 from carecollect.outreach.service import contact_history_service
 from carecollect.patient.models import Flag
 from tests.factories import TEST_ACTOR, Tenant, create_tenant
-from tests.outreach.helpers import Debtor, make_debtor, simple_campaign
+from tests.outreach.helpers import (
+    Debtor,
+    bankrupt_debtor,
+    email_opted_out_debtor,
+    make_debtor,
+    simple_campaign,
+)
 
 UTC = dt.UTC
 AT = dt.datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -46,13 +52,8 @@ def _setup(db: Database) -> tuple[Tenant, dict[str, Debtor]]:
     with db.tenant_session(tenant.id) as s:
         simple_campaign(s, tenant, channels=("sms", "email", "letter"))
         texted = make_debtor(s, tenant, n=1, phone_consent_at=AT - dt.timedelta(days=3))
-        opted_out = make_debtor(s, tenant, n=2)
-        preferences_service.opt_out_medium(
-            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=opted_out.guarantor_id,
-            medium="email", received_at=AT - dt.timedelta(days=1), method="free_text")
-        bankrupt = make_debtor(s, tenant, n=3)
-        s.add(Flag(organization_id=tenant.id, guarantor_id=bankrupt.guarantor_id,
-                   kind="bankruptcy", raised_at=AT - dt.timedelta(days=2)))
+        opted_out = email_opted_out_debtor(s, tenant, n=2, at=AT)
+        bankrupt = bankrupt_debtor(s, tenant, n=3, at=AT)
         confidential = make_debtor(s, tenant, n=4)
         preferences_service.request_confidential(
             s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=confidential.guarantor_id,

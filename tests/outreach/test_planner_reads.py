@@ -8,14 +8,13 @@ import datetime as dt
 
 import pytest
 
-from carecollect.consent.preferences import preferences_service
 from carecollect.db import Database
 from carecollect.outreach import planner
 from carecollect.outreach.cadence import cadence_service
 from carecollect.outreach.service import contact_history_service
 from carecollect.patient.models import Flag
 from tests.factories import TEST_ACTOR, create_tenant
-from tests.outreach.helpers import make_debtor, simple_campaign
+from tests.outreach.helpers import email_opted_out_debtor, make_debtor, simple_campaign
 
 UTC = dt.UTC
 AT = dt.datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -29,16 +28,7 @@ def test_reads_restricted_in_sql_or_in_polars_plan_the_same(
     with db.tenant_session(tenant.id) as s:
         simple_campaign(s, tenant, channels=("sms", "email", "letter"))
         texted = make_debtor(s, tenant, n=1, phone_consent_at=AT - dt.timedelta(days=3))
-        opted_out = make_debtor(s, tenant, n=2)
-        preferences_service.opt_out_medium(
-            s,
-            keys=tenant.keys,
-            actor=TEST_ACTOR,
-            guarantor_id=opted_out.guarantor_id,
-            medium="email",
-            received_at=AT - dt.timedelta(days=1),
-            method="free_text",
-        )
+        opted_out = email_opted_out_debtor(s, tenant, n=2, at=AT)
         bankrupt = make_debtor(s, tenant, n=3)
         s.add(
             Flag(

@@ -15,10 +15,14 @@ from sqlalchemy import func, select
 
 from carecollect.consent.preferences import preferences_service
 from carecollect.outreach.cadence_models import Campaign, CampaignEnrollment, CampaignStep
-from carecollect.patient.models import Flag
 from carecollect.payment_plan.models import PlanPolicy
 from tests.factories import TEST_ACTOR, audit_events
-from tests.outreach.helpers import make_debtor, simple_campaign
+from tests.outreach.helpers import (
+    bankrupt_debtor,
+    email_opted_out_debtor,
+    make_debtor,
+    simple_campaign,
+)
 from tests.web.conftest import Web
 from tests.web.helpers import job_count, snapshot
 
@@ -41,13 +45,8 @@ def seed_portfolio(web: Web) -> Portfolio:
     tenant = web.tenant
     with web.db.tenant_session(tenant.id) as s:
         ok = make_debtor(s, tenant, n=1, email_consent_at=AT - dt.timedelta(days=3))
-        opted_out = make_debtor(s, tenant, n=2)
-        preferences_service.opt_out_medium(
-            s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=opted_out.guarantor_id,
-            medium="email", received_at=AT - dt.timedelta(days=1), method="free_text")
-        bankrupt = make_debtor(s, tenant, n=3)
-        s.add(Flag(organization_id=tenant.id, guarantor_id=bankrupt.guarantor_id,
-                   kind="bankruptcy", raised_at=AT - dt.timedelta(days=2)))
+        opted_out = email_opted_out_debtor(s, tenant, n=2, at=AT)
+        bankrupt = bankrupt_debtor(s, tenant, n=3, at=AT)
         designated = make_debtor(s, tenant, n=4)
         preferences_service.designate_inconvenient(
             s, keys=tenant.keys, actor=TEST_ACTOR, guarantor_id=designated.guarantor_id,
