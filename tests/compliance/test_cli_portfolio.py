@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from carecollect.cli.compliance import app
 from carecollect.compliance.batch import evaluate_portfolio
-from carecollect.compliance.batch_sqlite import write_portfolio
+from carecollect.compliance.batch_sqlite import schema_sql, write_portfolio
 from tests.compliance.portfolio import random_portfolio
 
 
@@ -48,3 +49,26 @@ def test_a_file_that_is_not_a_portfolio_exits_2(tmp_path: Path) -> None:
     assert "cannot read portfolio file" in result.stderr
     result = CliRunner().invoke(app, ["portfolio", str(tmp_path / "missing.sqlite")])
     assert result.exit_code == 2
+
+
+def test_a_value_of_the_wrong_type_exits_2_naming_the_column_not_the_value(
+    tmp_path: Path,
+) -> None:
+    # The writer makes STRICT tables; a file made elsewhere without STRICT can hold text in
+    # an integer column. The error names the column and never echoes stored values.
+    path = tmp_path / "loose.sqlite"
+    with sqlite3.connect(path) as conn:
+        for statement in schema_sql():
+            conn.execute(statement.replace(" STRICT", ""))
+        conn.execute("INSERT INTO accounts_kinds (kind, channel) VALUES (0, 'sms')")
+        conn.execute("INSERT INTO accounts (account_key, phone_value, time, kind) "
+                     "VALUES (1, '+16175550123', 'next tuesday', 0)")
+    conn.close()
+    before = path.read_bytes()
+    result = CliRunner().invoke(app, ["portfolio", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: cannot read portfolio file: PortfolioFileError: "
+                                     "accounts.time: a value does not have the column's type")
+    assert "next tuesday" not in result.output
+    assert "6175550123" not in result.output
+    assert path.read_bytes() == before  # read only

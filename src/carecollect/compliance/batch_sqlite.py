@@ -209,14 +209,20 @@ def decode_frame(rows: pl.DataFrame, kinds: pl.DataFrame, table: str) -> pl.Data
             out.append(gathered.get_column(column))
             continue
         raw = rows.get_column("account_key" if how == "key" else column)
-        if how == "key":
-            series = raw.cast(pl.Int64)
-        elif how == "us":
-            series = raw.cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        elif how == "day":
-            series = raw.cast(pl.Int32).cast(pl.Date)
-        else:
-            series = raw.cast(pl.String)
+        try:
+            if how == "key":
+                series = raw.cast(pl.Int64)
+            elif how == "us":
+                series = raw.cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+            elif how == "day":
+                series = raw.cast(pl.Int32).cast(pl.Date)
+            else:
+                series = raw.cast(pl.String)
+        except pl.exceptions.PolarsError:
+            # A table that is not STRICT can hold any type; the driver's message would
+            # echo the stored values (phone numbers, ZIP codes), so name the column only.
+            raise PortfolioFileError(
+                f"{table}.{raw.name}: a value does not have the column's type") from None
         out.append(series.alias(column))
     return pl.DataFrame(out)
 
