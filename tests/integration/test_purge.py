@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from carecollect.integration.models import IntegrationEvent, WebhookDelivery
@@ -96,6 +97,18 @@ def test_the_job_stays_in_its_organization_and_the_daily_one_covers_all(hooks: H
     assert _event_ids(hooks) == set()
     assert sorted(e["subject_id"] for e in audit_events(hooks.db, "integration_event.purge")
                   ) == sorted([str(other.id), str(hooks.tenant.id)])
+
+
+@pytest.mark.parametrize("bad", [0, -5, 3_651, 10**12, "30", True, None])
+def test_a_bad_retention_is_refused_and_nothing_is_deleted(hooks: Hooks, bad: object) -> None:
+    event_id = hooks.emit("payment.succeeded", _data())
+    _age(hooks, event_id, 4_000)
+    args = {"retention_days": bad} if bad is not None else {"retention_days": "none"}
+    _purge(hooks, hooks.tenant.id, **args)
+    assert _event_ids(hooks) == {event_id}
+    [job] = [j for j in hooks.jobs() if j.kind == PURGE_JOB]
+    assert (job.state, [e["code"] for e in job.errors]) == ("discarded", ["bad_retention_days"])
+    assert audit_events(hooks.db, "integration_event.purge") == []
 
 
 def test_retention_can_be_set_per_run_but_not_below_a_day(hooks: Hooks) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from carecollect.audit import Actor
-from carecollect.kit.jobs import registry
+from carecollect.kit.jobs import enqueue, registry
 from carecollect.kit.jobs.registry import TaskRegistry
 from carecollect.kit.jobs.worker import Worker
 from carecollect.payment import autopay
@@ -211,3 +211,19 @@ def test_stripe_detach_of_an_unknown_method_is_done() -> None:
         stripe.detach_method("pm_gone")  # already detached
         assert [r.path for r in fake.requests] == [
             "/v1/payment_methods/pm_gone/detach", "/v1/payment_methods/pm_gone"]
+
+
+@pytest.mark.parametrize("args", [{}, {"payment_method_id": "not-a-uuid"}])
+def test_a_job_with_bad_arguments_is_discarded_and_changes_nothing(
+    sandbox_world: tuple[World, SandboxProcessor], args: dict[str, str],
+) -> None:
+    world, sandbox = sandbox_world
+    _plan(world, sandbox, "pm_sandbox_visa")
+    before = _methods(world)
+    with world.db.system_session() as session:
+        enqueue(session, DETACH_JOB, args, queue="payments", organization_id=world.org_id)
+    _drain(world, sandbox)
+    [job] = world.jobs(DETACH_JOB)
+    assert (job.state, [e["code"] for e in job.errors]) == ("discarded", ["bad_arguments"])
+    assert _methods(world) == before
+    assert sandbox.detached == []

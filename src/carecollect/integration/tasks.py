@@ -44,6 +44,7 @@ from carecollect.kit.jobs.registry import TaskRegistry
 from carecollect.tenant.models import Organization
 
 PURGE_JOB = "integration.purge_events"
+MAX_RETENTION_DAYS = 3_650
 DAILY_PURGE = PeriodicSpec(name="integration_daily_purge", kind=PURGE_JOB,
                            every=timedelta(days=1), offset=timedelta(hours=7),
                            queue=DELIVER_QUEUE)
@@ -82,9 +83,12 @@ def deliver_webhook(ctx: JobContext, job: ClaimedJob) -> None:
 @task(PURGE_JOB, queue=DELIVER_QUEUE, max_attempts=3)
 def purge(ctx: JobContext, job: ClaimedJob) -> None:
     days = job.args.get("retention_days")
-    retention = timedelta(days=int(days)) if days is not None else EVENT_RETENTION
-    if retention < timedelta(days=1):
-        raise TerminalError("retention_too_short")
+    if days is None:
+        retention = EVENT_RETENTION
+    elif isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= MAX_RETENTION_DAYS:
+        retention = timedelta(days=days)
+    else:
+        raise TerminalError("bad_retention_days")  # a whole number of days, 1 to 3,650
     before = ctx.clock() - retention
     with ctx.db.system_session() as session:
         query = select(Organization.id)

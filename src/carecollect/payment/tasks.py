@@ -46,7 +46,10 @@ def send_receipt(ctx: JobContext, job: ClaimedJob) -> None:
 def detach_method(ctx: JobContext, job: ClaimedJob) -> None:
     if job.organization_id is None:
         raise TerminalError("no_organization")
-    method_id = uuid.UUID(str(job.args["payment_method_id"]))
+    try:
+        method_id = uuid.UUID(str(job.args["payment_method_id"]))
+    except (KeyError, ValueError):
+        raise TerminalError("bad_arguments") from None
     with ctx.db.tenant_session(job.organization_id) as session:
         method = session.get(SavedPaymentMethod, method_id)
         if method is None:
