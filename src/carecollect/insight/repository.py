@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Select,
     String,
     Text,
     case,
@@ -77,6 +78,24 @@ class Scope:
         if self.location_id is not None and location_id != self.location_id:
             return False
         return self.account_ids is None or account_id in self.account_ids
+
+
+def _flagged_in(query: Select[Any], organization_id: uuid.UUID, *, start: datetime,
+                end: datetime, campaign_key: str | None, location_id: uuid.UUID | None,
+                ) -> Select[Any]:
+    """`query` over `outreach_attempt` kept to the organization's blocked or re-timed
+    attempts scheduled in [start, end), of one campaign and one location if given."""
+    query = query.where(
+        OutreachAttempt.organization_id == organization_id,
+        OutreachAttempt.scheduled_for >= start, OutreachAttempt.scheduled_for < end,
+        text(f"({FLAGGED_ATTEMPT_PREDICATE})"),
+    )
+    if campaign_key is not None:
+        query = query.where(OutreachAttempt.cadence_key == campaign_key)
+    if location_id is not None:
+        query = query.join(Account, Account.id == OutreachAttempt.account_id).where(
+            Account.location_id == location_id)
+    return query
 
 
 class InsightRepository:
@@ -434,16 +453,9 @@ class InsightRepository:
         query = select(
             OutreachAttempt.account_id, OutreachAttempt.channel, OutreachAttempt.state,
             OutreachAttempt.reasons, OutreachAttempt.details,
-        ).where(
-            OutreachAttempt.organization_id == organization_id,
-            OutreachAttempt.scheduled_for >= start, OutreachAttempt.scheduled_for < end,
-            text(f"({FLAGGED_ATTEMPT_PREDICATE})"),
         )
-        if campaign_key is not None:
-            query = query.where(OutreachAttempt.cadence_key == campaign_key)
-        if location_id is not None:
-            query = query.join(Account, Account.id == OutreachAttempt.account_id).where(
-                Account.location_id == location_id)
+        query = _flagged_in(query, organization_id, start=start, end=end,
+                            campaign_key=campaign_key, location_id=location_id)
         return [(r[0], r[1], r[2], list(r[3] or []), dict(r[4] or {}))
                 for r in session.execute(query)]
 
@@ -459,16 +471,9 @@ class InsightRepository:
         retimed_flag = case((retimed, 1), else_=0)
         query = select(
             OutreachAttempt.channel, OutreachAttempt.state, reasons, retimed_flag, func.count(),
-        ).where(
-            OutreachAttempt.organization_id == organization_id,
-            OutreachAttempt.scheduled_for >= start, OutreachAttempt.scheduled_for < end,
-            text(f"({FLAGGED_ATTEMPT_PREDICATE})"),
         )
-        if campaign_key is not None:
-            query = query.where(OutreachAttempt.cadence_key == campaign_key)
-        if location_id is not None:
-            query = query.join(Account, Account.id == OutreachAttempt.account_id).where(
-                Account.location_id == location_id)
+        query = _flagged_in(query, organization_id, start=start, end=end,
+                            campaign_key=campaign_key, location_id=location_id)
         query = query.group_by(OutreachAttempt.channel, OutreachAttempt.state, reasons,
                                retimed_flag)
         return [(r[0], r[1], list(json.loads(r[2]) or []) if r[2] else [], bool(r[3]),
