@@ -450,11 +450,6 @@ def _note_changes(session: Session, transaction: Any, connection: Connection) ->
     session.info[_CHANGES] = (transaction, id(raw), getattr(raw, "total_changes", None))
 
 
-def _aware(df: pl.DataFrame, *columns: str) -> pl.DataFrame:
-    """Timestamps are UTC-aware already (see `_frame`); kept for call-site clarity."""
-    return df
-
-
 @dataclasses.dataclass
 class _Facts:
     due: pl.DataFrame
